@@ -1,0 +1,29 @@
+"""Adding updates to params."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from optxform.core.trees import check_same_structure
+
+
+def apply_updates(params, updates):
+    """Return ``params + updates`` leaf by leaf, keeping each param's dtype (optax.apply_updates).
+
+    The sum is computed in the wider of the two dtypes and cast back to the param's dtype, so a
+    bfloat16 param receiving a float32 update stays bfloat16. ``None`` leaves (frozen or
+    absent params) stay ``None``. A structure or shape mismatch raises ``ValueError`` naming
+    the first bad path.
+    """
+    check_same_structure(params, updates, "params", "updates")
+
+    def add(p, u):
+        if p is None:
+            return None
+        p = jnp.asarray(p)
+        u = jnp.asarray(u)
+        wide = jnp.promote_types(p.dtype, u.dtype)
+        return (p.astype(wide) + u.astype(wide)).astype(p.dtype)
+
+    return jax.tree.map(add, params, updates, is_leaf=lambda x: x is None)

@@ -1,0 +1,3 @@
+"""optxform.explore"""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""optxform.fused"""
+
+__all__: list[str] = []

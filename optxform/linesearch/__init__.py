@@ -1,0 +1,3 @@
+"""optxform.linesearch"""
+
+__all__: list[str] = []

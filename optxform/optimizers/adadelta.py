@@ -1,0 +1,3 @@
+"""The adadelta optimizer alias."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""The adafactor optimizer alias."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""The adagrad optimizer alias."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""The adam optimizer alias."""
+
+__all__: list[str] = []

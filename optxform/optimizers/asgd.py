@@ -1,0 +1,3 @@
+"""The asgd optimizer alias."""
+
+__all__: list[str] = []

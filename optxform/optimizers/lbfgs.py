@@ -1,0 +1,3 @@
+"""The lbfgs optimizer alias."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""The lion optimizer alias."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""The rmsprop optimizer alias."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""The rprop optimizer alias."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""The sgd optimizer alias."""
+
+__all__: list[str] = []

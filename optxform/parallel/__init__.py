@@ -1,0 +1,3 @@
+"""optxform.parallel"""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""optxform.problems"""
+
+__all__: list[str] = []

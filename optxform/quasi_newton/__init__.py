@@ -1,0 +1,3 @@
+"""optxform.quasi_newton"""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""optxform.schedules"""
+
+__all__: list[str] = []

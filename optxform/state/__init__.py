@@ -1,0 +1,3 @@
+"""optxform.state"""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Factored second moments (Adafactor): scale_by_factored_rms."""
+
+__all__: list[str] = []

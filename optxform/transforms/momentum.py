@@ -1,0 +1,3 @@
+"""Momentum: torch's momentum buffer (trace)."""
+
+__all__: list[str] = []

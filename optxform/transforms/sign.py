@@ -1,0 +1,3 @@
+"""Sign-based updates: Rprop and Lion."""
+
+__all__: list[str] = []

@@ -1,0 +1,119 @@
+"""Leaf-wise arithmetic on pytrees, so that transforms read like their update rule.
+
+Conventions: ``None`` leaves are skipped (they stay ``None``); a scalar multiplier is cast to
+each leaf's dtype, so multiplying a bfloat16 tree by a float32 learning rate keeps
+bfloat16 (this also keeps strict dtype promotion happy).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+_is_none = lambda x: x is None  # noqa: E731
+
+
+def tree_map(fn: Callable, tree: Any, *rest: Any) -> Any:
+    """``jax.tree.map`` that leaves ``None`` leaves of ``tree`` as ``None``."""
+    return jax.tree.map(lambda x, *r: None if x is None else fn(x, *r), tree, *rest,
+                        is_leaf=_is_none)
+
+
+def leaves(tree: Any) -> list:
+    return jax.tree.leaves(tree)
+
+
+def zeros_like(tree: Any, dtype=None) -> Any:
+    """Zeros shaped like each leaf, in ``dtype`` (default: the leaf's own dtype)."""
+    return tree_map(lambda x: jnp.zeros(jnp.shape(x), dtype or jnp.asarray(x).dtype), tree)
+
+
+def full_like(tree: Any, fill_value, dtype=None) -> Any:
+    return tree_map(lambda x: jnp.full(jnp.shape(x), fill_value, dtype or jnp.asarray(x).dtype),
+                    tree)
+
+
+def cast(tree: Any, dtype) -> Any:
+    """Cast every leaf to ``dtype``; ``dtype=None`` leaves the tree unchanged."""
+    if dtype is None:
+        return tree
+    return tree_map(lambda x: jnp.asarray(x).astype(dtype), tree)
+
+
+def cast_like(tree: Any, reference: Any) -> Any:
+    """Cast each leaf of ``tree`` to the dtype of the matching leaf of ``reference``."""
+    return tree_map(lambda x, r: x.astype(jnp.asarray(r).dtype), tree, reference)
+
+
+def as_dtype_of(scalar, leaf) -> jax.Array:
+    """``scalar`` as an array of ``leaf``'s dtype (for scaling without promotion)."""
+    return jnp.asarray(scalar).astype(jnp.asarray(leaf).dtype)
+
+
+def scale(scalar, tree: Any) -> Any:
+    """``scalar * tree``, keeping each leaf's dtype."""
+    return tree_map(lambda x: x * as_dtype_of(scalar, x), tree)
+
+
+def add(a: Any, b: Any) -> Any:
+    return tree_map(lambda x, y: x + y, a, b)
+
+
+def sub(a: Any, b: Any) -> Any:
+    return tree_map(lambda x, y: x - y, a, b)
+
+
+def mul(a: Any, b: Any) -> Any:
+    return tree_map(lambda x, y: x * y, a, b)
+
+
+def div(a: Any, b: Any) -> Any:
+    return tree_map(lambda x, y: x / y, a, b)
+
+
+def add_scaled(a: Any, scalar, b: Any) -> Any:
+    """``a + scalar * b``, keeping the dtypes of ``a``."""
+    return tree_map(lambda x, y: x + as_dtype_of(scalar, x) * y.astype(x.dtype), a, b)
+
+
+def neg(tree: Any) -> Any:
+    return tree_map(lambda x: -x, tree)
+
+
+def where(condition, on_true: Any, on_false: Any) -> Any:
+    """Select whole trees with a scalar boolean ``condition`` (jit-safe)."""
+    return tree_map(lambda x, y: jnp.where(condition, x, y), on_true, on_false)
+
+
+def vdot(a: Any, b: Any) -> jax.Array:
+    """Sum over leaves of ``<a, b>``, accumulated in float32 or wider."""
+    parts = [jnp.vdot(x.astype(_accum_dtype(x)), y.astype(_accum_dtype(x)))
+             for x, y in zip(leaves(a), leaves(b))]
+    return sum(parts, jnp.zeros([], jnp.float32)) if parts else jnp.zeros([], jnp.float32)
+
+
+def sum_of_squares(tree: Any) -> jax.Array:
+    parts = [jnp.sum(jnp.square(x.astype(_accum_dtype(x)))) for x in leaves(tree)]
+    return sum(parts, jnp.zeros([], jnp.float32)) if parts else jnp.zeros([], jnp.float32)
+
+
+def global_norm(tree: Any) -> jax.Array:
+    """The l2 norm of all leaves together (optax.global_norm)."""
+    return jnp.sqrt(sum_of_squares(tree))
+
+
+def max_abs(tree: Any) -> jax.Array:
+    parts = [jnp.max(jnp.abs(x)).astype(jnp.float32) for x in leaves(tree) if jnp.size(x)]
+    return jnp.max(jnp.stack(parts)) if parts else jnp.zeros([], jnp.float32)
+
+
+def all_finite(tree: Any) -> jax.Array:
+    """A scalar bool: every element of every leaf is finite."""
+    parts = [jnp.all(jnp.isfinite(x)) for x in leaves(tree)]
+    return jnp.all(jnp.stack(parts)) if parts else jnp.asarray(True)
+
+
+def _accum_dtype(x) -> Any:
+    return jnp.promote_types(jnp.asarray(x).dtype, jnp.float32)

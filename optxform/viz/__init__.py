@@ -1,0 +1,3 @@
+"""optxform.viz"""
+
+__all__: list[str] = []

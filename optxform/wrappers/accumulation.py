@@ -1,0 +1,3 @@
+"""Wrapper: accumulation."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Wrapper: apply_if_finite."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Wrapper: ema."""
+
+__all__: list[str] = []

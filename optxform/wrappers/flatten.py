@@ -1,0 +1,3 @@
+"""Wrapper: flatten."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Wrapper: inject."""
+
+__all__: list[str] = []

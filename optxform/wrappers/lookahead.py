@@ -1,0 +1,3 @@
+"""Wrapper: lookahead."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Wrapper: masked."""
+
+__all__: list[str] = []

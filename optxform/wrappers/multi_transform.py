@@ -1,0 +1,3 @@
+"""Wrapper: multi_transform."""
+
+__all__: list[str] = []

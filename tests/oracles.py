@@ -1,0 +1,128 @@
+"""Test problems and oracle trajectories (torch.optim, optax) for parity tests.
+
+Gradients for both sides come from the same JAX function, so a parity test compares only
+the optimizers' arithmetic, not two autodiff implementations.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _logcosh(x):
+    # Bounded gradient (tanh): trajectories stay finite for every optimizer, maximize too.
+    return jnp.abs(x) + jnp.log1p(jnp.exp(-2.0 * jnp.abs(x))) - jnp.log(2.0).astype(x.dtype)
+
+
+def mlp_params(seed: int = 0, dtype=np.float32) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        "w1": (rng.standard_normal((6, 5)) * 0.5).astype(dtype),
+        "b1": (rng.standard_normal((5,)) * 0.1).astype(dtype),
+        "w2": (rng.standard_normal((5, 3)) * 0.5).astype(dtype),
+        "k": rng.standard_normal((2, 3, 4)).astype(dtype),
+    }
+
+
+def mlp_loss(params: dict, step) -> jax.Array:
+    """A small tanh MLP on a minibatch that changes with ``step``, plus a 3-D param term."""
+    key = jax.random.fold_in(jax.random.PRNGKey(42), step)
+    kx, ky = jax.random.split(key)
+    dtype = params["w1"].dtype
+    x = jax.random.normal(kx, (8, 6), dtype)
+    y = jax.random.normal(ky, (8, 3), dtype)
+    h = jnp.tanh(x @ params["w1"] + params["b1"][None, :])
+    err = h @ params["w2"] - y
+    k = params["k"]
+    return jnp.mean(_logcosh(err)) + jnp.mean(_logcosh(k * k - jnp.asarray(0.5, dtype)))
+
+
+def embedding_params(seed: int = 0, dtype=np.float32) -> dict:
+    rng = np.random.default_rng(seed)
+    return {"embed": rng.standard_normal((12, 4)).astype(dtype)}
+
+
+def embedding_loss(params: dict, step) -> jax.Array:
+    """Looks up 5 of 12 rows per step: the other rows get an all-zero gradient row."""
+    key = jax.random.fold_in(jax.random.PRNGKey(7), step)
+    kidx, ky = jax.random.split(key)
+    idx = jax.random.choice(kidx, 12, (5,), replace=False)
+    dtype = params["embed"].dtype
+    y = jax.random.normal(ky, (5, 4), dtype)
+    return jnp.mean(_logcosh(params["embed"][idx] - y))
+
+
+PROBLEMS = {
+    "mlp": (mlp_params, mlp_loss),
+    "embedding": (embedding_params, embedding_loss),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def grad_fn(problem: str):
+    _, loss = PROBLEMS[problem]
+    return jax.jit(jax.grad(loss))
+
+
+def optxform_trajectory(tx, problem: str, steps: int, params=None) -> list[dict]:
+    """Params after each of ``steps`` jit-compiled updates (numpy copies)."""
+    import optxform
+
+    make_params, _ = PROBLEMS[problem]
+    params = jax.tree.map(jnp.asarray, params if params is not None else make_params())
+    grad = grad_fn(problem)
+
+    @jax.jit
+    def step(params, state, t):
+        g = grad(params, t)
+        updates, state = tx.update(g, state, params)
+        return optxform.apply_updates(params, updates), state
+
+    state = tx.init(params)
+    out = []
+    for t in range(steps):
+        params, state = step(params, state, jnp.asarray(t, jnp.int32))
+        out.append(jax.tree.map(np.asarray, params))
+    return out
+
+
+def torch_trajectory(torch_cls: str, torch_kwargs: dict, problem: str, steps: int) -> list[dict]:
+    """Params after each ``torch.optim.<torch_cls>.step()``, fed the JAX gradients."""
+    import torch
+
+    make_params, _ = PROBLEMS[problem]
+    init = make_params()
+    names = sorted(init)
+    tparams = {n: torch.tensor(init[n], requires_grad=True) for n in names}
+    opt = getattr(torch.optim, torch_cls)([tparams[n] for n in names], **torch_kwargs)
+    grad = grad_fn(problem)
+    sparse = torch_cls == "SparseAdam"
+    out = []
+    for t in range(steps):
+        current = {n: jnp.asarray(tparams[n].detach().numpy()) for n in names}
+        g = grad(current, jnp.asarray(t, jnp.int32))
+        for n in names:
+            dense = torch.from_numpy(np.array(g[n]))
+            tparams[n].grad = dense.to_sparse(sparse_dim=1) if sparse else dense
+        opt.step()
+        out.append({n: tparams[n].detach().numpy().copy() for n in names})
+    return out
+
+
+def optax_trajectory(optax_alias: str, optax_kwargs: dict, problem: str, steps: int):
+    import optax
+
+    return optxform_trajectory(getattr(optax, optax_alias)(**optax_kwargs), problem, steps)
+
+
+def assert_trajectories_close(actual: list[dict], expected: list[dict], rtol=1e-5, atol=1e-6):
+    assert len(actual) == len(expected)
+    for t, (a, e) in enumerate(zip(actual, expected)):
+        for name in e:
+            np.testing.assert_allclose(
+                a[name], e[name], rtol=rtol, atol=atol,
+                err_msg=f"param {name!r} differs at step {t + 1}")

@@ -1,0 +1,146 @@
+"""Generic tests over tests/registry.py: oracle parity, jit, vmap, pmap, dtypes, state shape."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optxform
+from tests import oracles
+from tests.registry import DEFAULT_CASES, OPTAX_CASES, TORCH_CASES, default_transform
+
+
+@pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: c.id)
+def test_matches_torch_trajectory(case):
+    expected = oracles.torch_trajectory(case.torch_cls, case.torch_kwargs, case.problem,
+                                        case.steps)
+    actual = oracles.optxform_trajectory(case.build(), case.problem, case.steps)
+    oracles.assert_trajectories_close(actual, expected)
+
+
+@pytest.mark.parametrize("case", OPTAX_CASES, ids=lambda c: c.id)
+def test_matches_optax_trajectory(case):
+    expected = oracles.optax_trajectory(case.optax_alias, case.optax_kwargs, case.problem,
+                                        case.steps)
+    actual = oracles.optxform_trajectory(case.build(), case.problem, case.steps)
+    oracles.assert_trajectories_close(actual, expected)
+
+
+def _run(tx, problem, params, steps, transform=lambda f: f):
+    """``steps`` updates of ``tx``; ``transform`` wraps the per-problem step (vmap, pmap)."""
+    grad = oracles.grad_fn(problem)
+
+    def one_step(params, state, t):
+        updates, state = tx.update(grad(params, t), state, params)
+        return optxform.apply_updates(params, updates), state
+
+    step = transform(one_step)
+    state = transform(tx.init)(params)
+    for t in range(steps):
+        params, state = step(params, state, jnp.asarray(t, jnp.int32))
+    return params, state
+
+
+def _batched_params(problem, n):
+    make, _ = oracles.PROBLEMS[problem]
+    trees = [make(seed) for seed in range(n)]
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees), trees
+
+
+@pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
+def test_vmap_over_problems_equals_separate_runs(case):
+    tx = default_transform(case)
+    batched, trees = _batched_params(case.problem, 3)
+    out, _ = _run(tx, case.problem, batched, 12,
+                  transform=lambda f: jax.jit(jax.vmap(f, in_axes=(0, 0, None))
+                                              if f is not tx.init else jax.vmap(f)))
+    for i, tree in enumerate(trees):
+        single, _ = _run(tx, case.problem, jax.tree.map(jnp.asarray, tree), 12,
+                         transform=jax.jit)
+        for name in tree:
+            np.testing.assert_allclose(out[name][i], single[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
+def test_pmap_over_8_devices_equals_separate_runs(case):
+    assert jax.device_count() == 8
+    tx = default_transform(case)
+    batched, trees = _batched_params(case.problem, 8)
+    out, _ = _run(tx, case.problem, batched, 6,
+                  transform=lambda f: jax.pmap(f, in_axes=(0, 0, None))
+                  if f is not tx.init else jax.pmap(f))
+    for i in (0, 7):
+        single, _ = _run(tx, case.problem, jax.tree.map(jnp.asarray, trees[i]), 6,
+                         transform=jax.jit)
+        for name in trees[i]:
+            np.testing.assert_allclose(np.asarray(out[name])[i], single[name],
+                                       rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bf16", "f16"])
+@pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
+def test_low_precision_params_keep_dtype_and_stay_finite(case, dtype):
+    tx = default_transform(case)
+    make, _ = oracles.PROBLEMS[case.problem]
+    params = jax.tree.map(lambda x: jnp.asarray(x, dtype), make())
+    out, state = _run(tx, case.problem, params, 5, transform=jax.jit)
+    for name, leaf in out.items():
+        assert leaf.dtype == dtype, name
+        assert bool(jnp.all(jnp.isfinite(leaf.astype(jnp.float32)))), name
+    # A zero gradient never yields NaN.
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = jax.jit(tx.update)(zeros, tx.init(params), params)
+    assert bool(optxform.tree.all_finite(updates))
+    # State leaves: floats are either the param dtype or at least float32 (documented).
+    for leaf in jax.tree.leaves(state):
+        if jnp.issubdtype(leaf.dtype, jnp.floating):
+            assert leaf.dtype in (dtype, jnp.float32), leaf.dtype
+
+
+@pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
+def test_state_keeps_shapes_and_dtypes_and_does_not_retrace(case):
+    tx = default_transform(case)
+    make, _ = oracles.PROBLEMS[case.problem]
+    params = jax.tree.map(jnp.asarray, make())
+    state = tx.init(params)
+    traces = []
+
+    @jax.jit
+    def step(params, state, grads):
+        traces.append(1)
+        return tx.update(grads, state, params)
+
+    grad = oracles.grad_fn(case.problem)
+    for t in range(3):
+        updates, new_state = step(params, state, grad(params, t))
+        assert jax.tree.structure(new_state) == jax.tree.structure(state)
+        for a, b in zip(jax.tree.leaves(new_state), jax.tree.leaves(state)):
+            assert a.shape == b.shape and a.dtype == b.dtype
+        state = new_state
+        params = optxform.apply_updates(params, updates)
+    assert len(traces) == 1
+    # The state can be carried through lax.scan.
+    jax.lax.scan(lambda s, _: (step(params, s, grad(params, 0))[1], None), state, None, 2)
+
+
+@pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
+def test_empty_params_tree_is_valid(case):
+    tx = default_transform(case)
+    state = tx.init({})
+    updates, _ = tx.update({}, state, {})
+    assert updates == {}
+
+
+@pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
+def test_mismatched_updates_name_the_first_bad_path(case):
+    tx = default_transform(case)
+    make, _ = oracles.PROBLEMS[case.problem]
+    params = jax.tree.map(jnp.asarray, make())
+    state = tx.init(params)
+    bad = dict(params)
+    first = sorted(params)[0]
+    bad["zzz_extra"] = bad.pop(first)
+    with pytest.raises(ValueError, match=first):
+        tx.update(bad, state, params)
