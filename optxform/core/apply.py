@@ -8,6 +8,16 @@ import jax.numpy as jnp
 from optxform.core.trees import check_same_structure
 
 
+def _wider_dtype(a, b):
+    """The dtype to add ``a`` and ``b`` in, without relying on implicit promotion."""
+    a, b = jnp.dtype(a), jnp.dtype(b)
+    if a == b:
+        return a
+    if a.itemsize != b.itemsize:
+        return a if a.itemsize > b.itemsize else b
+    return jnp.dtype(jnp.float32)  # e.g. bfloat16 with float16
+
+
 def apply_updates(params, updates):
     """Return ``params + updates`` leaf by leaf, keeping each param's dtype (optax.apply_updates).
 
@@ -23,7 +33,7 @@ def apply_updates(params, updates):
             return None
         p = jnp.asarray(p)
         u = jnp.asarray(u)
-        wide = jnp.promote_types(p.dtype, u.dtype)
+        wide = _wider_dtype(p.dtype, u.dtype)
         return (p.astype(wide) + u.astype(wide)).astype(p.dtype)
 
     return jax.tree.map(add, params, updates, is_leaf=lambda x: x is None)
