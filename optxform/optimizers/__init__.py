@@ -10,7 +10,12 @@ from optxform.optimizers.lion import *  # noqa: F401,F403
 from optxform.optimizers.rmsprop import *  # noqa: F401,F403
 from optxform.optimizers.rprop import *  # noqa: F401,F403
 from optxform.optimizers.sgd import *  # noqa: F401,F403
-from optxform.optimizers import adadelta, adafactor, adagrad, adam, asgd, lbfgs, lion, rmsprop, rprop, sgd  # noqa: E501
+import sys as _sys  # noqa: E402
 
-__all__ = [name for module in (adadelta, adafactor, adagrad, adam, asgd, lbfgs, lion, rmsprop,
-                               rprop, sgd) for name in module.__all__]
+# Modules by sys.modules: each module's name is also the alias it exports, so the
+# package attribute now holds the function, not the module.
+_MODULES = ("adadelta", "adafactor", "adagrad", "adam", "asgd", "lbfgs", "lion", "rmsprop",
+            "rprop", "sgd")
+
+__all__ = [name for module in _MODULES
+           for name in _sys.modules[f"{__name__}.{module}"].__all__]

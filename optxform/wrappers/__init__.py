@@ -8,7 +8,12 @@ from optxform.wrappers.inject import *  # noqa: F401,F403
 from optxform.wrappers.lookahead import *  # noqa: F401,F403
 from optxform.wrappers.masked import *  # noqa: F401,F403
 from optxform.wrappers.multi_transform import *  # noqa: F401,F403
-from optxform.wrappers import accumulation, apply_if_finite, ema, flatten, inject, lookahead, masked, multi_transform  # noqa: E501
+import sys as _sys  # noqa: E402
 
-__all__ = [name for module in (accumulation, apply_if_finite, ema, flatten, inject, lookahead,
-                               masked, multi_transform) for name in module.__all__]
+# Modules by sys.modules: each module's name is also the alias it exports, so the
+# package attribute now holds the function, not the module.
+_MODULES = ("accumulation", "apply_if_finite", "ema", "flatten", "inject", "lookahead", "masked",
+            "multi_transform")
+
+__all__ = [name for module in _MODULES
+           for name in _sys.modules[f"{__name__}.{module}"].__all__]
