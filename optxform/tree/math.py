@@ -117,3 +117,31 @@ def all_finite(tree: Any) -> jax.Array:
 
 def _accum_dtype(x) -> Any:
     return jnp.promote_types(jnp.asarray(x).dtype, jnp.float32)
+
+
+def flat_dtype(tree: Any) -> Any:
+    """The dtype for solver math on a flattened tree: float64 if any leaf is, else float32."""
+    wide = any(jnp.asarray(x).dtype == jnp.float64 for x in leaves(tree))
+    return jnp.dtype(jnp.float64) if wide else jnp.dtype(jnp.float32)
+
+
+def ravel(tree: Any, dtype=None) -> jax.Array:
+    """All leaves flattened and concatenated into one vector of ``dtype`` (default: flat_dtype).
+
+    Like ``jax.flatten_util.ravel_pytree`` but with an explicit dtype (strict-promotion safe);
+    ``None`` leaves are skipped, an empty tree gives a vector of length 0.
+    """
+    dtype = flat_dtype(tree) if dtype is None else dtype
+    parts = [jnp.ravel(jnp.asarray(x)).astype(dtype) for x in leaves(tree)]
+    return jnp.concatenate(parts) if parts else jnp.zeros([0], dtype)
+
+
+def unravel_like(vector: jax.Array, reference: Any) -> Any:
+    """The inverse of :func:`ravel`: split ``vector`` into leaves shaped and typed like ``reference``."""
+    ref_leaves, treedef = jax.tree.flatten(reference)
+    out, offset = [], 0
+    for x in ref_leaves:
+        x = jnp.asarray(x)
+        out.append(vector[offset:offset + x.size].reshape(x.shape).astype(x.dtype))
+        offset += x.size
+    return jax.tree.unflatten(treedef, out)
