@@ -1,3 +1,127 @@
-"""Wrapper: masked."""
+"""masked: apply a transform to a subset of the params, pass the rest through.
 
-__all__: list[str] = []
+Params outside the mask are replaced by an empty node (:class:`MaskedNode`) before the
+inner transform sees them, so the inner state holds nothing for them (no wasted moment
+buffers) and ``state_dict`` shows only the params the transform acts on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import numpy as np
+
+from optxform.core import GradientTransformation, call_update
+from optxform.core.trees import path_to_str
+
+__all__ = ["MaskedNode", "MaskedState", "masked"]
+
+
+class MaskedNode(NamedTuple):
+    """Stands in for a param outside a mask: an empty pytree node (no leaves, no state)."""
+
+
+def _is_none(x) -> bool:
+    return x is None
+
+
+def _is_masked_node(x) -> bool:
+    return isinstance(x, MaskedNode) or x is None
+
+
+def _as_python_bool(flag: Any, where: str) -> bool:
+    if isinstance(flag, jax.core.Tracer):
+        raise ValueError(f"masked: the mask at {where!r} is a traced value; a mask must be "
+                         f"concrete booleans (it decides the state's structure)")
+    array = np.asarray(flag)
+    if array.shape != () or array.dtype != np.bool_:
+        raise ValueError(f"masked: the mask at {where!r} must be a boolean, got {flag!r}")
+    return bool(array)
+
+
+def broadcast_prefix(prefix_tree: Any, tree: Any, what: str) -> Any:
+    """Repeat each leaf of ``prefix_tree`` over the matching subtree of ``tree``.
+
+    ``prefix_tree`` has the structure of ``tree`` or of a prefix of it (a single value for a
+    whole sub-dict). Raises ``ValueError`` if it is not a prefix of ``tree``.
+    """
+    try:
+        return jax.tree.map(
+            lambda value, sub: jax.tree.map(lambda _: value, sub, is_leaf=_is_none),
+            prefix_tree, tree, is_leaf=_is_none)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{what} does not match the params' structure (it must be a "
+                         f"tree with the params' structure or a prefix of it): {err}") from err
+
+
+def resolve_mask(mask: Any, tree: Any) -> Any:
+    """The mask as a tree of Python bools with ``tree``'s structure (None leaves kept)."""
+    mask_tree = mask(tree) if callable(mask) else mask
+    full = broadcast_prefix(mask_tree, tree, "masked: the mask")
+    flat, treedef = jax.tree_util.tree_flatten_with_path(full, is_leaf=_is_none)
+    flags = [None if flag is None else _as_python_bool(flag, path_to_str(path))
+             for path, flag in flat]
+    return jax.tree_util.tree_unflatten(treedef, flags)
+
+
+def mask_tree(tree: Any, full_mask: Any) -> Any:
+    """``tree`` with every leaf whose mask is False replaced by a :class:`MaskedNode`."""
+    return jax.tree.map(lambda x, keep: x if (x is None or keep) else MaskedNode(),
+                        tree, full_mask, is_leaf=_is_none)
+
+
+def unmask_tree(masked_new: Any, original: Any) -> Any:
+    """Fill the :class:`MaskedNode` holes of ``masked_new`` with the leaves of ``original``."""
+    return jax.tree.map(lambda new, old: old if isinstance(new, MaskedNode) else new,
+                        masked_new, original, is_leaf=_is_masked_node)
+
+
+class MaskedState(NamedTuple):
+    inner_state: Any  # the inner transform's state, built for the masked params only
+
+
+def masked(tx: GradientTransformation, mask: Any | Callable[[Any], Any], *,
+           mask_compatible_extra_args: bool = False) -> GradientTransformation:
+    """Apply ``tx`` only to the params where ``mask`` is True; other updates pass unchanged.
+
+    ``mask`` is a pytree of booleans with the params' structure or a prefix of it (one
+    boolean for a whole sub-dict), or a function ``params -> such a tree`` (called on
+    ``params`` in ``init`` and on ``params``, or ``updates`` when ``params`` is None, in
+    ``update``). The mask is structural: it must be concrete booleans, not traced values.
+
+    The inner transform sees a tree where unmasked params are :class:`MaskedNode` (empty),
+    so its state covers the masked params only. Its outgoing updates replace the incoming
+    ones where the mask is True; elsewhere updates are returned untouched (so
+    ``masked(add_decayed_weights(wd), mask)`` decays only the masked params, and
+    ``masked(freeze(), mask)`` zeroes only them). With ``mask_compatible_extra_args``,
+    extra keyword arguments that are trees with the params' structure are masked too.
+
+    torch equivalent: putting the selected params in their own ``param_group``
+    (e.g. ``{'params': biases, 'weight_decay': 0.0}``). Equivalent: ``optax.masked``.
+    """
+
+    def full_mask(tree):
+        return resolve_mask(mask, tree)
+
+    def mask_extra(extra, the_mask, reference):
+        if not mask_compatible_extra_args:
+            return extra
+        ref_def = jax.tree.structure(reference, is_leaf=_is_none)
+        return {name: mask_tree(value, the_mask)
+                if jax.tree.structure(value, is_leaf=_is_none) == ref_def else value
+                for name, value in extra.items()}
+
+    def init(params):
+        return MaskedState(inner_state=tx.init(mask_tree(params, full_mask(params))))
+
+    def update(updates, state, params=None, **extra):
+        the_mask = full_mask(params if params is not None else updates)
+        masked_updates = mask_tree(updates, the_mask)
+        masked_params = None if params is None else mask_tree(params, the_mask)
+        new_updates, inner_state = call_update(
+            tx, masked_updates, state.inner_state, masked_params,
+            mask_extra(extra, the_mask, updates))
+        return unmask_tree(new_updates, updates), MaskedState(inner_state=inner_state)
+
+    return GradientTransformation(init, update)
