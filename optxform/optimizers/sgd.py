@@ -1,3 +1,83 @@
 """The sgd optimizer alias."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from optxform.core import GradientTransformation, ScalarOrSchedule, chain
+from optxform.core.validation import (check_learning_rate, check_non_negative, check_range,
+                                      concrete_value)
+from optxform.transforms.momentum import trace
+from optxform.transforms.scaling import scale, scale_by_learning_rate
+from optxform.transforms.weight_decay import add_decayed_weights
+
+__all__ = ["sgd"]
+
+
+def _is_zero(value) -> bool:
+    return isinstance(value, (int, float)) and value == 0
+
+
+def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum=0.0, dampening=0.0,
+        weight_decay=0.0, nesterov: bool = False, maximize: bool = False
+        ) -> GradientTransformation:
+    r"""Stochastic gradient descent with torch's momentum, dampening, Nesterov and L2 decay.
+
+    .. math::
+
+        g_t &\leftarrow \pm\nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1}
+              \quad(- \text{ with maximize}) \\
+        b_1 &= g_1,\qquad b_t = \mu\, b_{t-1} + (1-\tau)\, g_t \\
+        d_t &= g_t + \mu\, b_t \ \text{(nesterov)}, \quad b_t \ \text{(momentum)},
+              \quad g_t \ (\mu = 0) \\
+        \theta_t &= \theta_{t-1} - \eta_t\, d_t
+
+    torch's quirk: the momentum buffer starts at the first gradient (not at zero and not at
+    ``(1 - dampening) g``), so dampening only acts from the second step on.
+
+    Args:
+      learning_rate: :math:`\eta`, a number or a schedule ``step -> lr`` (torch ``lr``).
+      momentum: :math:`\mu \ge 0`; ``0`` (a Python number) means no momentum buffer.
+      dampening: :math:`\tau \in [0, 1]`.
+      weight_decay: :math:`\lambda \ge 0`, coupled L2 (added to the gradient).
+      nesterov: Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``.
+      maximize: ascend the objective instead.
+
+    Chain members, in order: ``scale(-1.)`` (only with ``maximize``),
+    ``add_decayed_weights(weight_decay)`` (unless it is the number 0),
+    ``trace(momentum, dampening, nesterov)`` (unless ``momentum`` is the number 0),
+    ``scale_by_learning_rate(learning_rate)``. State: the momentum buffer in the param
+    dtype, int32 counters.
+
+    Equivalents: ``torch.optim.SGD(params, lr, momentum, dampening, weight_decay, nesterov,
+    maximize=maximize)``; ``optax.sgd(learning_rate, momentum, nesterov)`` when
+    ``dampening = weight_decay = 0`` (optax's zero-started trace coincides with torch's
+    buffer then).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.sgd(0.1, momentum=0.9)
+        >>> params = {"w": jnp.ones(3)}
+        >>> updates, state = tx.update({"w": jnp.ones(3)}, tx.init(params), params)
+        >>> updates["w"]
+        Array([-0.1, -0.1, -0.1], dtype=float32)
+    """
+    check_learning_rate(learning_rate)
+    check_non_negative("momentum", momentum)
+    check_range("dampening", dampening, 0.0, 1.0, high_closed=True)
+    check_non_negative("weight_decay", weight_decay)
+    if nesterov:
+        m, d = concrete_value(momentum), concrete_value(dampening)
+        if (m is not None and m <= 0) or (d is not None and d != 0):
+            raise ValueError(
+                f"Invalid nesterov: True with momentum={momentum!r}, dampening={dampening!r} "
+                "(nesterov requires momentum > 0 and dampening == 0)")
+
+    members = []
+    if maximize:
+        members.append(scale(-1.0))
+    if not _is_zero(weight_decay):
+        members.append(add_decayed_weights(weight_decay))
+    if not _is_zero(momentum):
+        members.append(trace(momentum, dampening, nesterov))
+    members.append(scale_by_learning_rate(learning_rate))
+    return chain(*members)

@@ -22,6 +22,7 @@ from optxform.tree.math import scale as scale
 from optxform.tree.math import sub as sub
 from optxform.tree.math import sum_of_squares as sum_of_squares
 from optxform.tree.math import tree_map as tree_map
+from optxform.tree.math import unfused as unfused
 from optxform.tree.math import unravel_like as unravel_like
 from optxform.tree.math import vdot as vdot
 from optxform.tree.math import where as where

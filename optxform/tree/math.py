@@ -145,3 +145,15 @@ def unravel_like(vector: jax.Array, reference: Any) -> Any:
         out.append(vector[offset:offset + x.size].reshape(x.shape).astype(x.dtype))
         offset += x.size
     return jax.tree.unflatten(treedef, out)
+
+
+def unfused(x: jax.Array) -> jax.Array:
+    """``x`` unchanged, rounded on its own: XLA will not fuse it into a multiply-add.
+
+    XLA on CPU contracts ``a * b + c`` into one fused multiply-add (a single rounding).
+    Where torch rounds the product first (``buf.mul_(m).add_(g)``), write
+    ``unfused(m * b) + g`` to get torch's two roundings bit for bit. (An identity select
+    that the compiler cannot see through; NaN stays NaN, -0.0 stays -0.0.)
+    """
+    x = jnp.asarray(x)
+    return jnp.where(x == x, x, jnp.asarray(jnp.nan, x.dtype))
