@@ -7,6 +7,7 @@ from optxform.tree.math import add as add
 from optxform.tree.math import add_scaled as add_scaled
 from optxform.tree.math import all_finite as all_finite
 from optxform.tree.math import as_dtype_of as as_dtype_of
+from optxform.tree.math import at_least_float32 as at_least_float32
 from optxform.tree.math import cast as cast
 from optxform.tree.math import cast_like as cast_like
 from optxform.tree.math import div as div

@@ -157,3 +157,17 @@ def unfused(x: jax.Array) -> jax.Array:
     """
     x = jnp.asarray(x)
     return jnp.where(x == x, x, jnp.asarray(jnp.nan, x.dtype))
+
+
+def at_least_float32(dtype) -> Any:
+    """``dtype`` widened to float32 if narrower (bf16/f16/ints -> float32; f64 stays).
+
+    Strict-promotion safe (``jnp.promote_types(bfloat16, float32)`` raises under
+    ``jax_numpy_dtype_promotion='strict'``); for accumulators and averages.
+    """
+    dtype = jnp.dtype(dtype)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        return dtype
+    if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize >= 4:
+        return dtype
+    return jnp.dtype(jnp.float32)
