@@ -1,0 +1,190 @@
+"""Two-dimensional test functions with known minima, for watching optimizers move.
+
+Each function takes ``params``, an array of shape ``(2,)`` holding ``(x, y)``, and returns a
+scalar loss. Each also has a :class:`Surface` record (in :data:`SURFACES`) with a start
+point, plotting bounds, its known minimizers (and saddle points), and learning rates that
+work for each optimizer on it (tuned with :func:`optxform.choose`; see docs/choosing.md).
+
+=====================  ==========================================  ======================
+name                   f(x, y)                                     minimizers, f*
+=====================  ==========================================  ======================
+rosenbrock             (1 - x)^2 + 100 (y - x^2)^2                  (1, 1), 0
+beale                  (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2       (3, 0.5), 0
+                       + (2.625 - x + xy^3)^2
+himmelblau             (x^2 + y - 11)^2 + (x + y^2 - 7)^2           four points, 0
+booth                  (x + 2y - 7)^2 + (2x + y - 5)^2              (1, 3), 0
+saddle                 x^2 - y^2                                    none (saddle at 0)
+monkey_saddle          x^3 - 3 x y^2                                none (saddle at 0)
+rastrigin              20 + sum(t^2 - 10 cos(2 pi t)), t = x, y     (0, 0), 0
+ill_conditioned        (x^2 + 50 y^2) / 2  (condition number 50)    (0, 0), 0
+=====================  ==========================================  ======================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["SURFACES", "Surface", "beale", "booth", "himmelblau", "ill_conditioned_quadratic",
+           "monkey_saddle", "rastrigin", "rosenbrock", "saddle"]
+
+
+def _xy(params) -> tuple[jax.Array, jax.Array]:
+    params = jnp.asarray(params)
+    if params.shape[-1:] != (2,):
+        raise ValueError(f"a surface takes params of shape (2,) = (x, y), got {params.shape}")
+    return params[..., 0], params[..., 1]
+
+
+def rosenbrock(params) -> jax.Array:
+    """``(1 - x)^2 + 100 (y - x^2)^2``: a curved, narrow valley; minimum 0 at (1, 1)."""
+    x, y = _xy(params)
+    return (1.0 - x) ** 2 + 100.0 * (y - x ** 2) ** 2
+
+
+def beale(params) -> jax.Array:
+    """Beale's function: flat plateaus and steep walls; minimum 0 at (3, 0.5)."""
+    x, y = _xy(params)
+    return ((1.5 - x + x * y) ** 2 + (2.25 - x + x * y ** 2) ** 2
+            + (2.625 - x + x * y ** 3) ** 2)
+
+
+def himmelblau(params) -> jax.Array:
+    """``(x^2 + y - 11)^2 + (x + y^2 - 7)^2``: four minima of value 0, a local max near (-0.27, -0.92)."""
+    x, y = _xy(params)
+    return (x ** 2 + y - 11.0) ** 2 + (x + y ** 2 - 7.0) ** 2
+
+
+def booth(params) -> jax.Array:
+    """``(x + 2y - 7)^2 + (2x + y - 5)^2``: a convex quadratic bowl; minimum 0 at (1, 3)."""
+    x, y = _xy(params)
+    return (x + 2.0 * y - 7.0) ** 2 + (2.0 * x + y - 5.0) ** 2
+
+
+def saddle(params) -> jax.Array:
+    """``x^2 - y^2``: a saddle at the origin, unbounded below along the y axis."""
+    x, y = _xy(params)
+    return x ** 2 - y ** 2
+
+
+def monkey_saddle(params) -> jax.Array:
+    """``x^3 - 3 x y^2``: a degenerate saddle (zero Hessian) at the origin, three valleys."""
+    x, y = _xy(params)
+    return x ** 3 - 3.0 * x * y ** 2
+
+
+def rastrigin(params) -> jax.Array:
+    """``20 + x^2 + y^2 - 10 (cos 2 pi x + cos 2 pi y)``: many local minima; global 0 at (0, 0)."""
+    x, y = _xy(params)
+    two_pi = 2.0 * math.pi
+    return 20.0 + x ** 2 + y ** 2 - 10.0 * (jnp.cos(two_pi * x) + jnp.cos(two_pi * y))
+
+
+ILL_CONDITION = 50.0
+
+
+def ill_conditioned_quadratic(params) -> jax.Array:
+    """``(x^2 + 50 y^2) / 2``: a bowl whose curvatures differ 50-fold; minimum 0 at (0, 0)."""
+    x, y = _xy(params)
+    return 0.5 * (x ** 2 + ILL_CONDITION * y ** 2)
+
+
+Point = tuple[float, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Surface:
+    """A 2-D test function with what is needed to run and draw optimizers on it.
+
+    Attributes:
+      name: the name the command line and :func:`optxform.get_problem` use.
+      fn: ``params (2,) -> loss``.
+      start: the default start point.
+      bounds: ``((x_min, x_max), (y_min, y_max))`` of the plotting window.
+      minima: the known global minimizers (empty for a saddle).
+      minimum_value: the loss at the minima (``None`` when unbounded below).
+      saddles: known saddle points.
+      log_scale: draw contours of ``log(1 + f - f*)`` (for functions spanning many decades).
+      learning_rates: a learning rate per optimizer that works on this surface.
+      steps: the default number of steps to run.
+    """
+
+    name: str
+    fn: Callable[[jax.Array], jax.Array]
+    start: Point
+    bounds: tuple[Point, Point]
+    minima: tuple[Point, ...] = ()
+    minimum_value: float | None = 0.0
+    saddles: tuple[Point, ...] = ()
+    log_scale: bool = True
+    learning_rates: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    steps: int = 200
+
+    def __call__(self, params) -> jax.Array:
+        return self.fn(params)
+
+    @property
+    def description(self) -> str:
+        return (self.fn.__doc__ or "").strip().splitlines()[0]
+
+    def start_array(self, start: Point | None = None) -> jax.Array:
+        """The start point (default :attr:`start`) as a float32 array of shape (2,)."""
+        return jnp.asarray(self.start if start is None else start, jnp.float32)
+
+    def distance_to_minimum(self, point) -> float:
+        """Euclidean distance from ``point`` to the nearest known minimizer (inf if none)."""
+        x, y = float(point[0]), float(point[1])
+        return min((math.hypot(x - mx, y - my) for mx, my in self.minima), default=math.inf)
+
+
+# Learning rates: the best of a 10^(k/2) grid for each optimizer from the start point, chosen
+# with optxform.choose (final loss after `steps` steps); docs/choosing.md has the tables.
+_LR = dict
+
+SURFACES: dict[str, Surface] = {s.name: s for s in [
+    Surface("rosenbrock", rosenbrock, start=(-1.5, 2.0), bounds=((-2.0, 2.0), (-1.0, 3.0)),
+            minima=((1.0, 1.0),), steps=300,
+            learning_rates=_LR(sgd=1e-3, momentum=1e-3, nesterov=1e-3, adagrad=0.3,
+                               rmsprop=1e-2, adam=0.1, adamw=0.1, adamax=0.1, nadam=0.1,
+                               radam=0.1, lion=0.03, adadelta=1.0, rprop=1e-2, asgd=1e-3)),
+    Surface("beale", beale, start=(1.0, 1.4), bounds=((-4.5, 4.5), (-4.5, 4.5)),
+            minima=((3.0, 0.5),), steps=300,
+            learning_rates=_LR(sgd=1e-2, momentum=1e-3, nesterov=1e-3, adagrad=0.3,
+                               rmsprop=1e-2, adam=0.1, adamw=0.1, adamax=0.1, nadam=0.1,
+                               radam=0.1, lion=0.03, adadelta=1.0, rprop=1e-2, asgd=1e-2)),
+    Surface("himmelblau", himmelblau, start=(-0.3, -0.9), bounds=((-5.0, 5.0), (-5.0, 5.0)),
+            minima=((3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186),
+                    (3.584428, -1.848126)), steps=200,
+            learning_rates=_LR(sgd=1e-2, momentum=3e-3, nesterov=3e-3, adagrad=1.0,
+                               rmsprop=0.1, adam=0.3, adamw=0.3, adamax=0.3, nadam=0.3,
+                               radam=0.3, lion=0.1, adadelta=1.0, rprop=0.1, asgd=1e-2)),
+    Surface("booth", booth, start=(-8.0, -8.0), bounds=((-10.0, 10.0), (-10.0, 10.0)),
+            minima=((1.0, 3.0),), steps=200,
+            learning_rates=_LR(sgd=3e-2, momentum=1e-2, nesterov=1e-2, adagrad=3.0,
+                               rmsprop=0.3, adam=1.0, adamw=1.0, adamax=1.0, nadam=1.0,
+                               radam=1.0, lion=0.1, adadelta=1.0, rprop=0.1, asgd=3e-2)),
+    Surface("saddle", saddle, start=(1.0, 1e-3), bounds=((-1.5, 1.5), (-1.5, 1.5)),
+            minima=(), minimum_value=None, saddles=((0.0, 0.0),), log_scale=False, steps=100,
+            learning_rates=_LR(sgd=0.05, momentum=0.05, nesterov=0.05, adagrad=0.1,
+                               rmsprop=0.01, adam=0.05, adamw=0.05, adamax=0.05, nadam=0.05,
+                               radam=0.05, lion=0.01, adadelta=1.0, rprop=0.01, asgd=0.05)),
+    Surface("monkey_saddle", monkey_saddle, start=(-0.8, 1e-3), bounds=((-1.5, 1.5), (-1.5, 1.5)),
+            minima=(), minimum_value=None, saddles=((0.0, 0.0),), log_scale=False, steps=100,
+            learning_rates=_LR(sgd=0.05, momentum=0.05, nesterov=0.05, adagrad=0.1,
+                               rmsprop=0.01, adam=0.05, adamw=0.05, adamax=0.05, nadam=0.05,
+                               radam=0.05, lion=0.01, adadelta=1.0, rprop=0.01, asgd=0.05)),
+    Surface("rastrigin", rastrigin, start=(-3.3, 2.7), bounds=((-5.12, 5.12), (-5.12, 5.12)),
+            minima=((0.0, 0.0),), log_scale=False, steps=200,
+            learning_rates=_LR(sgd=1e-3, momentum=1e-3, nesterov=1e-3, adagrad=0.3,
+                               rmsprop=0.03, adam=0.1, adamw=0.1, adamax=0.1, nadam=0.1,
+                               radam=0.1, lion=0.03, adadelta=1.0, rprop=0.03, asgd=1e-3)),
+    Surface("ill_conditioned", ill_conditioned_quadratic, start=(-4.5, 1.5),
+            bounds=((-5.0, 5.0), (-2.0, 2.0)), minima=((0.0, 0.0),), log_scale=False, steps=100,
+            learning_rates=_LR(sgd=0.03, momentum=0.01, nesterov=0.01, adagrad=1.0,
+                               rmsprop=0.1, adam=0.3, adamw=0.3, adamax=0.3, nadam=0.3,
+                               radam=0.3, lion=0.1, adadelta=1.0, rprop=0.1, asgd=0.03)),
+]}
