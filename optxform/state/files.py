@@ -6,14 +6,18 @@ File format (one file, so that one ``os.replace`` publishes it atomically): an u
 * ``a0.npy``, ``a1.npy``, ...: one plain ``.npy`` array per state leaf (never an object
   array; dtypes numpy cannot describe, such as bfloat16, are stored as unsigned-integer
   views of the same bytes);
-* ``optxform_state.json`` (as a uint8 array): ``{"format": "optxform-state", "version": 1,
-  "structure": <the state's tree structure>, "leaves": [{"key", "member", "dtype", "shape",
-  "sha256"}, ...]}``, where ``key`` is the :func:`optxform.state_dict` key and ``sha256``
-  the digest of the array's raw bytes.
+* ``optxform_state.json``: ``{"format": "optxform-state", "version": 1, "structure":
+  <the state's tree structure>, "leaves": [{"key", "member", "dtype", "shape", "sha256"},
+  ...]}``, where ``key`` is the :func:`optxform.state_dict` key and ``sha256`` the digest
+  of the array's raw bytes;
+* as the zip comment (the file's last 80 bytes): ``optxform-sha256:<hex>``, the sha256 of
+  every byte of the file before the hex digest.
 
-Reading never unpickles anything (``allow_pickle=False``): a member holding a pickled
-object is refused. Every array is checked against its zip CRC and its sha256, so a single
-flipped byte is reported with the key of the damaged array.
+``np.load(path)`` can read it for inspection. Reading here never unpickles anything
+(``allow_pickle=False``): a member holding a pickled object is refused. Every array is
+checked against its zip CRC and its sha256, so a flipped byte inside an array is reported
+with that array's key; the whole-file digest then catches a flipped byte anywhere else
+(zip headers, the structure description).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ __all__ = ["load_state", "save_state"]
 FORMAT = "optxform-state"
 VERSION = 1
 META_MEMBER = "optxform_state.json"
+_TRAILER_PREFIX = b"optxform-sha256:"
+_DIGEST_LEN = 64  # hex characters of a sha256
 _NATIVE_KINDS = "biufc"  # bool, signed, unsigned, float, complex: numpy's own .npy dtypes
 
 
@@ -104,11 +110,17 @@ def save_state(path: str | os.PathLike, state: Any) -> None:
     fd, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
                                     dir=directory)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "w+b") as handle:
             with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED) as archive:
+                archive.comment = _TRAILER_PREFIX + b"0" * _DIGEST_LEN
                 archive.writestr(META_MEMBER, meta_bytes)
                 for member, array in members:
                     _write_member(archive, member, array)
+            handle.flush()
+            size = handle.seek(0, os.SEEK_END)
+            digest = _file_digest(handle, size - _DIGEST_LEN)
+            handle.seek(size - _DIGEST_LEN)
+            handle.write(digest.encode("ascii"))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)
@@ -119,6 +131,37 @@ def save_state(path: str | os.PathLike, state: Any) -> None:
             pass
         raise
     _fsync_directory(directory)
+
+
+def _file_digest(handle, length: int) -> str:
+    """The sha256 hex digest of the first ``length`` bytes of an open binary file."""
+    handle.seek(0)
+    digest, remaining = hashlib.sha256(), length
+    while remaining > 0:
+        chunk = handle.read(min(remaining, 1 << 20))
+        if not chunk:
+            break
+        digest.update(chunk)
+        remaining -= len(chunk)
+    return digest.hexdigest()
+
+
+def _check_file_digest(path: str) -> None:
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        trailer_len = len(_TRAILER_PREFIX) + _DIGEST_LEN
+        if size < trailer_len:
+            raise ValueError(f"load_state: {path!r} is truncated")
+        handle.seek(size - trailer_len)
+        trailer = handle.read(trailer_len)
+        if not trailer.startswith(_TRAILER_PREFIX):
+            raise ValueError(f"load_state: {path!r} is corrupted or truncated: its "
+                             f"whole-file checksum trailer is missing")
+        expected = trailer[len(_TRAILER_PREFIX):].decode("ascii", errors="replace")
+        if _file_digest(handle, size - _DIGEST_LEN) != expected:
+            raise ValueError(
+                f"load_state: {path!r} is corrupted outside the arrays (zip headers or the "
+                f"structure description): the whole-file sha256 does not match")
 
 
 def _write_member(archive: zipfile.ZipFile, member: str, array: np.ndarray) -> None:
@@ -213,6 +256,7 @@ def load_state(path: str | os.PathLike, template_state: Any) -> Any:
     """
     path = os.fspath(path)
     meta, arrays = _read_checkpoint(path)
+    _check_file_digest(path)
     keyed, treedef = _flatten(template_state)
     template_keys = [key for key, _ in keyed]
     if set(template_keys) == set(arrays) and meta.get("structure") != str(treedef):

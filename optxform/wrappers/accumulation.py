@@ -70,8 +70,8 @@ class MultiSteps:
         return jnp.maximum(jnp.asarray(k).astype(jnp.int32), jnp.ones([], jnp.int32))
 
     def init(self, params) -> MultiStepsState:
-        acc = otu.tree_map(lambda p: jnp.zeros(
-            jnp.shape(p), jnp.promote_types(jnp.asarray(p).dtype, jnp.float32)), params)
+        acc = otu.tree_map(
+            lambda p: jnp.zeros(jnp.shape(p), otu.at_least_float32(jnp.asarray(p).dtype)), params)
         return MultiStepsState(mini_step=zero_count(), gradient_step=zero_count(),
                                inner_opt_state=self._tx.init(params), acc_grads=acc)
 

@@ -72,7 +72,7 @@ def ema(decay=0.999) -> GradientTransformation:
 
 def _wide_copy(p):
     p = jnp.asarray(p)
-    return p.astype(jnp.promote_types(p.dtype, jnp.float32))
+    return p.astype(otu.at_least_float32(p.dtype))
 
 
 def ema_params(state: Any, like: Any = None) -> Any:

@@ -9,6 +9,7 @@ norms or block clipping) see one vector instead, so their math changes.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -22,11 +23,11 @@ __all__ = ["flatten"]
 
 def _common_dtype(tree: Any) -> Any:
     """The widest dtype among the leaves (float32 for an empty tree)."""
-    dtype = None
-    for leaf in jax.tree.leaves(tree):
-        leaf_dtype = jnp.asarray(leaf).dtype
-        dtype = leaf_dtype if dtype is None else jnp.promote_types(dtype, leaf_dtype)
-    return jnp.float32 if dtype is None else dtype
+    dtypes = {jnp.asarray(leaf).dtype for leaf in jax.tree.leaves(tree)}
+    if not dtypes:
+        return jnp.dtype(jnp.float32)
+    with jax.numpy_dtype_promotion("standard"):  # an explicit choice, not an implicit one
+        return functools.reduce(jnp.promote_types, sorted(dtypes, key=str))
 
 
 def _ravel(tree: Any) -> jax.Array:
