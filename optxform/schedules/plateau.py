@@ -82,13 +82,16 @@ def reduce_on_plateau(factor=0.1, patience: int = 10, threshold=1e-4,
     worst = math.inf if mode == "min" else -math.inf
 
     def is_better(loss, best):
-        if mode == "min" and threshold_mode == "rel":
-            return loss < best * np.float32(1.0 - theta)
-        if mode == "min":
-            return loss < best - np.float32(theta)
+        # best * (1 -/+ theta) written as best -/+ best * theta (one rounding fewer in
+        # float32, so fewer borderline losses are judged differently from torch's float64);
+        # the infinite initial best stays infinite, as in torch.
         if threshold_mode == "rel":
-            return loss > best * np.float32(1.0 + theta)
-        return loss > best + np.float32(theta)
+            margin = jnp.where(jnp.isfinite(best), best * np.float32(theta), np.float32(0.0))
+        else:
+            margin = np.float32(theta)
+        if mode == "min":
+            return loss < best - margin
+        return loss > best + margin
 
     def init(params):
         del params
