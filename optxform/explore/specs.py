@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping
 from optxform import optimizers as _optimizers
 from optxform.core import GradientTransformation
 
-__all__ = ["OptimizerSpec", "optimizer_names", "parse_optimizer"]
+__all__ = ["OptimizerSpec", "optimizer_names", "parse_optimizer", "parse_optimizers"]
 
 # The aliases the explore tools know, in the order they are listed.
 _ALIASES = ("sgd", "asgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "adamax",

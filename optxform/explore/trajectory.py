@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optxform.core import apply_updates, call_update
+from optxform.explore.progress import progress_bar
 from optxform.explore.specs import OptimizerSpec, parse_optimizers
 
 __all__ = ["Trajectory", "run_optimizer", "trajectories"]
@@ -169,7 +170,8 @@ def as_start(start):
 
 
 def trajectories(loss_fn: Callable, start, optimizers: Iterable[str | OptimizerSpec],
-                 steps: int = 100, *, vectorize: bool = True) -> dict[str, Trajectory]:
+                 steps: int = 100, *, vectorize: bool = True,
+                 progress: bool = False) -> dict[str, Trajectory]:
     """Run every optimizer for ``steps`` updates from ``start`` on ``loss_fn(params)``.
 
     Args:
@@ -178,6 +180,7 @@ def trajectories(loss_fn: Callable, start, optimizers: Iterable[str | OptimizerS
       optimizers: names/specs such as ``"adam:lr=0.1"`` (see ``parse_optimizer``).
       steps: the number of updates.
       vectorize: ``vmap`` optimizers that share a state shape (else run one by one).
+      progress: show a progress bar over the compiled groups (needs tqdm).
 
     Returns:
       A dict ``label -> Trajectory`` in the order given.
@@ -199,7 +202,8 @@ def trajectories(loss_fn: Callable, start, optimizers: Iterable[str | OptimizerS
         return run_optimizer(tx, loss_fn, start, int(steps))
 
     results: list[Any] = [None] * len(specs)
-    for group in group_specs(specs):
+    groups = group_specs(specs)
+    for group in progress_bar(groups, total=len(groups), desc="optimizers", enabled=progress):
         outs = run_group([specs[i] for i in group], run, vectorize=vectorize)
         for i, out in zip(group, outs):
             results[i] = out

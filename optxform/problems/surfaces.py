@@ -129,7 +129,7 @@ class Surface:
 
     @property
     def description(self) -> str:
-        return (self.fn.__doc__ or "").strip().splitlines()[0]
+        return (self.fn.__doc__ or "").strip().splitlines()[0].replace("``", "")
 
     def start_array(self, start: Point | None = None) -> jax.Array:
         """The start point (default :attr:`start`) as a float32 array of shape (2,)."""
@@ -172,7 +172,7 @@ SURFACES: dict[str, Surface] = {s.name: s for s in [
             learning_rates=_LR(sgd=0.05, momentum=0.05, nesterov=0.05, adagrad=0.1,
                                rmsprop=0.01, adam=0.05, adamw=0.05, adamax=0.05, nadam=0.05,
                                radam=0.05, lion=0.01, adadelta=1.0, rprop=0.01, asgd=0.05)),
-    Surface("monkey_saddle", monkey_saddle, start=(-0.8, 1e-3), bounds=((-1.5, 1.5), (-1.5, 1.5)),
+    Surface("monkey_saddle", monkey_saddle, start=(1.0, 1e-3), bounds=((-1.5, 1.5), (-1.5, 1.5)),
             minima=(), minimum_value=None, saddles=((0.0, 0.0),), log_scale=False, steps=100,
             learning_rates=_LR(sgd=0.05, momentum=0.05, nesterov=0.05, adagrad=0.1,
                                rmsprop=0.01, adam=0.05, adamw=0.05, adamax=0.05, nadam=0.05,
