@@ -1,0 +1,67 @@
+"""The objective a line search evaluates: ``value_fn(params) -> scalar`` seen on flat vectors.
+
+Line searches and L-BFGS do their arithmetic on one flat vector (torch's ``_gather_flat_grad``
+layout: leaves flattened and concatenated in tree order), in float64 if any param is float64
+and float32 otherwise. This module turns the user's ``value_fn`` into functions of that flat
+vector and checks, at trace time, that it returns a scalar.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from optxform import tree as otu
+
+__all__: list[str] = []  # internal helpers of linesearch/ and quasi_newton/
+
+
+def check_scalar_value(value: Any, who: str, what: str = "value") -> None:
+    """Raise ``ValueError`` unless ``value`` is a scalar (checked on shapes, at trace time)."""
+    shape = jnp.shape(value)
+    if shape != ():
+        raise ValueError(
+            f"{who}: the objective {what} must be a scalar (shape ()), got shape {shape}; "
+            "reduce the loss (e.g. with jnp.mean) before passing it"
+        )
+
+
+def check_value_fn(value_fn: Any, params: Any, who: str) -> None:
+    """``value_fn`` must be given, callable, and return a scalar for ``params``."""
+    if value_fn is None:
+        raise ValueError(f"{who}: update(...) needs value_fn=, a function params -> scalar loss "
+                         "(it plays the role of torch's closure)")
+    if not callable(value_fn):
+        raise ValueError(f"{who}: value_fn must be callable, got {type(value_fn).__name__}")
+    out = jax.eval_shape(value_fn, params)
+    if not isinstance(out, jax.ShapeDtypeStruct):
+        raise ValueError(f"{who}: value_fn must return one scalar array, got {out}")
+    check_scalar_value(out, who, "value_fn(params)")
+
+
+def flat_value_and_grad(value_fn: Callable, params: Any,
+                        dtype) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
+    """``x -> (f, g)``: ``value_fn`` and its gradient at the params that flat vector ``x`` encodes."""
+    value_and_grad = jax.value_and_grad(value_fn)
+
+    def evaluate(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        f, g = value_and_grad(otu.unravel_like(x, params))
+        return jnp.asarray(f).astype(dtype), otu.ravel(g, dtype)
+
+    return evaluate
+
+
+def flat_value(value_fn: Callable, params: Any, dtype) -> Callable[[jax.Array], jax.Array]:
+    """``x -> f``: ``value_fn`` alone (no gradient) at the params that ``x`` encodes."""
+
+    def evaluate(x: jax.Array) -> jax.Array:
+        return jnp.asarray(value_fn(otu.unravel_like(x, params))).astype(dtype)
+
+    return evaluate
+
+
+def all_finite(*arrays: jax.Array) -> jax.Array:
+    """A scalar bool: every element of every array is finite."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in arrays]))

@@ -1,0 +1,163 @@
+"""The L-BFGS direction: a ring buffer of curvature pairs and the two-loop recursion.
+
+``LbfgsMemory`` holds the last ``m`` pairs ``(s_i, y_i) = (x_{i+1} - x_i, g_{i+1} - g_i)`` in
+fixed-size ``(m, n)`` arrays (a ring buffer, so shapes never change under ``jit``);
+:func:`remember` adds a pair, :func:`lbfgs_direction` applies the two-loop recursion.
+:func:`scale_by_lbfgs` is the chainable transform; ``lbfgs_iterations`` (iterations.py) and
+``optxform.lbfgs`` use the same two functions inside torch's ``step(closure)`` loop.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optxform import tree as otu
+from optxform.core import GradientTransformation
+from optxform.core.counters import increment, zero_count
+from optxform.core.validation import check_integer, check_non_negative
+
+__all__ = ["LbfgsMemory", "ScaleByLbfgsState", "scale_by_lbfgs"]
+
+CURVATURE_THRESHOLD = 1e-10  # torch stores a pair only if <y, s> exceeds this
+
+
+class LbfgsMemory(NamedTuple):
+    old_dirs: jax.Array  # (m, n): y_i, gradient differences (torch's old_dirs)
+    old_stps: jax.Array  # (m, n): s_i, steps (torch's old_stps)
+    ro: jax.Array        # (m,): 1 / <y_i, s_i> (torch's ro)
+    h_diag: jax.Array    # <y, s> / <y, y> of the newest pair, 1 before any (torch's H_diag)
+    size: jax.Array      # int32: pairs held, <= m
+    head: jax.Array      # int32: the slot the next pair is written to
+
+
+def empty_memory(history_size: int, n: int, dtype) -> LbfgsMemory:
+    """A memory with room for ``history_size`` pairs of length-``n`` vectors, holding none."""
+    return LbfgsMemory(
+        old_dirs=jnp.zeros([history_size, n], dtype), old_stps=jnp.zeros([history_size, n], dtype),
+        ro=jnp.zeros([history_size], dtype), h_diag=jnp.ones([], dtype),
+        size=zero_count(), head=zero_count())
+
+
+def remember(memory: LbfgsMemory, s: jax.Array, y: jax.Array,
+             curvature_threshold=CURVATURE_THRESHOLD) -> LbfgsMemory:
+    """Add the pair ``(s, y)`` if ``<y, s> > curvature_threshold``, dropping the oldest when full.
+
+    A stored pair also sets ``h_diag = <y, s> / <y, y>``, the scale of the initial inverse
+    Hessian. A pair failing the curvature test leaves the memory unchanged (torch's rule).
+    """
+    history_size = memory.ro.shape[0]
+    ys = jnp.dot(y, s)
+    accept = ys > curvature_threshold
+    slot = memory.head
+
+    def write(buffer, row):
+        return buffer.at[slot].set(jnp.where(accept, row, buffer[slot]))
+
+    return LbfgsMemory(
+        old_dirs=write(memory.old_dirs, y),
+        old_stps=write(memory.old_stps, s),
+        ro=write(memory.ro, 1.0 / ys),
+        h_diag=jnp.where(accept, ys / jnp.dot(y, y), memory.h_diag),
+        size=jnp.where(accept, jnp.minimum(memory.size + 1, history_size), memory.size),
+        head=jnp.where(accept, (slot + 1) % history_size, slot).astype(jnp.int32),
+    )
+
+
+def lbfgs_direction(memory: LbfgsMemory, grad: jax.Array) -> jax.Array:
+    """The quasi-Newton descent direction ``d = -H g`` by the two-loop recursion.
+
+    ``q = -g``; newest to oldest: ``a_i = rho_i <s_i, q>``, ``q -= a_i y_i``; then
+    ``r = h_diag q``; oldest to newest: ``b_i = rho_i <y_i, r>``, ``r += (a_i - b_i) s_i``.
+    Only the ``size`` stored pairs are visited (a dynamic trip count), in the order torch
+    uses, so the arithmetic matches torch's ``LBFGS`` operation for operation.
+    """
+    history_size = memory.ro.shape[0]
+    oldest = memory.head - memory.size  # may be negative; slots are taken modulo m
+
+    def newest_first(i, carry):
+        q, alphas = carry
+        slot = (memory.head - 1 - i + history_size) % history_size
+        alpha = jnp.dot(memory.old_stps[slot], q) * memory.ro[slot]
+        return q - alpha * memory.old_dirs[slot], alphas.at[slot].set(alpha)
+
+    q, alphas = jax.lax.fori_loop(0, memory.size, newest_first,
+                                  (-grad, jnp.zeros_like(memory.ro)))
+
+    def oldest_first(i, r):
+        slot = (oldest + i + history_size) % history_size
+        beta = jnp.dot(memory.old_dirs[slot], r) * memory.ro[slot]
+        return r + (alphas[slot] - beta) * memory.old_stps[slot]
+
+    return jax.lax.fori_loop(0, memory.size, oldest_first, q * memory.h_diag)
+
+
+def first_step_scale(grad: jax.Array) -> jax.Array:
+    """torch's first-iteration step factor ``min(1, 1 / ||g||_1)``."""
+    return jnp.minimum(1.0, 1.0 / jnp.sum(jnp.abs(grad)))
+
+
+class ScaleByLbfgsState(NamedTuple):
+    count: jax.Array      # int32: updates made
+    params: jax.Array     # flat params at the last update (for s = x - x_prev)
+    grad: jax.Array       # flat incoming updates (gradient) at the last update (y = g - g_prev)
+    memory: LbfgsMemory
+
+
+def scale_by_lbfgs(history_size: int = 100, scale_init_precond: bool = True,
+                   flip_sign: bool = True,
+                   curvature_threshold: float = CURVATURE_THRESHOLD) -> GradientTransformation:
+    """Precondition the gradient by the L-BFGS inverse-Hessian estimate: ``u <- -H g``.
+
+    Each update first stores the pair ``s = x - x_prev``, ``y = g - g_prev`` (if
+    ``<y, s> > curvature_threshold``; the oldest of ``history_size`` pairs is dropped), then
+    returns ``d = -H g`` from the two-loop recursion with ``H_0 = (<y, s> / <y, y>) I`` of the
+    newest pair. On the first update ``d = -g``, times ``min(1, 1 / ||g||_1)`` with
+    ``scale_init_precond`` (torch's first step length, moved into the direction). ``d`` is
+    a descent direction ready for a line search: ``chain(scale_by_lbfgs(),
+    zoom_linesearch())`` is one torch L-BFGS iteration per update (``lbfgs`` runs up to
+    ``max_iter`` of them per update). ``flip_sign=False`` returns ``+H g`` instead.
+
+    Equivalents: torch ``LBFGS``'s direction (``d`` in ``step``). ``optax.scale_by_lbfgs``
+    returns ``+H g`` (use ``flip_sign=False``); it also stores every pair with ``<y, s> != 0``
+    (curvature_threshold 0 up to that detail), and scales the first step by ``min(1,
+    1/||g||_2)`` (the l2 norm; torch and this use l1); with ``memory_size=m`` it equals this
+    with ``history_size=m`` wherever those differences do not bite.
+
+    Args:
+      history_size: pairs kept (torch ``history_size``; optax ``memory_size``).
+      scale_init_precond: scale the first direction by ``min(1, 1 / ||g||_1)``.
+      flip_sign: return the descent direction ``-H g`` (default) rather than ``+H g``.
+      curvature_threshold: store a pair only if ``<y, s>`` exceeds this (torch: 1e-10).
+    """
+    check_integer("history_size", history_size, minimum=1)
+    check_non_negative("curvature_threshold", curvature_threshold)
+    sign = 1.0 if flip_sign else -1.0
+
+    def init(params):
+        dtype = otu.flat_dtype(params)
+        x = otu.ravel(params, dtype)
+        return ScaleByLbfgsState(count=zero_count(), params=jnp.zeros_like(x),
+                                 grad=jnp.zeros_like(x),
+                                 memory=empty_memory(history_size, x.shape[0], dtype))
+
+    def update(updates, state, params=None, **extra):
+        del extra
+        if params is None:
+            raise ValueError("scale_by_lbfgs: update(...) needs params (s = x - x_prev)")
+        dtype = otu.flat_dtype(params)
+        x = otu.ravel(params, dtype)
+        g = otu.ravel(updates, dtype)
+        first = state.count == 0
+        s = jnp.where(first, jnp.zeros_like(x), x - state.params)
+        memory = remember(state.memory, s, g - state.grad, curvature_threshold)
+        d = lbfgs_direction(memory, g)
+        if scale_init_precond:
+            d = jnp.where(first, d * first_step_scale(g), d)
+        new_state = ScaleByLbfgsState(count=increment(state.count), params=x, grad=g,
+                                      memory=memory)
+        return otu.unravel_like(sign * d, updates), new_state
+
+    return GradientTransformation(init, update)
