@@ -1,3 +1,81 @@
 """The rmsprop optimizer alias."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from optxform.core import GradientTransformation, ScalarOrSchedule, chain
+from optxform.core.validation import check_learning_rate, check_non_negative, check_range
+from optxform.transforms.momentum import trace
+from optxform.transforms.rms import scale_by_rms
+from optxform.transforms.scaling import scale, scale_by_learning_rate
+from optxform.transforms.weight_decay import add_decayed_weights
+
+__all__ = ["rmsprop"]
+
+
+def _is_zero(value) -> bool:
+    return isinstance(value, (int, float)) and value == 0
+
+
+def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
+            momentum=0.0, centered: bool = False, maximize: bool = False
+            ) -> GradientTransformation:
+    r"""RMSprop in torch's convention: eps added after the square root, zero-started state.
+
+    .. math::
+
+        g_t &\leftarrow \pm\nabla f(\theta_{t-1}) + \lambda\,\theta_{t-1} \\
+        v_t &= \alpha\, v_{t-1} + (1-\alpha)\, g_t^2, \qquad v_0 = 0 \\
+        \bar g_t &= \bar g_{t-1} + (1-\alpha)(g_t - \bar g_{t-1}) \quad\text{(centered)} \\
+        d_t &= g_t \big/ \big(\sqrt{v_t - \bar g_t^{\,2}} + \epsilon\big)
+               \quad(\bar g \equiv 0 \text{ unless centered}) \\
+        b_t &= \mu\, b_{t-1} + d_t,\ b_0 = 0 \quad\text{(momentum)} \\
+        \theta_t &= \theta_{t-1} - \eta_t\, b_t \quad(\text{or } - \eta_t d_t \text{ without momentum})
+
+    Args:
+      learning_rate: :math:`\eta`, a number or a schedule (torch ``lr``).
+      alpha: :math:`\alpha \in [0, 1]`, the decay of the squared-gradient average.
+      eps: :math:`\epsilon \ge 0`, added outside the square root.
+      weight_decay: :math:`\lambda \ge 0`, coupled L2.
+      momentum: :math:`\mu \ge 0`; ``0`` (a Python number) means no buffer.
+      centered: normalise by an estimate of the variance instead of the second moment.
+      maximize: ascend the objective instead.
+
+    Chain members, in order: ``scale(-1.)`` (maximize), ``add_decayed_weights(weight_decay)``
+    (unless the number 0), ``scale_by_rms(alpha, eps, eps_in_sqrt=False, centered)``,
+    ``trace(momentum)`` (unless the number 0; torch's RMSprop buffer starts at zero, which
+    for dampening 0 is the same as starting at the first value), ``scale_by_learning_rate``.
+    State dtypes: the RMS accumulators float32 or wider, the momentum buffer the param
+    dtype, counters int32.
+
+    Equivalents: ``torch.optim.RMSprop(params, lr, alpha, eps, weight_decay, momentum,
+    centered, maximize=maximize)``. Differences from ``optax.rmsprop``: optax defaults to
+    ``decay=0.9`` and puts eps inside the root (``eps_in_sqrt=True``); optax's
+    ``rmsprop(lr, decay, eps, centered=..., momentum=...)`` equals the chain
+    ``scale_by_rms(decay, eps, eps_in_sqrt=True, centered)``, ``trace(momentum)``,
+    ``scale_by_learning_rate(lr)``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.rmsprop(0.01)
+        >>> params = {"w": jnp.ones(2)}
+        >>> updates, _ = tx.update({"w": jnp.ones(2)}, tx.init(params), params)
+        >>> updates["w"]  # -lr * g / sqrt(0.01 * g^2) = -0.1 on the first step
+        Array([-0.1, -0.1], dtype=float32)
+    """
+    check_learning_rate(learning_rate)
+    check_range("alpha", alpha, 0.0, 1.0, high_closed=True)
+    check_non_negative("eps", eps)
+    check_non_negative("weight_decay", weight_decay)
+    check_non_negative("momentum", momentum)
+
+    members = []
+    if maximize:
+        members.append(scale(-1.0))
+    if not _is_zero(weight_decay):
+        members.append(add_decayed_weights(weight_decay))
+    members.append(scale_by_rms(decay=alpha, eps=eps, eps_in_sqrt=False, centered=centered))
+    if not _is_zero(momentum):
+        members.append(trace(momentum))
+    members.append(scale_by_learning_rate(learning_rate))
+    return chain(*members)

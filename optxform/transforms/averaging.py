@@ -1,3 +1,143 @@
-"""Averaged SGD (ASGD): step-size decay and the running parameter average."""
+"""Averaged SGD (ASGD): step-size decay and the running parameter average.
 
-__all__: list[str] = []
+torch's ``ASGD`` (Polyak & Juditsky 1992, with Bottou's step-size decay) splits into:
+
+* :func:`asgd_learning_rate`: the step size :math:`\\eta_t = \\text{lr} / (1 + \\lambda\\,
+  \\text{lr}\\, (t-1))^{\\alpha}` as a schedule for ``scale_by_learning_rate``;
+* the decay term :math:`-\\lambda\\eta_t\\theta`, which is ``add_decayed_weights(lambd)``
+  placed before the learning rate;
+* :func:`asgd_averaging`: the running average :math:`\\bar\\theta` of the iterates (torch's
+  ``ax``), kept in the state and read with :func:`asgd_average`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from optxform import tree as otu
+from optxform.core import GradientTransformation, ScalarOrSchedule, Schedule
+from optxform.core.counters import increment, zero_count
+from optxform.core.validation import check_learning_rate, check_non_negative
+
+__all__ = ["AsgdAveragingState", "asgd_average", "asgd_averaging", "asgd_averaging_weight",
+           "asgd_learning_rate"]
+
+
+def _f32(x) -> jax.Array:
+    return jnp.asarray(x).astype(jnp.float32)
+
+
+def asgd_learning_rate(learning_rate: ScalarOrSchedule = 1e-2, lambd=1e-4,
+                       alpha=0.75) -> Schedule:
+    r"""torch ASGD's step size as a schedule: ``count -> lr / (1 + lambd * lr * count)**alpha``.
+
+    ``count`` is the number of updates already made, so the first update uses ``lr``
+    itself (torch's ``eta`` starts at ``lr`` and is recomputed at the end of each step).
+    With ``learning_rate`` a schedule, ``lr`` is its value at the same count.
+    """
+    check_learning_rate(learning_rate)
+    check_non_negative("lambd", lambd)
+    check_non_negative("alpha", alpha)
+
+    def schedule(count):
+        lr = _f32(learning_rate(count) if callable(learning_rate) else learning_rate)
+        t = _f32(count)
+        return lr / jnp.power(1.0 + _f32(lambd) * lr * t, _f32(alpha))
+
+    return schedule
+
+
+def asgd_averaging_weight(t0=1e6) -> Schedule:
+    r"""torch ASGD's averaging weight ``mu``: ``count -> 1 / max(1, count - t0)``.
+
+    ``count`` is the number of updates already made before the current one. While the
+    weight is 1 (the first ``t0 + 1`` updates) the "average" is just the latest iterate.
+    """
+    check_non_negative("t0", t0)
+
+    def schedule(count):
+        return 1.0 / jnp.maximum(1.0, _f32(count) - _f32(t0))
+
+    return schedule
+
+
+class AsgdAveragingState(NamedTuple):
+    count: jax.Array  # int32: updates made so far
+    ax: Any           # the averaged params (torch's ``ax``), in the param dtype
+
+
+def asgd_averaging(t0=1e6) -> GradientTransformation:
+    r"""Track torch ASGD's running average of the iterates; updates pass through unchanged.
+
+    Place it last in a chain, after the learning rate: it needs the final updates and the
+    params to know the new iterate :math:`\theta_t = \theta_{t-1} + u_t`. Then
+
+    .. math::
+
+        \bar\theta_t = \bar\theta_{t-1} + \mu_t\, (\theta_t - \bar\theta_{t-1}),\qquad
+        \mu_t = 1 / \max(1, t - 1 - t_0),
+
+    and :math:`\bar\theta_t = \theta_t` exactly while :math:`\mu_t = 1` (torch copies the
+    param then). :math:`\bar\theta_0 = 0` as in torch. Read it with :func:`asgd_average`.
+
+    Args:
+      t0: the number of steps before averaging starts (``>= 0``).
+
+    State: :class:`AsgdAveragingState`; ``ax`` in the param dtype, ``count`` int32.
+    """
+    weight = asgd_averaging_weight(t0)
+
+    def init(params):
+        return AsgdAveragingState(count=zero_count(), ax=otu.zeros_like(params))
+
+    def update(updates, state, params=None, **extra):
+        del extra
+        if params is None:
+            raise ValueError("asgd_averaging needs params: call update(updates, state, params)")
+        otu.check_same_structure(params, updates, "params", "updates")
+        mu = weight(state.count)
+
+        def average(ax, p, u):
+            wide = jnp.promote_types(p.dtype, u.dtype)
+            new_param = (p.astype(wide) + u.astype(wide)).astype(p.dtype)
+            m = otu.as_dtype_of(mu, ax)
+            # torch: ax.add_(param.sub(ax).mul_(mu)), each op rounded on its own.
+            return jnp.where(mu == 1.0, new_param, ax + otu.unfused((new_param - ax) * m))
+
+        ax = otu.tree_map(average, state.ax, params, updates)
+        return updates, AsgdAveragingState(count=increment(state.count), ax=ax)
+
+    return GradientTransformation(init, update)
+
+
+def _find_averaging_state(state) -> AsgdAveragingState | None:
+    if isinstance(state, AsgdAveragingState):
+        return state
+    if isinstance(state, dict):
+        children = state.values()
+    elif isinstance(state, (tuple, list)):
+        children = state
+    else:
+        return None
+    for child in children:
+        found = _find_averaging_state(child)
+        if found is not None:
+            return found
+    return None
+
+
+def asgd_average(state) -> Any:
+    """The averaged params (torch ASGD's ``ax``) held in an ``asgd`` state.
+
+    Searches ``state`` (an :func:`optxform.asgd` state, or any nesting of tuples, lists,
+    dicts and NamedTuples containing an :class:`AsgdAveragingState`) and returns its
+    ``ax`` tree. Raises ``ValueError`` if there is none.
+    """
+    found = _find_averaging_state(state)
+    if found is None:
+        raise ValueError("asgd_average: the state holds no AsgdAveragingState "
+                         "(was it made by optxform.asgd or asgd_averaging?)")
+    return found.ax
