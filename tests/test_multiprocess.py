@@ -108,6 +108,14 @@ def worker(process_id: int, port: int, out_dir: str) -> None:
     jax.distributed.shutdown()
 
 
+def _has_gloo() -> bool:
+    try:
+        from jax._src.lib import _jax
+    except ImportError:
+        return True  # layout of jaxlib changed: let the run itself tell
+    return hasattr(_jax, "make_gloo_tcp_collectives")
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -155,7 +163,12 @@ def test_two_processes_train_like_one(tmp_path):
 
     if jax.device_count() != NUM_PROCESSES * DEVICES_PER_PROCESS:
         pytest.skip("the single-process reference needs 8 host devices")
+    if not _has_gloo():
+        pytest.skip("this jaxlib has no gloo CPU collectives (jax_cpu_collectives_implementation"
+                    "='gloo'); cross-process reductions on CPU are impossible without them")
     results = _launch(tmp_path)
+    if any(code != 0 and "address already in use" in out.lower() for code, out in results):
+        results = _launch(tmp_path)  # the free port was taken in between; try another
     for i, (code, out) in enumerate(results):
         assert code == 0, f"worker {i} failed (exit {code}):\n{out[-4000:]}"
 
@@ -164,12 +177,13 @@ def test_two_processes_train_like_one(tmp_path):
     for key in got[0]:
         np.testing.assert_array_equal(got[0][key], got[1][key], err_msg=key)
 
+    initial = _example().make_problem()[0]
     for zero1, label in ((False, "replicated"), (True, "zero1")):
         want, want_state = train(zero1)
         for name, value in _host(want).items():
             np.testing.assert_allclose(got[0][f"{label}/{name}"], value, rtol=1e-5, atol=1e-6,
                                        err_msg=f"{label}/{name}")
-            assert np.max(np.abs(value - _example().make_problem()[0][name])) > 1e-4
+            assert np.max(np.abs(value - initial[name])) > 1e-4, f"{name} did not train"
 
     # the state both processes saved restores in this one process, on its own 8 devices
     shardings = jax.tree.map(lambda leaf: leaf.sharding, want_state)
