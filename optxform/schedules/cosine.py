@@ -68,7 +68,7 @@ def cosine_decay_schedule(init_value, decay_steps: int, alpha=0.0, exponent=1.0)
 
 
 def cosine_annealing(init_value, t_max: int, eta_min=0.0) -> Schedule:
-    r"""torch's CosineAnnealingLR: a cosine of period ``2 t_max`` between ``init_value`` and ``eta_min``.
+    r"""torch's CosineAnnealingLR: cosine from ``init_value`` to ``eta_min``, period ``2 t_max``.
 
     .. math::
 

@@ -31,7 +31,7 @@ __all__ = [
 
 
 def constant_schedule(value) -> Schedule:
-    """``s(t) = value`` (torch: no scheduler / ``LambdaLR(lambda t: 1)``; optax.constant_schedule)."""
+    """``s(t) = value`` (torch: no scheduler; optax.constant_schedule)."""
     value = number("value", value)
 
     def schedule(step) -> jax.Array:

@@ -19,12 +19,6 @@ _STATIC_CALLABLE_NAMES = frozenset({"mask", "param_labels", "value_fn", "line_se
                                     "scale_fn", "every_k_schedule"})
 
 
-class InjectHyperparamsState(NamedTuple):
-    count: jax.Array              # int32: updates made (the step schedules are evaluated at)
-    hyperparams: dict             # name -> float32 array: the values the next update uses
-    inner_state: Any              # the state of the alias built from those values
-
-
 def _is_float_array(value: Any) -> bool:
     if isinstance(value, (jax.Array, np.ndarray, np.generic)):
         return jnp.issubdtype(jnp.result_type(value), jnp.floating)
@@ -60,6 +54,12 @@ def _hyperparam_dtype(value: Any, dtype: Any) -> Any:
     own = jnp.result_type(value) if _is_float_array(value) else jnp.float32
     # At least float32 (never a low-precision param dtype), wider if given wider.
     return jnp.promote_types(own, jnp.float32)
+
+
+class InjectHyperparamsState(NamedTuple):
+    count: jax.Array              # int32: updates made (the step schedules are evaluated at)
+    hyperparams: dict             # name -> float32 array: the values the next update uses
+    inner_state: Any              # the state of the alias built from those values
 
 
 def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
