@@ -113,6 +113,8 @@ TORCH_CASES = [
     ("CyclicLR(exp_range)", lambda L, o: L.CyclicLR(o, 0.01, 0.1, 15, mode="exp_range",
                                                     gamma=0.995),
      lambda: ox.cyclic(0.01, 0.1, 15, mode="exp_range", gamma=0.995)),
+    ("CyclicLR(fractional sizes)", lambda L, o: L.CyclicLR(o, 0.01, 0.1, 7.5, 12.25),
+     lambda: ox.cyclic(0.01, 0.1, 7.5, 12.25)),
     ("CyclicLR(down=0)", lambda L, o: L.CyclicLR(o, 0.01, 0.1, 12, 0),
      lambda: ox.cyclic(0.01, 0.1, 12, 0)),
     ("SequentialLR(Linear,Exponential)", lambda L, o: L.SequentialLR(

@@ -164,7 +164,10 @@ def _cyclic_shape(step_size_up, step_size_down, mode, gamma, scale_fn, scale_mod
         raise ValueError(f"Invalid scale_mode: {scale_mode!r} (scale_mode must be 'cycle' "
                          "or 'iterations')")
     total = up + down
-    integral = up == math.floor(up) and down == math.floor(down) and total <= 2**31 - 1
+    # Step sizes that are multiples of 1 / 2**k (2000, 7.5, 12.25, ...) are handled exactly
+    # in int32 on the time axis scaled by 2**k; others fall back to float32 positions.
+    dyadic = next((k for k in range(11) if (up * 2**k).is_integer()
+                   and (down * 2**k).is_integer() and total * 4**k <= 2**31 - 1), None)
 
     def scale(cycle, t):
         x = cycle if scale_mode == "cycle" else t
@@ -178,13 +181,15 @@ def _cyclic_shape(step_size_up, step_size_down, mode, gamma, scale_fn, scale_mod
 
     def shape(step) -> jax.Array:
         t = as_step(step)
-        if integral:
-            U, N = int(up), int(total)
-            completed = t // N
-            r = t - completed * N
+        if dyadic is not None:
+            S = 2**dyadic
+            U, N = int(up * S), int(total * S)        # scaled lengths (integers)
+            a = t % N                                  # t mod N, then times S mod N:
+            completed = (t // N) * S + (a * S) // N    # floor(t / total), exact
+            r = (a * S) % N                            # S * (t mod total), exact
             rising = r <= U  # always true when step_size_down == 0 (a sawtooth)
-            height = jnp.where(rising, f32(r) / np.float32(up),
-                               f32(N - r) / np.float32(max(down, 1.0)))
+            height = jnp.where(rising, f32(r) / np.float32(U),
+                               f32(N - r) / np.float32(max(N - U, 1)))
         else:
             x = f32(t) / np.float32(total)
             completed_f = jnp.floor(x)
@@ -215,8 +220,9 @@ def cyclic(base_value, max_value, step_size_up=2000, step_size_down=None,
     where the amplitude factor :math:`g` is 1 (``'triangular'``), :math:`2^{-(c-1)}`
     (``'triangular2'``, halved each cycle) or :math:`\gamma^{t}` (``'exp_range'``). A custom
     ``scale_fn(x)`` (jit-safe, on int32 arrays) replaces :math:`g`, with ``x`` the cycle
-    number (``scale_mode='cycle'``) or the step (``'iterations'``), as in torch. Integer
-    step sizes are handled in exact int32 arithmetic, so the cycles stay exact at any step.
+    number (``scale_mode='cycle'``) or the step (``'iterations'``), as in torch. Integer or
+    dyadic (7.5, 12.25) step sizes are handled in exact int32 arithmetic, so the cycles stay
+    exact at any step; other fractional sizes use float32 positions (about 1e-5 relative).
 
     Args:
       base_value: :math:`v_b` (torch ``base_lr``).
