@@ -1,0 +1,320 @@
+"""Shared machinery of the performance benchmarks: workloads, variants, interleaved timing.
+
+A *workload* is a params tree (shapes and dtypes) and an optimizer recipe. A *variant* runs
+the workload with one library and layout:
+
+* ``optax``            optax's transform on the tree (jit, params and state donated)
+* ``optxform``         optxform's transform on the tree (same jit and donation)
+* ``optxform.packed``  ``optxform.packed(tx)``: the tree API, state packed per dtype
+* ``optxform.flat``    params, grads and state kept packed across steps (``packed_layout``)
+* ``torch.foreach`` / ``torch.fused``  torch.optim on CPU tensors, ``foreach=True`` / ``fused=True``
+
+Every JAX variant times one call of a jitted ``step(params, state, grads) -> (params,
+state)`` (update + apply_updates), blocking on the result; torch times ``opt.step()``.
+Rounds interleave the variants (round 1: A B C ..., round 2: A B C ...) so that a change in
+machine load hits all of them alike; each report is the median over all timed steps.
+
+The *floor* of a step is its compulsory memory traffic (Adam: read params, grads and two
+moments, write params and two moments: 28 bytes per float32 param) divided by the
+bandwidth of a plain elementwise copy of the same number of bytes, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from typing import Any, Callable
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import optxform  # noqa: E402
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+# --- machine ------------------------------------------------------------------------------
+
+
+def machine_info() -> dict:
+    """CPU, core count, load averages and library versions, recorded next to every table."""
+    import optax
+    try:
+        import torch
+        torch_version = torch.__version__
+    except ImportError:  # torch is optional for the JAX-only parts
+        torch_version = None
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "uptime": _uptime(), "jax": jax.__version__, "optax": optax.__version__,
+        "torch": torch_version, "backend": jax.default_backend(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def _uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+# --- workloads ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Workload:
+    """A params layout and an optimizer recipe (``"adam"`` or ``"chain"``)."""
+
+    name: str
+    shapes: list[tuple[tuple[int, ...], str]]  # (shape, dtype name) per leaf
+    recipe: str = "adam"
+
+    @property
+    def num_leaves(self) -> int:
+        return len(self.shapes)
+
+    @property
+    def num_params(self) -> int:
+        return int(sum(np.prod(s, dtype=np.int64) for s, _ in self.shapes))
+
+    def traffic_bytes(self, moment_bytes: int | None = None) -> int:
+        """Compulsory bytes per step: params r+w, grads r, two moments r+w (+ a grad read
+        for the global norm in the clip chain). Moments in the param dtype by default."""
+        total = 0
+        for shape, dtype in self.shapes:
+            n = int(np.prod(shape, dtype=np.int64))
+            p = jnp.dtype(dtype).itemsize
+            m = p if moment_bytes is None else moment_bytes
+            total += n * (3 * p + 4 * m + (p if self.recipe == "chain" else 0))
+        return total
+
+    def params(self, seed: int = 0) -> dict:
+        rng = np.random.default_rng(seed)
+        return {f"p{i:05d}": jnp.asarray(rng.standard_normal(shape, np.float32), dtype)
+                for i, (shape, dtype) in enumerate(self.shapes)}
+
+    def grads(self, seed: int = 1) -> dict:
+        rng = np.random.default_rng(seed)
+        return {f"p{i:05d}": jnp.asarray(1e-2 * rng.standard_normal(shape, np.float32), dtype)
+                for i, (shape, dtype) in enumerate(self.shapes)}
+
+
+def leaves_workload(num_leaves: int, size: int, recipe: str = "adam",
+                    dtypes=("float32",), name: str | None = None) -> Workload:
+    shapes = [((size,), dtypes[i % len(dtypes)]) for i in range(num_leaves)]
+    return Workload(name or f"{recipe}, {num_leaves:,} leaves x {size:,}", shapes, recipe)
+
+
+def gpt_shapes(d: int, layers: int, vocab: int, ctx: int, dtype: str = "float32"):
+    """The leaves of a GPT-2-style decoder (tied embeddings): 12 per block + 4."""
+    shapes = [((vocab, d), dtype), ((ctx, d), dtype)]
+    for _ in range(layers):
+        shapes += [((d,), dtype), ((d,), dtype),                      # ln_1
+                   ((d, 3 * d), dtype), ((3 * d,), dtype),           # attn qkv
+                   ((d, d), dtype), ((d,), dtype),                   # attn proj
+                   ((d,), dtype), ((d,), dtype),                     # ln_2
+                   ((d, 4 * d), dtype), ((4 * d,), dtype),           # mlp fc
+                   ((4 * d, d), dtype), ((d,), dtype)]               # mlp proj
+    shapes += [((d,), dtype), ((d,), dtype)]                          # ln_f
+    return shapes
+
+
+# --- optimizers ---------------------------------------------------------------------------
+
+LR, WD, MAX_NORM, WARMUP, DECAY_STEPS = 1e-3, 1e-2, 1.0, 100, 10_000
+
+
+def optxform_tx(recipe: str, **adam_kw):
+    if recipe == "adam":
+        return optxform.adam(LR, **adam_kw)
+    schedule = optxform.warmup_cosine_decay_schedule(0.0, LR, WARMUP, DECAY_STEPS)
+    return optxform.chain(optxform.clip_by_global_norm(MAX_NORM),
+                          optxform.adamw(schedule, weight_decay=WD, **adam_kw))
+
+
+def optax_tx(recipe: str):
+    import optax
+    if recipe == "adam":
+        return optax.adam(LR)
+    schedule = optax.warmup_cosine_decay_schedule(0.0, LR, WARMUP, DECAY_STEPS)
+    return optax.chain(optax.clip_by_global_norm(MAX_NORM),
+                       optax.adamw(schedule, weight_decay=WD))
+
+
+# --- variants -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Variant:
+    """One way of running a workload: ``step()`` advances one optimizer step and blocks."""
+
+    name: str
+    step: Callable[[], None]
+    compile_s: float | None = None
+    peak_bytes: int | None = None
+    times: list[float] = dataclasses.field(default_factory=list)
+
+    def median_ms(self) -> float:
+        return 1e3 * statistics.median(self.times)
+
+
+def _jax_step(tx):
+    def step(params, state, grads):
+        updates, state = tx.update(grads, state, params)
+        return optxform.apply_updates(params, updates), state
+    return step
+
+
+def jax_variant(name: str, tx, params, grads, donate: bool = True) -> Variant:
+    """Compile ``update + apply_updates`` (timed: trace + lower + compile) and wrap a step."""
+    state = tx.init(params)
+    start = time.perf_counter()
+    compiled = jax.jit(_jax_step(tx), donate_argnums=(0, 1) if donate else ()).lower(
+        params, state, grads).compile()
+    compile_s = time.perf_counter() - start
+    stats = compiled.memory_analysis()
+    peak = None
+    if stats is not None:
+        peak = (stats.argument_size_in_bytes + stats.output_size_in_bytes
+                - stats.alias_size_in_bytes + stats.temp_size_in_bytes)
+    box = {"params": jax.tree.map(jnp.copy, params), "state": state}
+
+    def step():
+        box["params"], box["state"] = compiled(box["params"], box["state"], grads)
+        jax.block_until_ready(box["params"])
+
+    step()  # first call: allocation and warm-up, not timed
+    return Variant(name, step, compile_s, peak)
+
+
+def jax_variants(workload: Workload, which=("optax", "optxform", "optxform.packed",
+                                            "optxform.flat")) -> list[Variant]:
+    params, grads = workload.params(), workload.grads()
+    out = []
+    for name in which:
+        if name == "optax":
+            with jax.numpy_dtype_promotion("standard"):
+                out.append(jax_variant(name, optax_tx(workload.recipe), params, grads))
+        elif name == "optxform":
+            out.append(jax_variant(name, optxform_tx(workload.recipe), params, grads))
+        elif name == "optxform.packed":
+            out.append(jax_variant(name, optxform.packed(optxform_tx(workload.recipe)),
+                                   params, grads))
+        elif name == "optxform.flat":
+            layout = optxform.packed_layout(params)
+            out.append(jax_variant(name, optxform_tx(workload.recipe), layout.pack(params),
+                                   layout.pack(grads)))
+        else:
+            raise ValueError(f"unknown JAX variant {name!r}")
+    return out
+
+
+def torch_variants(workload: Workload, which=("torch.foreach", "torch.fused")) -> list[Variant]:
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    out = []
+    for name in which:
+        gen = torch.Generator().manual_seed(0)
+        params = [torch.randn(shape, generator=gen).to(dtypes[dt]).requires_grad_()
+                  for shape, dt in workload.shapes]
+        for p in params:
+            p.grad = 1e-2 * torch.randn(p.shape, generator=gen).to(p.dtype)
+        kind = {"foreach": name.endswith("foreach"), "fused": name.endswith("fused")}
+        if workload.recipe == "adam":
+            opt = torch.optim.Adam(params, lr=LR, **kind)
+            sched = None
+        else:
+            opt = torch.optim.AdamW(params, lr=LR, weight_decay=WD, **kind)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine)
+
+        def step(opt=opt, sched=sched, params=params, foreach=kind["foreach"]):
+            if sched is not None:
+                torch.nn.utils.clip_grad_norm_(params, MAX_NORM, foreach=True)
+            opt.step()
+            if sched is not None:
+                sched.step()
+
+        step()
+        out.append(Variant(name, step))
+    return out
+
+
+def _warmup_cosine(t: int) -> float:
+    """torch LambdaLR factor equal to the JAX recipes' warmup-cosine schedule / LR."""
+    import math
+    if t < WARMUP:
+        return t / WARMUP
+    frac = min(1.0, (t - WARMUP) / (DECAY_STEPS - WARMUP))
+    return 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def copy_bandwidth(num_bytes: int, rounds: int = 5, reps: int = 10) -> float:
+    """GB/s of a plain jitted elementwise pass (read n bytes, write n bytes) over one buffer."""
+    x = jnp.ones(max(1, num_bytes // 4), jnp.float32)
+    f = jax.jit(lambda a: a + jnp.float32(1.0)).lower(x).compile()
+    jax.block_until_ready(f(x))
+    times = []
+    for _ in range(rounds * reps):
+        t = time.perf_counter()
+        jax.block_until_ready(f(x))
+        times.append(time.perf_counter() - t)
+    return 2 * x.size * 4 / statistics.median(times) / 1e9
+
+
+def interleave(variants: list[Variant], rounds: int, reps: int,
+               extra: Callable[[], float] | None = None) -> list[float]:
+    """Time ``reps`` steps of each variant per round, variants in turn; returns ``extra()``'s
+    per-round results (e.g. a copy-bandwidth probe run in the same rounds)."""
+    probes = []
+    for _ in range(rounds):
+        for v in variants:
+            for _ in range(reps):
+                t = time.perf_counter()
+                v.step()
+                v.times.append(time.perf_counter() - t)
+        if extra is not None:
+            probes.append(extra())
+    return probes
+
+
+def save_results(name: str, payload: dict) -> str:
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    path = os.path.join(RESULTS_DIR, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=1, default=_jsonable)
+    return path
+
+
+def _jsonable(x: Any):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    raise TypeError(type(x))
+
+
+def fmt_ms(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.2f}" if x < 100 else f"{x:.0f}"
+
+
+def fmt_s(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
