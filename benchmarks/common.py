@@ -225,17 +225,21 @@ def jax_variants(workload: Workload, which=("optax", "optxform", "optxform.packe
     return out
 
 
-def torch_variants(workload: Workload, which=("torch.foreach", "torch.fused")) -> list[Variant]:
+def torch_variants(workload: Workload, which=("torch.foreach", "torch.fused"),
+                   device: str = "cpu") -> list[Variant]:
+    """torch.optim Adam/AdamW (+ clip_grad_norm_ and a LambdaLR schedule for ``"chain"``)."""
     import torch
-    torch.set_num_threads(os.cpu_count() or 1)
+    if device == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     out = []
     for name in which:
         gen = torch.Generator().manual_seed(0)
-        params = [torch.randn(shape, generator=gen).to(dtypes[dt]).requires_grad_()
-                  for shape, dt in workload.shapes]
+        params = [torch.randn(shape, generator=gen).to(device=device, dtype=dtypes[dt])
+                  .requires_grad_() for shape, dt in workload.shapes]
         for p in params:
-            p.grad = 1e-2 * torch.randn(p.shape, generator=gen).to(p.dtype)
+            p.grad = 1e-2 * torch.randn(p.shape, generator=gen).to(device=device, dtype=p.dtype)
         kind = {"foreach": name.endswith("foreach"), "fused": name.endswith("fused")}
         if workload.recipe == "adam":
             opt = torch.optim.Adam(params, lr=LR, **kind)
@@ -244,12 +248,13 @@ def torch_variants(workload: Workload, which=("torch.foreach", "torch.fused")) -
             opt = torch.optim.AdamW(params, lr=LR, weight_decay=WD, **kind)
             sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine)
 
-        def step(opt=opt, sched=sched, params=params, foreach=kind["foreach"]):
+        def step(opt=opt, sched=sched, params=params):
             if sched is not None:
                 torch.nn.utils.clip_grad_norm_(params, MAX_NORM, foreach=True)
             opt.step()
             if sched is not None:
                 sched.step()
+            sync()
 
         step()
         out.append(Variant(name, step))
