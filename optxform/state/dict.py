@@ -4,10 +4,10 @@ A state is a nested pytree (chain tuples, NamedTuples of fields, dicts of params
 form maps one readable key per array leaf to a host ``numpy`` copy, the way torch's
 ``Optimizer.state_dict()`` exposes ``state[param_id]['exp_avg']``::
 
-    tx = optxform.chain(optxform.clip_by_global_norm(1.0), optxform.adam(1e-3))
+    tx = optxform.adam(1e-3, weight_decay=0.1)  # chain(add_decayed_weights, scale_by_adam, lr)
     optxform.state_dict(tx.init({"layer1": {"w": w, "b": b}}))
-    # {"1/0.count": array(0, int32),
-    #  "1/0.mu/layer1/b": ..., "1/0.mu/layer1/w": ..., "1/0.nu/layer1/b": ..., ...}
+    # {"1.count": array(0, dtype=int32), "1.mu/layer1/b": ..., "1.mu/layer1/w": ...,
+    #  "1.nu/layer1/b": ..., "1.nu/layer1/w": ..., "2.count": array(0, dtype=int32)}
 
 Key grammar: the path of the leaf in the state tree, where a NamedTuple field is joined
 with ``"."`` and every other step (chain index, dict key, list index) with ``"/"``; so
