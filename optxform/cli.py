@@ -41,6 +41,8 @@ import tempfile
 import time
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from optxform import explore, problems
 from optxform.explore.chooser import DEFAULT_LEARNING_RATES, format_table
 from optxform.explore.progress import progress_bar
@@ -162,19 +164,36 @@ def compare_table(surface: problems.Surface, runs) -> str:
     return format_table(header, rows)
 
 
-TUNE_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
+TUNE_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def _inside(surface: problems.Surface, run) -> bool:
+    """Whether a run stayed finite and inside the plotting window all the way."""
+    (x0, x1), (y0, y1) = surface.bounds
+    path = run.params
+    return bool(np.isfinite(path).all() and (path[:, 0] >= x0).all() and (path[:, 0] <= x1).all()
+                and (path[:, 1] >= y0).all() and (path[:, 1] <= y1).all())
 
 
 def tune_learning_rates(surface: problems.Surface, specs, steps: int, start=None, *,
                         grid: Sequence[float] = TUNE_GRID, progress: bool = False):
-    """Give each spec without a learning rate the grid value with the best final loss.
+    """Give each spec without a learning rate its best grid value on ``surface``.
 
-    One :func:`optxform.choose` race over ``grid`` from the start point; a spec that sets
-    its own rate keeps it. This is how ``Surface.learning_rates`` were picked.
+    Every (spec, rate) pair runs from the start point (one vmapped compile per optimizer);
+    the best rate has the lowest final loss among the runs whose path stays finite and
+    inside the plotting window (or, if none does, among all runs). A spec that sets its own
+    rate keeps it. This is how ``Surface.learning_rates`` were picked.
     """
-    result = explore.choose(surface.fn, surface.start_array(start), None, specs, grid, steps,
-                            progress=progress)
-    best = {row.optimizer: row.learning_rate for row in result.best_per_optimizer()}
+    todo = [spec for spec in specs if spec.learning_rate is None]
+    trials = [(spec, lr, spec.with_options(learning_rate=lr)) for spec in todo for lr in grid]
+    runs = explore.trajectories(surface.fn, surface.start_array(start),
+                                [trial for _, _, trial in trials], steps, progress=progress)
+    best = {}
+    for spec in todo:
+        mine = [(lr, runs[trial.label]) for s, lr, trial in trials if s is spec]
+        ok = [(lr, run) for lr, run in mine if _inside(surface, run)] or mine
+        finite = [(lr, run) for lr, run in ok if math.isfinite(run.final_loss)] or ok
+        best[spec.label] = min(finite, key=lambda item: item[1].final_loss)[0]
     return [spec.with_options(learning_rate=best[spec.label])
             if spec.learning_rate is None else spec for spec in specs]
 
@@ -244,6 +263,8 @@ def cmd_choose(args) -> int:
     best = result.best
     _say(f"best: {best.optimizer} with learning rate {best.learning_rate:g} "
          f"(final loss {_fmt(best.final_loss)})")
+    for note in result.notes():
+        _say(f"note: {note}")
     viz.plot_choice(result, out / "choose.png", title=title)
     (out / "choose.csv").write_text(result.table("csv") + "\n")
     _say(f"wrote choose.png, choose.csv to {out}")
@@ -266,18 +287,25 @@ def cmd_lr_find(args) -> int:
     return 0
 
 
-# The tour `optxform demo` runs: (surface, optimizers, steps, start) per figure.
+# The tour `optxform demo` runs: (surface, optimizer specs, steps, start) per figure. The
+# path figures use rates picked for readable pictures (each a good rate for that optimizer
+# there; the tuned rates in Surface.learning_rates are the lowest-final-loss ones and can
+# make wilder paths); on the saddles every optimizer gets the same rate.
+_SIX = ("sgd", "momentum", "adagrad", "rmsprop", "adam", "lion")
 DEMO_PATHS = (
-    ("rosenbrock", ("sgd", "momentum", "adagrad", "rmsprop", "adam", "lion"), 300, None),
-    ("himmelblau", ("sgd", "momentum", "adagrad", "rmsprop", "adam", "lion"), 150, None),
-    ("ill_conditioned", ("sgd", "momentum", "adagrad", "rmsprop", "adam", "lion"), 100, None),
+    ("rosenbrock", ("sgd:lr=2e-3", "momentum:lr=1e-3", "adagrad:lr=0.3", "rmsprop:lr=0.01",
+                    "adam:lr=0.1", "lion:lr=0.03"), 300, None),
+    ("himmelblau", ("sgd:lr=0.01", "momentum:lr=3e-3", "adagrad:lr=1.0", "rmsprop:lr=0.1",
+                    "adam:lr=0.3", "lion:lr=0.1"), 150, None),
+    ("ill_conditioned", ("sgd:lr=0.03", "momentum:lr=0.01", "adagrad:lr=0.5",
+                         "rmsprop:lr=0.03", "adam:lr=0.3", "lion:lr=0.05"), 100, None),
 )
 DEMO_SADDLES = (
-    ("saddle", ("sgd", "momentum", "adagrad", "rmsprop", "adam", "lion"), 100, None),
-    ("monkey_saddle", ("sgd", "momentum", "adagrad", "rmsprop", "adam", "lion"), 100, None),
+    ("saddle", _SIX, 100, None),
+    ("monkey_saddle", _SIX, 100, None),
 )
-DEMO_CHOOSE = ("mlp_spirals", ("sgd", "momentum", "adagrad", "rmsprop", "adam", "lion"),
-               (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0), 300)
+DEMO_CHOOSE = ("mlp_spirals", _SIX, (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0),
+               300)
 DEMO_LR_FIND = ("mlp_spirals", ("sgd", "adam"), 100)
 
 
@@ -287,7 +315,7 @@ def cmd_demo(args) -> int:
 
     start = time.perf_counter()
     available = set(explore.optimizer_names())
-    pick = lambda names: [n for n in names if n in available]  # noqa: E731
+    pick = lambda names: [n for n in names if n.partition(":")[0] in available]  # noqa: E731
     written, report = [], []
     stages = ([("paths", *s) for s in DEMO_PATHS] + [("saddle", *s) for s in DEMO_SADDLES]
               + [("choose",), ("lr_find",)])
@@ -312,7 +340,8 @@ def cmd_demo(args) -> int:
                            result.table(limit=12) + "\n\nbest per optimizer:\n"
                            + "\n".join(f"  {r.optimizer}: lr {r.learning_rate:g}, final loss "
                                        f"{_fmt(r.final_loss)}"
-                                       for r in result.best_per_optimizer())))
+                                       for r in result.best_per_optimizer())
+                           + "".join(f"\nnote: {note}" for note in result.notes())))
         else:
             name, names, steps = DEMO_LR_FIND
             loss_fn, params, data, title = load_problem(name)
@@ -352,12 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     surfaces = ", ".join(problems.problem_names("surface"))
     every = ", ".join(problems.problem_names())
 
-    demo = sub.add_parser("demo", parents=[common], help="run the built-in tour and write its figures")
+    demo = sub.add_parser("demo", parents=[common],
+                          help="run the built-in tour and write its figures")
     demo.add_argument("--out", default="optxform-demo", help="output folder "
                       "(default: %(default)s)")
     demo.set_defaults(run=cmd_demo)
 
-    compare = sub.add_parser("compare", parents=[common], help="optimizer paths on a 2-D surface",
+    compare = sub.add_parser("compare", parents=[common],
+                             help="optimizer paths on a 2-D surface",
                              description=f"Surfaces: {surfaces}.")
     compare.add_argument("problem", help="a surface name")
     compare.add_argument("--optimizers", nargs="+", metavar="SPEC",
@@ -368,14 +399,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--start", nargs=2, type=float, metavar=("X", "Y"),
                          help="start point (default: the surface's own)")
     compare.add_argument("--tune", action="store_true",
-                         help="pick each learning rate by racing a grid from 1e-4 to 3 first")
+                         help="pick each learning rate by racing a grid from 1e-4 to 10 first")
     compare.add_argument("--frames", type=int, default=50, help="GIF frames (default 50)")
     compare.add_argument("--no-gif", action="store_true", help="skip the animation")
     compare.add_argument("--out", default="optxform-out", help="output folder "
                          "(default: %(default)s)")
     compare.set_defaults(run=cmd_compare)
 
-    choose = sub.add_parser("choose", parents=[common], help="race optimizers x learning rates",
+    choose = sub.add_parser("choose", parents=[common],
+                            help="race optimizers x learning rates",
                             description=f"Problems: {every}; or MODULE:FUNCTION returning "
                             "(loss_fn, params, data).")
     choose.add_argument("problem", help="a problem name or MODULE:FUNCTION")
@@ -391,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     choose.set_defaults(run=cmd_choose)
 
-    lr_find = sub.add_parser("lr-find", parents=[common], help="learning-rate range test (Smith 2017)",
+    lr_find = sub.add_parser("lr-find", parents=[common],
+                             help="learning-rate range test (Smith 2017)",
                              description=f"Problems: {every}; or MODULE:FUNCTION.")
     lr_find.add_argument("problem", help="a problem name or MODULE:FUNCTION")
     lr_find.add_argument("--optimizer", default="sgd", metavar="SPEC",

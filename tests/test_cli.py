@@ -136,3 +136,12 @@ def test_python_dash_m_help_in_a_subprocess():
     assert proc.returncode == 0, proc.stderr
     for command in ("demo", "compare", "choose", "lr-find"):
         assert command in proc.stdout
+
+
+def test_tune_picks_the_fastest_stable_rate():
+    # Booth's Hessian has eigenvalues 2 and 18: gradient descent diverges for lr > 2/18;
+    # lr = 0.1 converges but its first step overshoots to (9.8, 10.2), out of the window.
+    booth = cli.problems.SURFACES["booth"]
+    specs = cli.explore.parse_optimizers(["sgd", "adam:lr=0.5"])
+    tuned = cli.tune_learning_rates(booth, specs, 20, grid=(0.01, 0.03, 0.1, 0.5))
+    assert [s.learning_rate for s in tuned] == [0.03, 0.5]  # adam keeps its own rate

@@ -157,6 +157,12 @@ def test_choose_ranks_and_flags_divergence():
     assert result.table("csv").count("\n") == 5
     assert result.table("markdown").startswith("| rank")
     assert [r.optimizer for r in result.best_per_optimizer()] == ["sgd", "sgd(lr=0.5)"]
+    assert result.notes() == []  # best rate 1.0 is inside the grid
+    edge = optxform.choose(loss, jnp.ones((4,), jnp.float32), None, ["sgd", "adam"],
+                           [1e-3, 1e-2], steps=3)
+    assert edge.notes() == ["sgd: the best rate 0.01 is the largest tried; larger ones may "
+                            "do better", "adam: the best rate 0.01 is the largest tried; "
+                            "larger ones may do better"]
 
 
 def test_choose_minibatches():

@@ -1,4 +1,4 @@
-"""optxform.problems: the surfaces have the minima and saddles they claim; training problems load."""
+"""optxform.problems: surfaces have the minima and saddles they claim; training problems load."""
 
 from __future__ import annotations
 

@@ -115,6 +115,23 @@ class ChoiceResult:
                 out.append(row)
         return out
 
+    def notes(self) -> list[str]:
+        """Warnings worth reading: a best rate at the edge of its grid, all runs diverged."""
+        notes = []
+        for label in self.optimizers():
+            grid = sorted(lr for name, lr in self.curves if name == label)
+            rows = [r for r in self.rows if r.optimizer == label]
+            best = rows[0]
+            if all(r.diverged for r in rows):
+                notes.append(f"{label}: every learning rate diverged; try smaller ones")
+            elif len(grid) > 1 and best.learning_rate == grid[-1]:
+                notes.append(f"{label}: the best rate {best.learning_rate:g} is the largest "
+                             "tried; larger ones may do better")
+            elif len(grid) > 1 and best.learning_rate == grid[0]:
+                notes.append(f"{label}: the best rate {best.learning_rate:g} is the smallest "
+                             "tried; smaller ones may do better")
+        return notes
+
     def table(self, fmt: str = "text", limit: int | None = None) -> str:
         """The ranked table as aligned ``"text"``, ``"markdown"`` or ``"csv"``."""
         header = ["rank", "optimizer", "lr", "final loss", "best loss", "diverged", "time (s)"]

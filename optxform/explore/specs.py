@@ -90,7 +90,7 @@ class OptimizerSpec:
         return fn
 
     def kwargs(self, **override) -> dict:
-        """All keyword arguments the alias is called with: preset, then options, then ``override``."""
+        """The alias's keyword arguments: the preset's, then ``options``, then ``override``."""
         preset = dict(_PRESETS[self.name][1]) if self.name in _PRESETS else {}
         return {**preset, **self.options, **override}
 

@@ -80,7 +80,7 @@ def animate_paths(surface: Surface, runs: Mapping[str, Trajectory] | Sequence[Tr
                 continue
             fill = rgb(color(i)) + (255,)
             if len(shown) > 1:
-                draw.line(shown, fill=fill, width=2, joint="curve")
+                draw.line(shown, fill=fill, width=max(4 - i // 2, 2), joint="curve")
             x, y = shown[-1]
             draw.ellipse((x - 4, y - 4, x + 4, y + 4), fill=fill, outline=(0, 0, 0, 255))
         mask = Image.new("L", background.size, 0)

@@ -125,8 +125,9 @@ def draw_paths(ax, runs: Sequence[Trajectory], *, upto: int | None = None) -> No
         points = finite_prefix(run.params)[: None if upto is None else upto + 1]
         if len(points) == 0:
             continue
-        ax.plot(points[:, 0], points[:, 1], "-", color=color(i), linewidth=1.6,
-                label=run.label, alpha=0.95)
+        # Earlier runs are drawn wider, so a run hidden under a later one still shows.
+        ax.plot(points[:, 0], points[:, 1], "-", color=color(i), label=run.label,
+                linewidth=max(3.2 - 0.35 * i, 1.2), alpha=0.95)
         ax.plot(points[-1, 0], points[-1, 1], "o", color=color(i), markersize=5,
                 markeredgecolor="k", markeredgewidth=0.5)
     if runs:
