@@ -189,6 +189,25 @@ def test_state_shapes_stable_and_lax_scan_over_updates():
     assert int(state[0].count) == 3 and int(state[0].n_iter) >= 3
 
 
+def test_mixed_dtypes_and_frozen_leaves_keep_their_dtypes():
+    # Solved on one float32 vector; bfloat16 leaves come back bfloat16, None stays None.
+    def fn(p):
+        return (jnp.sum((p["a"].astype(jnp.float32) - 1.0) ** 2)
+                + jnp.sum((p["b"] + 2.0) ** 2))
+
+    params = {"a": jnp.zeros((2, 2), jnp.bfloat16), "b": jnp.zeros(3, jnp.float32),
+              "frozen": None}
+    tx = optxform.lbfgs(line_search_fn="strong_wolfe", max_iter=5)
+    value, grads = jax.value_and_grad(fn)(params)
+    updates, state = jax.jit(lambda g, s, p: tx.update(g, s, p, value=value, value_fn=fn))(
+        grads, tx.init(params), params)
+    new = optxform.apply_updates(params, updates)
+    assert new["a"].dtype == jnp.bfloat16 and new["frozen"] is None
+    assert state[0].d.dtype == jnp.float32 and state[0].d.shape == (7,)
+    np.testing.assert_allclose(np.asarray(new["a"], np.float32), 1.0)
+    np.testing.assert_allclose(np.asarray(new["b"]), -2.0, atol=1e-4)
+
+
 def test_vmap_solves_many_logistic_regressions_in_one_call(x64):
     # float64, so that vmapped and single solves agree beyond the float32 noise near the
     # minimum (batched matmuls sum in another order).
