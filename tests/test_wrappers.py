@@ -367,3 +367,60 @@ def test_flatten_runs_on_one_vector_with_the_same_updates():
         mixed, optxform.flatten(optxform.sgd(0.5)).init(mixed), mixed)
     assert u["a"].dtype == jnp.bfloat16 and u["b"].dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(u["b"]), np.full((2, 2), -0.5, np.float32))
+
+
+# --- generic: jit without retrace, lax.scan, vmap, empty params ---------------------------------
+
+
+WRAPPERS = {
+    "masked": lambda: optxform.masked(optxform.adam(1e-2), {"w1": True, "b1": False,
+                                                            "w2": True, "k": False}),
+    "multi_transform": lambda: optxform.multi_transform(
+        {"a": optxform.adam(1e-2), "b": optxform.sgd(0.1, momentum=0.9), "f": optxform.freeze()},
+        lambda p: {n: ("a" if n.startswith("w") else "b" if n == "b1" else "f") for n in p}),
+    "apply_if_finite": lambda: optxform.apply_if_finite(optxform.adam(1e-2), 2),
+    "MultiSteps": lambda: optxform.MultiSteps(optxform.adam(1e-2), 2).gradient_transformation(),
+    "ema": lambda: optxform.chain(optxform.adam(1e-2), optxform.ema(0.9)),
+    "flatten": lambda: optxform.flatten(optxform.adam(1e-2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_wrapper_state_is_stable_under_jit_scan_and_vmap(name):
+    tx = WRAPPERS[name]()
+    params = _params()
+    traces = []
+
+    @jax.jit
+    def step(params, state, t):
+        traces.append(1)
+        updates, state = tx.update(_grad(params, t), state, params)
+        return optxform.apply_updates(params, updates), state
+
+    state = tx.init(params)
+    halves = jax.tree.map(lambda x: x * 0.5, params)
+    loops = []
+    for start in (params, halves):
+        p, s = start, tx.init(start)
+        for t in range(3):
+            p, new_s = step(p, s, jnp.asarray(t, jnp.int32))
+            assert jax.tree.structure(new_s) == jax.tree.structure(s)
+            assert [(x.shape, x.dtype) for x in jax.tree.leaves(new_s)] == \
+                [(x.shape, x.dtype) for x in jax.tree.leaves(s)]
+            s = new_s
+        loops.append(p)
+    assert len(traces) == 1
+    # vmap over two copies of the problem, of lax.scan over the steps: each copy gets the
+    # same params as its own Python loop of jitted steps.
+    def scanned(start):
+        (p, _), _ = jax.lax.scan(lambda c, t: (step(c[0], c[1], t), None),
+                                 (start, tx.init(start)), jnp.arange(3, dtype=jnp.int32))
+        return p
+
+    out = jax.jit(jax.vmap(scanned))(jax.tree.map(lambda a, b: jnp.stack([a, b]), params, halves))
+    for i in range(2):
+        _assert_trees_close(jax.tree.map(lambda x: x[i], out), loops[i], rtol=1e-5)
+    # An empty params tree is valid.
+    empty = WRAPPERS[name]() if name != "masked" else optxform.masked(optxform.adam(1e-2), {})
+    updates, _ = empty.update({}, empty.init({}), {})
+    assert updates == {}
