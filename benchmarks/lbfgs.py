@@ -19,6 +19,7 @@ once per evaluation from Python, so their times include that dispatch).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -178,6 +179,15 @@ def main():
                           (True, "Run to max|g| <= 1e-5 (change tests off):")):
         tables[strict] = measure(strict, cases)
         print_table(title, tables[strict])
+    keys = ("problem", "solver", "iterations", "evals", "max_abs_grad", "final_value",
+            "gap_to_min", "seconds")
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "lbfgs.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump({"defaults": [dict(zip(keys, row)) for row in tables[False]],
+                   "to_gtol": [dict(zip(keys, row)) for row in tables[True]],
+                   "jax": jax.__version__}, f, indent=1)
+    print(f"\nwritten to {out}")
     return tables
 
 

@@ -43,7 +43,7 @@ def check_value_fn(value_fn: Any, params: Any, who: str) -> None:
 
 def flat_value_and_grad(value_fn: Callable, params: Any,
                         dtype) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
-    """``x -> (f, g)``: ``value_fn`` and its gradient at the params that flat vector ``x`` encodes."""
+    """``x -> (f, g)``: ``value_fn`` and its gradient at the params that ``x`` encodes."""
     value_and_grad = jax.value_and_grad(value_fn)
 
     def evaluate(x: jax.Array) -> tuple[jax.Array, jax.Array]:
