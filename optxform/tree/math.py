@@ -87,16 +87,27 @@ def where(condition, on_true: Any, on_false: Any) -> Any:
     return tree_map(lambda x, y: jnp.where(condition, x, y), on_true, on_false)
 
 
+def _accum_dtype_of(*trees: Any) -> Any:
+    """float64 if any leaf is float64, else float32: the dtype reductions accumulate in."""
+    wide = any(jnp.asarray(x).dtype == jnp.float64 for t in trees for x in leaves(t))
+    return jnp.dtype(jnp.float64) if wide else jnp.dtype(jnp.float32)
+
+
+def _sum_parts(parts: list, dtype) -> jax.Array:
+    return jnp.sum(jnp.stack(parts)) if parts else jnp.zeros([], dtype)
+
+
 def vdot(a: Any, b: Any) -> jax.Array:
-    """Sum over leaves of ``<a, b>``, accumulated in float32 or wider."""
-    parts = [jnp.vdot(x.astype(_accum_dtype(x)), y.astype(_accum_dtype(x)))
-             for x, y in zip(leaves(a), leaves(b))]
-    return sum(parts, jnp.zeros([], jnp.float32)) if parts else jnp.zeros([], jnp.float32)
+    """Sum over leaves of ``<a, b>``, accumulated in float32 (float64 if any leaf is)."""
+    dtype = _accum_dtype_of(a, b)
+    return _sum_parts([jnp.vdot(x.astype(dtype), y.astype(dtype))
+                       for x, y in zip(leaves(a), leaves(b))], dtype)
 
 
 def sum_of_squares(tree: Any) -> jax.Array:
-    parts = [jnp.sum(jnp.square(x.astype(_accum_dtype(x)))) for x in leaves(tree)]
-    return sum(parts, jnp.zeros([], jnp.float32)) if parts else jnp.zeros([], jnp.float32)
+    """Sum of squares of all elements, accumulated in float32 (float64 if any leaf is)."""
+    dtype = _accum_dtype_of(tree)
+    return _sum_parts([jnp.sum(jnp.square(x.astype(dtype))) for x in leaves(tree)], dtype)
 
 
 def global_norm(tree: Any) -> jax.Array:
@@ -113,10 +124,6 @@ def all_finite(tree: Any) -> jax.Array:
     """A scalar bool: every element of every leaf is finite."""
     parts = [jnp.all(jnp.isfinite(x)) for x in leaves(tree)]
     return jnp.all(jnp.stack(parts)) if parts else jnp.asarray(True)
-
-
-def _accum_dtype(x) -> Any:
-    return jnp.promote_types(jnp.asarray(x).dtype, jnp.float32)
 
 
 def flat_dtype(tree: Any) -> Any:
