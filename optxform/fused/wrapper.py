@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
+
+from optxform import tree as otu
 from optxform.core import GradientTransformation, OptState, call_update
 from optxform.core.trees import check_same_structure
 from optxform.fused.layout import PackedLayout
@@ -16,7 +20,8 @@ class PackedState(NamedTuple):
     offsets: Any     # tree like params: int32 start of each leaf in its group's buffer
 
 
-def packed(tx: GradientTransformation, labels: Any = None) -> GradientTransformation:
+def packed(tx: GradientTransformation, labels: Any = None,
+           materialize: bool = False) -> GradientTransformation:
     """Run ``tx`` on the leaves packed into one flat buffer per dtype (a change of layout).
 
     ``init(params)`` packs the params with :class:`~optxform.PackedLayout` (one 1-D buffer
@@ -40,6 +45,13 @@ def packed(tx: GradientTransformation, labels: Any = None) -> GradientTransforma
       tx: the transform to run on the packed buffers.
       labels: optional per-leaf labels; leaves with the same label and dtype share a
         buffer keyed ``"<label>/<dtype>"`` (param groups, masks).
+      materialize: compute the packed updates into their own buffers before slicing them
+        per leaf. By default XLA fuses the last elementwise ops of ``tx`` (and the scalar
+        math feeding them, e.g. a schedule) into each leaf's slicing kernel, which keeps
+        every rounding of the unpacked path (``p + lr * u`` contracts to one FMA in both)
+        but makes the program grow with leaves x tail length. ``True`` halves the compile
+        time of a clip+adamw+schedule chain on 1,000 leaves; the updates then differ from
+        the unpacked path's in the last bit (one more rounding before ``apply_updates``).
 
     State: :class:`PackedState` (``inner``: ``tx``'s state; ``offsets``: int32 leaf
     offsets). :func:`unpack_state` / :func:`pack_state` convert to and from ``tx``'s own
@@ -73,6 +85,8 @@ def packed(tx: GradientTransformation, labels: Any = None) -> GradientTransforma
         flat_params = None if params is None else layout.pack(params)
         flat_extra = {name: _pack_extra(layout, name, value) for name, value in extra.items()}
         new_flat, inner = call_update(tx, flat_updates, state.inner, flat_params, flat_extra)
+        if materialize:
+            new_flat = _materialize(new_flat)
         return layout.unpack(new_flat, state.offsets), PackedState(inner, state.offsets)
 
     return GradientTransformation(init, update)
@@ -103,3 +117,25 @@ def pack_state(state: OptState, params: Any, labels: Any = None) -> PackedState:
     layout = PackedLayout.of(params, labels)
     return PackedState(inner=layout.pack_state(state), offsets=layout.offsets())
 
+
+
+
+def _materialize(flat: dict) -> dict:
+    """``flat`` unchanged, computed once into its own buffers before it is sliced per leaf.
+
+    A conditional is a fusion boundary XLA keeps (an optimization barrier is dropped on
+    CPU before fusion); both branches return the same values (the second is an identity XLA
+    cannot see through, taken only when the first element is NaN).
+    """
+    if not flat:
+        return flat
+    first = flat[next(iter(flat))]
+    if first.size == 0:
+        return flat
+    head = first.reshape(-1)[0]
+
+    def opaque_identity(x):
+        return otu.unfused(x) if jnp.issubdtype(x.dtype, jnp.inexact) else x
+
+    return jax.lax.cond(head == head, lambda x: x,
+                        lambda x: jax.tree.map(opaque_identity, x), flat)
