@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import zipfile
@@ -156,8 +157,6 @@ def test_truncated_files_and_pickles_are_refused(tmp_path):
     # Our own format with one member swapped for a pickled object array.
     with zipfile.ZipFile(path) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
-    import io
-
     buffer = io.BytesIO()
     np.lib.format.write_array(buffer, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
     members["a1.npy"] = buffer.getvalue()

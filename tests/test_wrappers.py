@@ -1,4 +1,5 @@
-"""Wrappers: masked, multi_transform/freeze (param groups), apply_if_finite, MultiSteps, ema, flatten."""
+"""Wrappers: masked, multi_transform/freeze (param groups), apply_if_finite, MultiSteps, ema,
+flatten."""
 
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ class ApplyIfFiniteState(NamedTuple):
     inner_state: Any  # the wrapped transform's state, unchanged by skipped steps
 
 
-def apply_if_finite(tx: GradientTransformation, max_consecutive_errors: int) -> GradientTransformation:
+def apply_if_finite(tx: GradientTransformation,
+                    max_consecutive_errors: int) -> GradientTransformation:
     """Run ``tx``, but drop a step whose incoming or outgoing updates hold a NaN or an inf.
 
     A step is *non-finite* when any element of the incoming updates (the gradients) or of
