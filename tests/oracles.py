@@ -29,7 +29,14 @@ def mlp_params(seed: int = 0, dtype=np.float32) -> dict:
 
 
 def mlp_loss(params: dict, step) -> jax.Array:
-    """A small tanh MLP on a minibatch that changes with ``step``, plus a 3-D param term."""
+    """A small tanh MLP on a minibatch that changes with ``step``, plus a 3-D param term.
+
+    The 3-D term pulls ``k`` towards a target drawn afresh each step, so its gradient stays
+    O(1) and never settles at a fixed stationary point. (A fixed target such as
+    ``logcosh(k * k - 0.5)`` lets ``k`` converge to its exact minimum, where the float32
+    gradient is pure rounding noise that normalising optimizers amplify: torch's own
+    float64 NAdam then leaves its float32 trajectory by 8x the parity tolerance.)
+    """
     key = jax.random.fold_in(jax.random.PRNGKey(42), step)
     kx, ky = jax.random.split(key)
     dtype = params["w1"].dtype
@@ -38,7 +45,8 @@ def mlp_loss(params: dict, step) -> jax.Array:
     h = jnp.tanh(x @ params["w1"] + params["b1"][None, :])
     err = h @ params["w2"] - y
     k = params["k"]
-    return jnp.mean(_logcosh(err)) + jnp.mean(_logcosh(k * k - jnp.asarray(0.5, dtype)))
+    target = jax.random.normal(jax.random.fold_in(key, 1), k.shape, dtype)
+    return jnp.mean(_logcosh(err)) + jnp.mean(_logcosh(k - target))
 
 
 def embedding_params(seed: int = 0, dtype=np.float32) -> dict:

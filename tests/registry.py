@@ -67,7 +67,13 @@ def _grid(alias: str, torch_cls: str, base: dict, options: dict[str, list],
 TF = [False, True]
 
 TORCH_CASES: list[AliasCase] = [
-    *_grid("sgd", "SGD", {"learning_rate": 0.05},
+    # Learning rates are chosen so that every row is well conditioned: torch's own
+    # trajectory with and without FMA/vectorised kernels (ATEN_CPU_CAPABILITY=default vs
+    # the native one) stays within a tenth of the parity tolerance. SGD at lr 0.05 with
+    # momentum 0.9 and maximize, and RMSprop at lr 1e-2 or centered with alpha 0.9, are
+    # chaotic at the 1-ulp level: torch disagrees with itself there by up to 1e4x the
+    # tolerance (a sqrt that is not correctly rounded, an FMA or not, suffices).
+    *_grid("sgd", "SGD", {"learning_rate": 0.01},
            {"momentum": [0.0, 0.9], "dampening": [0.0, 0.3], "nesterov": TF,
             "weight_decay": [0.0, 0.05], "maximize": TF},
            skip=lambda kw: kw["nesterov"] and (kw["momentum"] == 0 or kw["dampening"] != 0)),
@@ -79,9 +85,10 @@ TORCH_CASES: list[AliasCase] = [
             "initial_accumulator_value": [0.0, 0.1], "maximize": TF}),
     *_grid("adadelta", "Adadelta", {},
            {"rho": [0.9, 0.5], "weight_decay": [0.0, 0.05], "maximize": TF}),
-    *_grid("rmsprop", "RMSprop", {"learning_rate": 0.01},
+    *_grid("rmsprop", "RMSprop", {"learning_rate": 3e-4},
            {"alpha": [0.99, 0.9], "momentum": [0.0, 0.9], "centered": TF,
-            "weight_decay": [0.0, 0.05], "maximize": TF}),
+            "weight_decay": [0.0, 0.05], "maximize": TF},
+           skip=lambda kw: kw["centered"] and kw["alpha"] == 0.9),
     *_grid("adam", "Adam", {"learning_rate": 0.01},
            {"weight_decay": [0.0, 0.05], "amsgrad": TF, "maximize": TF}),
     *_grid("adam", "Adam", {"learning_rate": 0.01, "b1": 0.5, "b2": 0.9, "eps": 1e-6}, {}),
@@ -100,7 +107,7 @@ TORCH_CASES: list[AliasCase] = [
     *_grid("sparse_adam", "SparseAdam", {"learning_rate": 0.01}, {"maximize": TF},
            problem="embedding"),
     *_grid("adafactor", "Adafactor", {"learning_rate": 0.01},
-           {"beta2_decay": [-0.8, -0.5], "d": [1.0, 0.5], "weight_decay": [0.0, 0.05],
+           {"beta2_decay": [-0.8, -0.5], "d": [1.0, 1.25], "weight_decay": [0.0, 0.05],
             "maximize": TF}),
     *_grid("adafactor", "Adafactor", {"learning_rate": 0.01, "eps": (1e-30, 1e-3)}, {}),
 ]
