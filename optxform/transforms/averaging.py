@@ -101,7 +101,7 @@ def asgd_averaging(t0=1e6) -> GradientTransformation:
         mu = weight(state.count)
 
         def average(ax, p, u):
-            wide = jnp.promote_types(p.dtype, u.dtype)
+            wide = otu.wider_dtype(p.dtype, u.dtype)
             new_param = (p.astype(wide) + u.astype(wide)).astype(p.dtype)
             m = otu.as_dtype_of(mu, ax)
             # torch: ax.add_(param.sub(ax).mul_(mu)), each op rounded on its own.

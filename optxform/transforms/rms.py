@@ -29,7 +29,7 @@ __all__ = [
 
 def _accumulator_dtype(x) -> Any:
     """float32 or wider: the dtype second-moment accumulators are kept in."""
-    return jnp.promote_types(jnp.asarray(x).dtype, jnp.float32)
+    return otu.at_least_float32(jnp.asarray(x).dtype)
 
 
 def _accumulators_like(params, fill_value=0.0):

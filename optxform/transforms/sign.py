@@ -62,7 +62,7 @@ def scale_by_rprop(learning_rate: ScalarOrSchedule = 1e-2, eta_minus=0.5, eta_pl
     def init(params):
         lr = learning_rate(zero_count()) if callable(learning_rate) else learning_rate
         step_sizes = otu.tree_map(
-            lambda p: jnp.full(jnp.shape(p), lr, jnp.promote_types(p.dtype, jnp.float32)),
+            lambda p: jnp.full(jnp.shape(p), lr, otu.at_least_float32(p.dtype)),
             params)
         return ScaleByRpropState(step_sizes=step_sizes, prev=otu.zeros_like(params))
 

@@ -27,6 +27,7 @@ from optxform.tree.math import unfused as unfused
 from optxform.tree.math import unravel_like as unravel_like
 from optxform.tree.math import vdot as vdot
 from optxform.tree.math import where as where
+from optxform.tree.math import wider_dtype as wider_dtype
 from optxform.tree.math import zeros_like as zeros_like
 
 __all__: list[str] = []  # internal helpers; not re-exported at the top level

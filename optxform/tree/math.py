@@ -178,3 +178,17 @@ def at_least_float32(dtype) -> Any:
     if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize >= 4:
         return dtype
     return jnp.dtype(jnp.float32)
+
+
+def wider_dtype(a, b) -> Any:
+    """The dtype to combine ``a`` and ``b`` dtypes in, without implicit promotion.
+
+    The larger itemsize wins; two different dtypes of the same size (bfloat16 and float16)
+    meet in float32. Strict-promotion safe (as ``apply_updates`` adds params and updates).
+    """
+    a, b = jnp.dtype(a), jnp.dtype(b)
+    if a == b:
+        return a
+    if a.itemsize != b.itemsize:
+        return a if a.itemsize > b.itemsize else b
+    return jnp.dtype(jnp.float32)

@@ -84,14 +84,14 @@ def lookahead(inner: GradientTransformation, sync_period: int = 5,
         sync = period_step >= sync_period
 
         def advance(p, u):  # the fast weights after the inner step, as apply_updates does
-            wide = jnp.promote_types(p.dtype, u.dtype)
+            wide = otu.wider_dtype(p.dtype, u.dtype)
             return (p.astype(wide) + u.astype(wide)).astype(p.dtype)
 
         def pull(s, fast):  # the slow weights' move toward the fast ones
             return s + otu.as_dtype_of(alpha, s) * (fast.astype(s.dtype) - s)
 
         def emit(u, p, pulled):  # on a sync step, the update that lands the params on slow
-            wide = jnp.promote_types(p.dtype, u.dtype)
+            wide = otu.wider_dtype(p.dtype, u.dtype)
             synced = (pulled.astype(wide) - p.astype(wide)).astype(u.dtype)
             return jnp.where(sync, synced, u)
 
