@@ -145,15 +145,15 @@ def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
     defaults differ; the two agree to float32 rounding).
     Reference: Loshchilov & Hutter, 2019, https://arxiv.org/abs/1711.05101.
 
-    Example::
+    Example (``-0.1 * (1 + 0.5 * 2)`` for the decayed ``w``, ``-0.1 * 1`` for ``b``)::
 
         >>> import jax.numpy as jnp, optxform
         >>> tx = optxform.adamw(0.1, weight_decay=0.5, mask={"w": True, "b": False})
         >>> params = {"w": jnp.array([2.0]), "b": jnp.array([2.0])}
         >>> grads = {"w": jnp.array([1.0]), "b": jnp.array([1.0])}
         >>> updates, state = tx.update(grads, tx.init(params), params)
-        >>> updates["w"], updates["b"]   # -0.1 * (1 + 0.5 * 2), -0.1 * 1
-        (Array([-0.2], dtype=float32), Array([-0.1], dtype=float32))
+        >>> round(float(updates["w"][0]), 4), round(float(updates["b"][0]), 4)
+        (-0.2, -0.1)
     """
     return _recipe(learning_rate,
                    scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype,
@@ -194,8 +194,8 @@ def adamax(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
         >>> tx = optxform.adamax(0.1)
         >>> params = {"w": jnp.array([1.0])}
         >>> updates, state = tx.update({"w": jnp.array([2.0])}, tx.init(params), params)
-        >>> updates["w"]
-        Array([-0.1], dtype=float32)
+        >>> round(float(updates["w"][0]), 4)   # first step: -lr * sign(g)
+        -0.1
     """
     return _recipe(learning_rate,
                    scale_by_adamax(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
@@ -307,8 +307,8 @@ def radam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
         >>> tx = optxform.radam(0.1)
         >>> params = {"w": jnp.array([1.0])}
         >>> updates, state = tx.update({"w": jnp.array([2.0])}, tx.init(params), params)
-        >>> updates["w"]   # first step: -lr * m_1 / (1 - b1) = -lr * g
-        Array([-0.2], dtype=float32)
+        >>> round(float(updates["w"][0]), 4)   # first step: -lr * m_1 / (1 - b1) = -lr * g
+        -0.2
     """
     return _recipe(learning_rate,
                    scale_by_radam(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
@@ -354,8 +354,8 @@ def sparse_adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e
         >>> params = {"embed": jnp.ones((3, 2))}
         >>> grads = {"embed": jnp.array([[0.5, 0.0], [0.0, 0.0], [1.0, -1.0]])}
         >>> updates, state = tx.update(grads, tx.init(params), params)
-        >>> updates["embed"][1]   # row 1 had no gradient: untouched
-        Array([0., 0.], dtype=float32)
+        >>> bool((updates["embed"][1] == 0).all())   # row 1 had no gradient: untouched
+        True
     """
     if not callable(learning_rate):
         check_positive("learning_rate", learning_rate)

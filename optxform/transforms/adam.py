@@ -153,7 +153,10 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad: bool = Fals
       amsgrad: use the running maximum of the second moment (torch ``amsgrad=True``).
       mu_dtype: storage dtype of ``mu`` (e.g. ``jnp.bfloat16``); ``None``: the param dtype.
       nu_dtype: storage dtype of ``nu`` (and ``nu_max``); ``None``: the param dtype.
-        The update is always computed in float32 (or wider) before the cast.
+        The update is always computed in float32 (or wider) before the cast. With both
+        in ``jnp.bfloat16`` (half the optimizer memory), ``adam(1e-2)`` on the test MLP
+        stays within 1e-2 absolute of the float32 run after 100 steps (params move ~0.9),
+        i.e. within 1% of the distance travelled; tests/test_blocks_adam.py holds it to 2%.
 
     State: :class:`ScaleByAdamState`; ``count`` int32, ``mu``/``nu``/``nu_max`` as above
     (``nu_max`` is ``None`` without amsgrad).
@@ -375,6 +378,28 @@ def scale_by_nadam(b1=0.9, b2=0.999, eps=1e-8, momentum_decay=4e-3, mu_dtype=Non
 # --- RAdam -------------------------------------------------------------------------------
 
 
+def _sma_length(rho_inf, x, t):
+    r"""RAdam's :math:`\rho_t = \rho_\infty - 2t\beta_2^t / (1 - \beta_2^t)`, with ``x = -log(beta2)``.
+
+    For :math:`\beta_2 = 0.999` the two terms are ~2000 while :math:`\rho_t \approx t`, so in
+    float32 the plain formula loses ~3e-4 absolute (torch works in float64). While
+    :math:`tx \le 1` we use the cancellation-free series (from :math:`y/(e^y - 1) =
+    \sum_n B_n y^n / n!`)
+
+    .. math::
+
+        \rho_t = t - \frac{x(t^2 - 1)}{6} + \frac{x^3(t^4 - 1)}{360}
+                 - \frac{x^5(t^6 - 1)}{15120} + \frac{x^7(t^8 - 1)}{604800} - \dots
+    """
+    tx = t * x
+    direct = rho_inf - 2.0 * t / jnp.expm1(tx)
+    x2, t2 = x * x, t * t
+    series = t - x * (t2 - 1.0) / 6.0 + x * x2 * (t2 * t2 - 1.0) / 360.0 \
+        - x * x2 * x2 * (t2 * t2 * t2 - 1.0) / 15120.0 \
+        + x * x2 * x2 * x2 * (t2 * t2 * t2 * t2 - 1.0) / 604800.0
+    return jnp.where(tx <= 1.0, series, direct)
+
+
 class ScaleByRadamState(NamedTuple):
     count: jax.Array  # int32: updates made so far, saturating
     mu: Updates       # first moment (torch ``exp_avg``): param dtype, or mu_dtype
@@ -417,6 +442,7 @@ def scale_by_radam(b1=0.9, b2=0.999, eps=1e-8, threshold=5.0, mu_dtype=None,
     _check_betas(b1, b2)
     check_non_negative("eps", eps)
     rho_inf = _f32(2.0 / (1.0 - b2) - 1.0) if _is_number(b2) else 2.0 / (1.0 - _f32(b2)) - 1.0
+    minus_log_b2 = -_log(b2)
 
     def init(params):
         return ScaleByRadamState(count=zero_count(), mu=_zeros(params, mu_dtype),
@@ -428,7 +454,7 @@ def scale_by_radam(b1=0.9, b2=0.999, eps=1e-8, threshold=5.0, mu_dtype=None,
         t = _step(count)
         bc1 = _bias_correction(b1, t)
         bc2 = _bias_correction(b2, t)
-        rho_t = rho_inf - 2.0 * t * _power(b2, t) / bc2
+        rho_t = _sma_length(rho_inf, minus_log_b2, t)
         rectify = rho_t > _f32(threshold)
         safe_rho = jnp.where(rectify, rho_t, rho_inf)  # keeps the unused branch finite
         rect = jnp.sqrt((safe_rho - 4.0) * (safe_rho - 2.0) * rho_inf
