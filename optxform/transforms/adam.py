@@ -75,8 +75,7 @@ def _bias_correction(decay, t: jax.Array) -> jax.Array:
 
 def _compute_dtype(x) -> Any:
     """float32, or the leaf's dtype where wider (float64 under x64)."""
-    dtype = jnp.dtype(jnp.asarray(x).dtype)
-    return dtype if jnp.finfo(dtype).bits >= 32 else jnp.dtype(jnp.float32)
+    return otu.at_least_float32(jnp.asarray(x).dtype)
 
 
 def _as(x, like) -> jax.Array:

@@ -159,7 +159,7 @@ def scale_by_factored_rms(beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
             relative = jnp.minimum(1.0, 1.0 / (jnp.asarray(lr, jnp.float32) * jnp.sqrt(t)))
 
         def leaf(g, p, row, col, v):
-            dtype = g.dtype if jnp.finfo(g.dtype).bits >= 32 else jnp.dtype(jnp.float32)
+            dtype = otu.at_least_float32(g.dtype)
             if g.size == 0:
                 return g, row, col, v
             if eps1 is None:  # torch: the machine epsilon of the param's dtype
