@@ -20,9 +20,10 @@ def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay=-0.8, eps=(Non
         \hat\beta_{2,t} &= 1 - t^{\tau}, \qquad
         \rho_t = \min(\eta_t, 1/\sqrt t), \qquad
         \alpha_t = \max\bigl(\epsilon_2, \operatorname{RMS}(\theta_{t-1})\bigr)\, \rho_t \\
-        R_t &= \hat\beta_{2,t} R_{t-1} + (1 - \hat\beta_{2,t})\operatorname{mean}_{\text{cols}}(G_t^2),
-        \quad
-        C_t = \hat\beta_{2,t} C_{t-1} + (1 - \hat\beta_{2,t})\operatorname{mean}_{\text{rows}}(G_t^2) \\
+        R_t &= \hat\beta_{2,t} R_{t-1}
+               + (1 - \hat\beta_{2,t})\operatorname{mean}_{\text{cols}}(G_t^2), \quad
+        C_t = \hat\beta_{2,t} C_{t-1}
+              + (1 - \hat\beta_{2,t})\operatorname{mean}_{\text{rows}}(G_t^2) \\
         \hat V_t &= \frac{R_t C_t}{\max(\operatorname{mean}_{\text{rows}} R_t, \epsilon_1)}
         \ (\text{dim} \ge 2), \qquad
         \hat V_t = \hat\beta_{2,t} \hat V_{t-1} + (1 - \hat\beta_{2,t}) G_t^2

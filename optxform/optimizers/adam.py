@@ -25,8 +25,9 @@ from typing import Any, Callable
 
 from optxform.core import GradientTransformation, ScalarOrSchedule, chain
 from optxform.core.validation import check_learning_rate, check_positive
-from optxform.transforms.adam import (add_decoupled_weight_decay, scale_by_adam, scale_by_adamax, scale_by_nadam,
-                                      scale_by_radam, scale_by_sparse_adam)
+from optxform.transforms.adam import (add_decoupled_weight_decay, scale_by_adam,
+                                      scale_by_adamax, scale_by_nadam, scale_by_radam,
+                                      scale_by_sparse_adam)
 from optxform.transforms.scaling import scale, scale_by_learning_rate
 from optxform.transforms.weight_decay import add_decayed_weights
 

@@ -31,7 +31,8 @@ from optxform.core.validation import check_learning_rate, check_non_negative, ch
 from optxform.transforms.weight_decay import resolve_mask
 
 __all__ = [
-    "DecoupledWeightDecayState", "ScaleByAdamState", "ScaleByAdamaxState", "ScaleByNadamState", "ScaleByRadamState",
+    "DecoupledWeightDecayState", "ScaleByAdamState", "ScaleByAdamaxState", "ScaleByNadamState",
+    "ScaleByRadamState",
     "ScaleBySparseAdamState", "scale_by_adam", "scale_by_adamax", "scale_by_nadam",
     "scale_by_radam", "scale_by_sparse_adam", "add_decoupled_weight_decay",
 ]
@@ -61,11 +62,6 @@ def _log(x) -> jax.Array:
 
 def _step(count: jax.Array) -> jax.Array:
     return count.astype(jnp.float32)
-
-
-def _power(decay, t: jax.Array) -> jax.Array:
-    """``decay ** t`` for a float step ``t >= 1``."""
-    return jnp.exp(t * _log(decay))
 
 
 def _bias_correction(decay, t: jax.Array) -> jax.Array:
@@ -378,7 +374,7 @@ def scale_by_nadam(b1=0.9, b2=0.999, eps=1e-8, momentum_decay=4e-3, mu_dtype=Non
 
 
 def _sma_length(rho_inf, x, t):
-    r"""RAdam's :math:`\rho_t = \rho_\infty - 2t\beta_2^t / (1 - \beta_2^t)`, with ``x = -log(beta2)``.
+    r"""RAdam's :math:`\rho_t = \rho_\infty - 2t\beta_2^t / (1 - \beta_2^t)`; ``x = -log(beta2)``.
 
     For :math:`\beta_2 = 0.999` the two terms are ~2000 while :math:`\rho_t \approx t`, so in
     float32 the plain formula loses ~3e-4 absolute (torch works in float64). While

@@ -27,7 +27,8 @@ def _is_number(x) -> bool:
 
 
 def _lerp(start, end, weight):
-    """torch's ``lerp_``: ``start + w (end - start)`` if ``|w| < 0.5`` else ``end - (end - start)(1 - w)``."""
+    """torch's ``lerp_``: ``start + w (end - start)`` if ``|w| < 0.5``, else
+    ``end - (end - start)(1 - w)`` (so ``w = 1`` gives ``end`` exactly)."""
     small = jnp.abs(weight) < 0.5
     return jnp.where(small, start, end) + jnp.where(small, weight, weight - 1) * (end - start)
 
