@@ -60,8 +60,8 @@ def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight
         >>> tx = optxform.rmsprop(0.01)
         >>> params = {"w": jnp.ones(2)}
         >>> updates, _ = tx.update({"w": jnp.ones(2)}, tx.init(params), params)
-        >>> updates["w"]  # -lr * g / sqrt(0.01 * g^2) = -0.1 on the first step
-        Array([-0.1, -0.1], dtype=float32)
+        >>> [round(float(u), 6) for u in updates["w"]]  # -lr * g / sqrt(0.01 * g^2)
+        [-0.1, -0.1]
     """
     check_learning_rate(learning_rate)
     check_range("alpha", alpha, 0.0, 1.0, high_closed=True)
