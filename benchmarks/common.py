@@ -6,6 +6,7 @@ the workload with one library and layout:
 * ``optax``            optax's transform on the tree (jit, params and state donated)
 * ``optxform``         optxform's transform on the tree (same jit and donation)
 * ``optxform.packed``  ``optxform.packed(tx)``: the tree API, state packed per dtype
+  (``optxform.packed(materialize)``: with ``materialize=True``)
 * ``optxform.flat``    params, grads and state kept packed across steps (``packed_layout``)
 * ``torch.foreach`` / ``torch.fused``  torch.optim on CPU tensors, ``foreach=True`` / ``fused=True``
 
@@ -216,6 +217,9 @@ def jax_variants(workload: Workload, which=("optax", "optxform", "optxform.packe
         elif name == "optxform.packed":
             out.append(jax_variant(name, optxform.packed(optxform_tx(workload.recipe)),
                                    params, grads))
+        elif name == "optxform.packed(materialize)":
+            out.append(jax_variant(name, optxform.packed(optxform_tx(workload.recipe),
+                                                         materialize=True), params, grads))
         elif name == "optxform.flat":
             layout = optxform.packed_layout(params)
             out.append(jax_variant(name, optxform_tx(workload.recipe), layout.pack(params),
@@ -270,17 +274,34 @@ def _warmup_cosine(t: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
+class CopyProbe:
+    """Plain-copy bandwidth: a jitted in-place elementwise pass (read n bytes, write n bytes).
+
+    The buffer is donated and fed back, like the params and state of the timed steps, so
+    neither side pays for fresh allocations (page faults). Made once, timed every round.
+    """
+
+    def __init__(self, num_bytes: int):
+        self.x = jnp.ones(max(1, num_bytes // 4), jnp.float32)
+        self.f = jax.jit(lambda a: a + jnp.float32(1.0), donate_argnums=0).lower(
+            self.x).compile()
+        self.x = self.f(self.x)
+        jax.block_until_ready(self.x)
+
+    def __call__(self, reps: int = 10) -> float:
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            self.x = self.f(self.x)
+            jax.block_until_ready(self.x)
+            times.append(time.perf_counter() - t)
+        return 2 * self.x.size * 4 / statistics.median(times) / 1e9
+
+
 def copy_bandwidth(num_bytes: int, rounds: int = 5, reps: int = 10) -> float:
-    """GB/s of a plain jitted elementwise pass (read n bytes, write n bytes) over one buffer."""
-    x = jnp.ones(max(1, num_bytes // 4), jnp.float32)
-    f = jax.jit(lambda a: a + jnp.float32(1.0)).lower(x).compile()
-    jax.block_until_ready(f(x))
-    times = []
-    for _ in range(rounds * reps):
-        t = time.perf_counter()
-        jax.block_until_ready(f(x))
-        times.append(time.perf_counter() - t)
-    return 2 * x.size * 4 / statistics.median(times) / 1e9
+    """GB/s of :class:`CopyProbe` over ``num_bytes`` (median of ``rounds`` x ``reps``)."""
+    probe = CopyProbe(num_bytes)
+    return statistics.median(probe(reps) for _ in range(rounds))
 
 
 def interleave(variants: list[Variant], rounds: int, reps: int,

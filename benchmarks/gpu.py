@@ -73,8 +73,8 @@ def run(key: str, small: bool, device: str, rounds: int, reps: int) -> dict:
     torch_which = ("torch.foreach", "torch.fused")
     variants += C.torch_variants(workload, torch_which, device=device)
     traffic = workload.traffic_bytes()
-    probes = C.interleave(variants, rounds, reps,
-                          extra=lambda: C.copy_bandwidth(traffic // 2, rounds=1, reps=reps))
+    probe = C.CopyProbe(traffic // 2)
+    probes = C.interleave(variants, rounds, reps, extra=lambda: probe(reps))
     copy_gbs = statistics.median(probes)
     floor_ms = 1e3 * traffic / (copy_gbs * 1e9)
     rows = [{"variant": v.name, "compile_s": v.compile_s, "step_ms": v.median_ms(),

@@ -38,12 +38,15 @@ def run_workload(key: str, rounds: int, reps: int) -> dict:
     workload = WORKLOADS[key]()
     print(f"\n### {workload.name} ({workload.num_params:,} params, {workload.num_leaves:,} "
           f"leaves)", flush=True)
-    variants = C.jax_variants(workload)
+    which = ["optax", "optxform", "optxform.packed", "optxform.flat"]
+    if workload.recipe == "chain":
+        which.insert(3, "optxform.packed(materialize)")
+    variants = C.jax_variants(workload, which)
     torch_which = ("torch.foreach", "torch.fused")
     variants += C.torch_variants(workload, torch_which)
     traffic = workload.traffic_bytes()
-    probes = C.interleave(variants, rounds, reps,
-                          extra=lambda: C.copy_bandwidth(traffic // 2, rounds=1, reps=reps))
+    probe = C.CopyProbe(traffic // 2)
+    probes = C.interleave(variants, rounds, reps, extra=lambda: probe(reps))
     copy_gbs = statistics.median(probes)
     floor_ms = 1e3 * traffic / (copy_gbs * 1e9)
     rows = []

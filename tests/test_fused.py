@@ -94,6 +94,23 @@ def test_pack_unpack_round_trip_mixed_dtypes():
         assert unpacked["frozen"] is None
 
 
+def test_large_leaves_keep_their_own_buffer():
+    params = make_params(("float32", "bfloat16"))
+    layout = optxform.packed_layout(params, solo_size=10)  # layer1/w (12) is "large"
+    packed = layout.pack(params)
+    assert sorted(packed) == ["bfloat16", "float32", "float32@layer1/w"]
+    np.testing.assert_array_equal(packed["float32@layer1/w"], np.ravel(params["layer1"]["w"]))
+    assert_trees_equal(layout.unpack(packed, layout.offsets()), params)
+    labels = jax.tree.map(lambda _: "decay", params)
+    keys = optxform.packed_layout(params, labels, solo_size=10).keys
+    assert "decay/float32@layer1/w" in keys
+    mask = optxform.label_mask("decay")({k: None for k in keys})
+    assert all(mask.values())
+    expected, _ = run(optxform.sgd(0.05, momentum=0.9), params)
+    got, _ = run(optxform.packed(optxform.sgd(0.05, momentum=0.9), solo_size=10), params)
+    assert_trees_equal(got, expected)
+
+
 def test_pack_order_is_flattening_order():
     params = {"a": jnp.arange(3.0), "b": jnp.arange(3.0, 7.0).reshape(2, 2)}
     packed = optxform.packed_layout(params).pack(params)
@@ -293,7 +310,7 @@ def test_donated_step_updates_in_place():
     """With donation the compiled step holds no second copy of params or state."""
     n = 100_000
     params = {"a": jnp.ones(n), "b": jnp.ones((n // 100, 100))}
-    layout = optxform.packed_layout(params)
+    layout = optxform.packed_layout(params, solo_size=None)  # one buffer of 2n floats
     flat = layout.pack(params)
     tx = optxform.adam(1e-3)
     state = tx.init(flat)

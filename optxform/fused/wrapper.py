@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from optxform import tree as otu
 from optxform.core import GradientTransformation, OptState, call_update
 from optxform.core.trees import check_same_structure
-from optxform.fused.layout import PackedLayout
+from optxform.fused.layout import SOLO_SIZE, PackedLayout
 
 __all__ = ["PackedState", "pack_state", "packed", "unpack_state"]
 
@@ -20,8 +20,8 @@ class PackedState(NamedTuple):
     offsets: Any     # tree like params: int32 start of each leaf in its group's buffer
 
 
-def packed(tx: GradientTransformation, labels: Any = None,
-           materialize: bool = False) -> GradientTransformation:
+def packed(tx: GradientTransformation, labels: Any = None, materialize: bool = False,
+           solo_size: int | None = SOLO_SIZE) -> GradientTransformation:
     """Run ``tx`` on the leaves packed into one flat buffer per dtype (a change of layout).
 
     ``init(params)`` packs the params with :class:`~optxform.PackedLayout` (one 1-D buffer
@@ -52,6 +52,8 @@ def packed(tx: GradientTransformation, labels: Any = None,
         but makes the program grow with leaves x tail length. ``True`` halves the compile
         time of a clip+adamw+schedule chain on 1,000 leaves; the updates then differ from
         the unpacked path's in the last bit (one more rounding before ``apply_updates``).
+      solo_size: leaves with at least this many elements keep a buffer of their own
+        (packing them would only add copies); ``None`` packs every leaf.
 
     State: :class:`PackedState` (``inner``: ``tx``'s state; ``offsets``: int32 leaf
     offsets). :func:`unpack_state` / :func:`pack_state` convert to and from ``tx``'s own
@@ -72,7 +74,7 @@ def packed(tx: GradientTransformation, labels: Any = None,
     """
 
     def init(params):
-        layout = PackedLayout.of(params, labels)
+        layout = PackedLayout.of(params, labels, solo_size)
         return PackedState(inner=tx.init(layout.pack(params)), offsets=layout.offsets())
 
     def update(updates, state, params=None, **extra):
@@ -80,7 +82,7 @@ def packed(tx: GradientTransformation, labels: Any = None,
         check_same_structure(state.offsets, reference, "the packed state's offsets",
                              "params" if params is not None else "updates",
                              check_shapes=False)
-        layout = PackedLayout.of(reference, labels)
+        layout = PackedLayout.of(reference, labels, solo_size)
         flat_updates = layout.pack(updates)
         flat_params = None if params is None else layout.pack(params)
         flat_extra = {name: _pack_extra(layout, name, value) for name, value in extra.items()}
@@ -101,20 +103,22 @@ def _pack_extra(layout: PackedLayout, name: str, value: Any) -> Any:
     return value
 
 
-def unpack_state(state: PackedState, params: Any, labels: Any = None) -> OptState:
+def unpack_state(state: PackedState, params: Any, labels: Any = None,
+                 solo_size: int | None = SOLO_SIZE) -> OptState:
     """The state ``tx.init``/``tx.update`` would hold on the plain tree, from ``packed(tx)``'s.
 
     Every packed buffer in ``state.inner`` becomes a tree like ``params`` (keeping its
     dtype, e.g. bfloat16 moments); counters and hyperparameters are kept as they are.
-    ``labels`` must be those given to :func:`packed`.
+    ``labels`` and ``solo_size`` must be those given to :func:`packed`.
     """
-    layout = PackedLayout.of(params, labels)
+    layout = PackedLayout.of(params, labels, solo_size)
     return layout.unpack_state(state.inner)
 
 
-def pack_state(state: OptState, params: Any, labels: Any = None) -> PackedState:
+def pack_state(state: OptState, params: Any, labels: Any = None,
+               solo_size: int | None = SOLO_SIZE) -> PackedState:
     """``packed(tx)``'s state from ``tx``'s state on the plain tree (the inverse of unpack_state)."""
-    layout = PackedLayout.of(params, labels)
+    layout = PackedLayout.of(params, labels, solo_size)
     return PackedState(inner=layout.pack_state(state), offsets=layout.offsets())
 
 
