@@ -48,8 +48,8 @@ def rprop(learning_rate: ScalarOrSchedule = 1e-2, etas=(0.5, 1.2), step_sizes=(1
     previous masked gradient in the param dtype.
 
     Equivalents: ``torch.optim.Rprop(params, lr, etas, step_sizes, maximize=maximize)``.
-    ``optax.rprop`` implements a different variant (it keeps the previous update after a
-    sign change); see :func:`optxform.scale_by_rprop`.
+    ``optax.rprop`` differs: it emits each update one step late (see
+    :func:`optxform.scale_by_rprop`).
 
     Example::
 

@@ -38,8 +38,9 @@ def scale_by_rprop(learning_rate: ScalarOrSchedule = 1e-2, eta_minus=0.5, eta_pl
     change the next step neither grows nor shrinks the step size. The output is the
     signed step (a gradient-like direction); the alias negates it with ``scale(-1.)``.
     ``learning_rate`` is only the initial step size (a schedule is read at step 0).
-    ``optax.scale_by_rprop`` differs: it also skips the update after a sign change but
-    keeps the previous update there, and clips only when the step size changes.
+    ``optax.scale_by_rprop`` adapts the step sizes alike (but clamps them only when the
+    sign product is non-zero) and emits the update computed one step earlier (zero on the
+    first step, and zero where the sign just changed), so its trajectories lag torch's.
 
     Args:
       learning_rate: the initial step size :math:`\Delta_0`.
