@@ -29,7 +29,8 @@ def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight
         d_t &= g_t \big/ \big(\sqrt{v_t - \bar g_t^{\,2}} + \epsilon\big)
                \quad(\bar g \equiv 0 \text{ unless centered}) \\
         b_t &= \mu\, b_{t-1} + d_t,\ b_0 = 0 \quad\text{(momentum)} \\
-        \theta_t &= \theta_{t-1} - \eta_t\, b_t \quad(\text{or } - \eta_t d_t \text{ without momentum})
+        \theta_t &= \theta_{t-1} - \eta_t\, b_t
+                    \quad(\text{or } - \eta_t d_t \text{ without momentum})
 
     Args:
       learning_rate: :math:`\eta`, a number or a schedule (torch ``lr``).

@@ -22,7 +22,7 @@ class LookaheadState(NamedTuple):
 
 def lookahead(inner: GradientTransformation, sync_period: int = 5,
               alpha=0.5) -> GradientTransformation:
-    r"""Lookahead (Zhang et al. 2019): ``k`` fast steps of ``inner``, then a pull toward slow weights.
+    r"""Lookahead (Zhang et al. 2019): ``k`` fast steps of ``inner``, then a pull toward the slow.
 
     The params you hold are the *fast* weights :math:`\theta`; the slow weights
     :math:`\phi` live in the state (initialised to the params). Each update runs
