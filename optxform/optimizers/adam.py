@@ -85,7 +85,8 @@ def adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
 
     Chain: ``scale(-1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (unless the
     number 0), ``scale_by_adam(b1, b2, eps, amsgrad=amsgrad)``,
-    ``scale_by_learning_rate(learning_rate)``. State dtypes: see :func:`scale_by_adam`.
+    ``scale_by_learning_rate(learning_rate)``. State: ``mu``, ``nu`` (and ``nu_max`` with
+    amsgrad) in the param dtype unless ``mu_dtype``/``nu_dtype`` are given; int32 counters.
 
     Equivalents: ``torch.optim.Adam(params, lr, betas=(b1, b2), eps, weight_decay, amsgrad,
     maximize=maximize)``; ``optax.adam(learning_rate, b1, b2, eps)`` when there is no decay
@@ -137,7 +138,8 @@ def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
     Chain: ``scale(-1.)`` (maximize), ``scale_by_adam(...)``,
     ``scale_by_learning_rate(learning_rate)``,
     ``add_decoupled_weight_decay(weight_decay, learning_rate, mask)`` (unless the number 0;
-    torch's ``theta *= 1 - lr * wd`` with torch's float32 rounding).
+    torch's ``theta *= 1 - lr * wd`` with torch's float32 rounding). State: as :func:`adam`
+    (moments in the param dtype unless ``mu_dtype``/``nu_dtype``; int32 counters).
 
     Equivalents: ``torch.optim.AdamW(params, lr, betas=(b1, b2), eps, weight_decay,
     amsgrad, maximize=maximize)``; ``optax.adamw(learning_rate, b1, b2, eps,
@@ -184,6 +186,8 @@ def adamax(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
 
     Chain: ``scale(-1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (unless the
     number 0), ``scale_by_adamax(b1, b2, eps)``, ``scale_by_learning_rate(learning_rate)``.
+    State: ``mu`` and the infinity norm ``nu`` in the param dtype (or ``mu_dtype``/
+    ``nu_dtype``); int32 counters.
 
     Equivalents: ``torch.optim.Adamax(params, lr, betas=(b1, b2), eps, weight_decay,
     maximize=maximize)``; ``optax.adamax(learning_rate, b1, b2, eps)`` without decay.
@@ -237,8 +241,8 @@ def nadam(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
     ``scale_by_nadam(b1, b2, eps, momentum_decay)``,
     ``scale_by_learning_rate(learning_rate)``, decoupled
     ``add_decoupled_weight_decay(weight_decay, learning_rate)`` (one of the two decay
-    members, none if ``weight_decay`` is the number 0). State: see
-    :func:`scale_by_nadam` (``mu_product`` is a float32 scalar).
+    members, none if ``weight_decay`` is the number 0). State: ``mu``, ``nu`` in the param
+    dtype (or ``mu_dtype``/``nu_dtype``), ``mu_product`` a float32 scalar, int32 counters.
 
     Equivalents: ``torch.optim.NAdam(params, lr, betas=(b1, b2), eps, weight_decay,
     momentum_decay, decoupled_weight_decay, maximize=maximize)``. ``optax.nadam`` uses a
@@ -295,7 +299,8 @@ def radam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
     Chain: ``scale(-1.)`` (maximize), coupled ``add_decayed_weights(weight_decay)``,
     ``scale_by_radam(b1, b2, eps)``, ``scale_by_learning_rate(learning_rate)``, decoupled
     ``add_decoupled_weight_decay(weight_decay, learning_rate)`` (one of the two, none if
-    ``weight_decay`` is the number 0).
+    ``weight_decay`` is the number 0). State: ``mu``, ``nu`` in the param dtype (or
+    ``mu_dtype``/``nu_dtype``); int32 counters.
 
     Equivalents: ``torch.optim.RAdam(params, lr, betas=(b1, b2), eps, weight_decay,
     decoupled_weight_decay, maximize=maximize)``; ``optax.radam(learning_rate, b1, b2,
@@ -343,7 +348,8 @@ def sparse_adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e
       maximize: ascend the objective instead.
 
     Chain: ``scale(-1.)`` (maximize), ``scale_by_sparse_adam(b1, b2, eps)``,
-    ``scale_by_learning_rate(learning_rate)``. State: moments in the param dtype.
+    ``scale_by_learning_rate(learning_rate)``. State: ``mu``, ``nu`` in the param dtype;
+    int32 counters.
 
     Equivalent: ``torch.optim.SparseAdam(params, lr, betas=(b1, b2), eps,
     maximize=maximize)`` fed ``nn.Embedding(sparse=True)``-style gradients; optax has none.
