@@ -229,12 +229,21 @@ def jax_variants(workload: Workload, which=("optax", "optxform", "optxform.packe
     return out
 
 
+TORCH_THREADS = 1
+
+
 def torch_variants(workload: Workload, which=("torch.foreach", "torch.fused"),
-                   device: str = "cpu") -> list[Variant]:
-    """torch.optim Adam/AdamW (+ clip_grad_norm_ and a LambdaLR schedule for ``"chain"``)."""
+                   device: str = "cpu", threads: int | None = None) -> list[Variant]:
+    """torch.optim Adam/AdamW (+ clip_grad_norm_ and a LambdaLR schedule for ``"chain"``).
+
+    On the CPU torch runs with ``threads`` intra-op threads (default :data:`TORCH_THREADS`
+    = 1): on the shared 2-core benchmark machine its fused Adam took 6 ms per 1,000 x 1,000
+    step with 1 thread and 24-55 ms with 2 (OpenMP workers spin-waiting for a core), so 1
+    is torch's best setting there. Pass ``--torch-threads`` to the scripts to change it.
+    """
     import torch
     if device == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(threads or TORCH_THREADS)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     out = []

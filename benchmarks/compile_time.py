@@ -111,10 +111,13 @@ def main(argv=None) -> None:
     parser.add_argument("--model", action="store_true", help="also part 2 (training steps)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--torch-threads", type=int, default=C.TORCH_THREADS,
+                        help="torch intra-op threads on the CPU (default 1, see common.py)")
     args = parser.parse_args(argv)
+    C.TORCH_THREADS = args.torch_threads
     info = C.machine_info()
     print(f"machine: {info['cpu']}, {info['cores']} cores, load {info['load_avg']}")
-    payload = {"machine": info,
+    payload = {"machine": info, "torch_threads": C.TORCH_THREADS,
                "optimizer": optimizer_scaling(args.max_leaves, args.rounds, args.reps)}
     if args.model:
         payload["model"] = model_scaling((10, 100, 300), args.rounds, args.reps)

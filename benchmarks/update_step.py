@@ -79,15 +79,19 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="*", choices=sorted(WORKLOADS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--torch-threads", type=int, default=C.TORCH_THREADS,
+                        help="torch intra-op threads on the CPU (default 1, see common.py)")
     args = parser.parse_args(argv)
+    C.TORCH_THREADS = args.torch_threads
     keys = args.only or (QUICK if args.quick else [k for k in WORKLOADS if k != "tiny"])
     info = C.machine_info()
     print(f"machine: {info['cpu']}, {info['cores']} cores, load {info['load_avg']}; "
-          f"jax {info['jax']}, optax {info['optax']}, torch {info['torch']}")
+          f"jax {info['jax']}, optax {info['optax']}, torch {info['torch']} "
+          f"({C.TORCH_THREADS} thread)")
     results = [run_workload(k, args.rounds, args.reps) for k in keys]
     info_end = C.machine_info()
     path = C.save_results("update_step", {"machine": info, "load_avg_end": info_end["load_avg"],
-                                          "results": results})
+                                          "torch_threads": C.TORCH_THREADS, "results": results})
     print(f"\nload average at the end: {info_end['load_avg']}; results: {path}")
 
 
