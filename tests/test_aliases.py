@@ -28,19 +28,27 @@ def test_matches_optax_trajectory(case):
     oracles.assert_trajectories_close(actual, expected)
 
 
-def _run(tx, problem, params, steps, transform=lambda f: f):
-    """``steps`` updates of ``tx``; ``transform`` wraps the per-problem step (vmap, pmap)."""
+def _stepper(tx, problem, transform):
+    """``(init, step)`` for one problem, both wrapped by ``transform`` (jit, vmap, pmap)."""
     grad = oracles.grad_fn(problem)
 
     def one_step(params, state, t):
         updates, state = tx.update(grad(params, t), state, params)
         return optxform.apply_updates(params, updates), state
 
-    step = transform(one_step)
-    state = transform(tx.init)(params)
+    return transform(tx.init, batched_t=False), transform(one_step, batched_t=True)
+
+
+def _iterate(init, step, params, steps):
+    state = init(params)
     for t in range(steps):
         params, state = step(params, state, jnp.asarray(t, jnp.int32))
     return params, state
+
+
+def _run(tx, problem, params, steps):
+    """``steps`` jit-compiled updates of ``tx`` on one problem."""
+    return _iterate(*_stepper(tx, problem, lambda f, batched_t: jax.jit(f)), params, steps)
 
 
 def _batched_params(problem, n):
@@ -49,18 +57,25 @@ def _batched_params(problem, n):
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees), trees
 
 
+def _assert_batch_matches_single_runs(tx, problem, out, trees, indices, steps):
+    init, step = _stepper(tx, problem, lambda f, batched_t: jax.jit(f))  # compiled once
+    for i in indices:
+        single, _ = _iterate(init, step, jax.tree.map(jnp.asarray, trees[i]), steps)
+        for name in trees[i]:
+            np.testing.assert_allclose(np.asarray(out[name])[i], single[name],
+                                       rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
 def test_vmap_over_problems_equals_separate_runs(case):
     tx = default_transform(case)
     batched, trees = _batched_params(case.problem, 3)
-    out, _ = _run(tx, case.problem, batched, 12,
-                  transform=lambda f: jax.jit(jax.vmap(f, in_axes=(0, 0, None))
-                                              if f is not tx.init else jax.vmap(f)))
-    for i, tree in enumerate(trees):
-        single, _ = _run(tx, case.problem, jax.tree.map(jnp.asarray, tree), 12,
-                         transform=jax.jit)
-        for name in tree:
-            np.testing.assert_allclose(out[name][i], single[name], rtol=1e-5, atol=1e-6)
+
+    def vmapped(f, batched_t):
+        return jax.jit(jax.vmap(f, in_axes=(0, 0, None) if batched_t else 0))
+
+    out, _ = _iterate(*_stepper(tx, case.problem, vmapped), batched, 12)
+    _assert_batch_matches_single_runs(tx, case.problem, out, trees, range(3), 12)
 
 
 @pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
@@ -68,15 +83,12 @@ def test_pmap_over_8_devices_equals_separate_runs(case):
     assert jax.device_count() == 8
     tx = default_transform(case)
     batched, trees = _batched_params(case.problem, 8)
-    out, _ = _run(tx, case.problem, batched, 6,
-                  transform=lambda f: jax.pmap(f, in_axes=(0, 0, None))
-                  if f is not tx.init else jax.pmap(f))
-    for i in (0, 7):
-        single, _ = _run(tx, case.problem, jax.tree.map(jnp.asarray, trees[i]), 6,
-                         transform=jax.jit)
-        for name in trees[i]:
-            np.testing.assert_allclose(np.asarray(out[name])[i], single[name],
-                                       rtol=1e-5, atol=1e-6)
+
+    def pmapped(f, batched_t):
+        return jax.pmap(f, in_axes=(0, 0, None) if batched_t else 0)
+
+    out, _ = _iterate(*_stepper(tx, case.problem, pmapped), batched, 6)
+    _assert_batch_matches_single_runs(tx, case.problem, out, trees, (0, 7), 6)
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bf16", "f16"])
@@ -85,7 +97,7 @@ def test_low_precision_params_keep_dtype_and_stay_finite(case, dtype):
     tx = default_transform(case)
     make, _ = oracles.PROBLEMS[case.problem]
     params = jax.tree.map(lambda x: jnp.asarray(x, dtype), make())
-    out, state = _run(tx, case.problem, params, 5, transform=jax.jit)
+    out, state = _run(tx, case.problem, params, 5)
     for name, leaf in out.items():
         assert leaf.dtype == dtype, name
         assert bool(jnp.all(jnp.isfinite(leaf.astype(jnp.float32)))), name
