@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule, chain
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
+from optxform.optimizers.recipe import gradient_prelude
 from optxform.transforms.rms import scale_by_adadelta
-from optxform.transforms.scaling import scale, scale_by_learning_rate
-from optxform.transforms.weight_decay import add_decayed_weights
+from optxform.transforms.scaling import scale_by_learning_rate
 
 __all__ = ["adadelta"]
-
-
-def _is_zero(value) -> bool:
-    return isinstance(value, (int, float)) and value == 0
 
 
 def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
@@ -59,11 +55,6 @@ def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho=0.9, eps=1e-6, weight_de
     check_non_negative("eps", eps)
     check_non_negative("weight_decay", weight_decay)
 
-    members = []
-    if maximize:
-        members.append(scale(-1.0))
-    if not _is_zero(weight_decay):
-        members.append(add_decayed_weights(weight_decay))
-    members.append(scale_by_adadelta(rho=rho, eps=eps))
-    members.append(scale_by_learning_rate(learning_rate))
-    return chain(*members)
+    return chain(*gradient_prelude(maximize, weight_decay),
+                 scale_by_adadelta(rho=rho, eps=eps),
+                 scale_by_learning_rate(learning_rate))

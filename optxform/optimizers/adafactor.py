@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule, chain
 from optxform.core.validation import check_learning_rate, check_non_negative
+from optxform.optimizers.recipe import gradient_prelude, is_python_zero
 from optxform.transforms.adam import add_decoupled_weight_decay
 from optxform.transforms.factored import scale_by_factored_rms
-from optxform.transforms.scaling import scale, scale_by_learning_rate
+from optxform.transforms.scaling import scale_by_learning_rate
 
 __all__ = ["adafactor"]
 
@@ -72,9 +73,9 @@ def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay=-0.8, eps=(Non
     """
     check_learning_rate(learning_rate)
     check_non_negative("weight_decay", weight_decay)
-    members = [scale(-1.0)] if maximize else []
+    members = gradient_prelude(maximize)
     members.append(scale_by_factored_rms(beta2_decay, eps, d, learning_rate=learning_rate))
     members.append(scale_by_learning_rate(learning_rate))
-    if not (isinstance(weight_decay, (int, float)) and weight_decay == 0):
+    if not is_python_zero(weight_decay):
         members.append(add_decoupled_weight_decay(weight_decay, learning_rate))
     return chain(*members)

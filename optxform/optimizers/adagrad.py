@@ -6,15 +6,11 @@ import jax.numpy as jnp
 
 from optxform.core import GradientTransformation, ScalarOrSchedule, chain
 from optxform.core.validation import check_learning_rate, check_non_negative
+from optxform.optimizers.recipe import gradient_prelude, is_python_zero
 from optxform.transforms.rms import scale_by_adagrad
-from optxform.transforms.scaling import scale, scale_by_learning_rate
-from optxform.transforms.weight_decay import add_decayed_weights
+from optxform.transforms.scaling import scale_by_learning_rate
 
 __all__ = ["adagrad"]
-
-
-def _is_zero(value) -> bool:
-    return isinstance(value, (int, float)) and value == 0
 
 
 def _decayed_learning_rate(learning_rate, lr_decay):
@@ -76,14 +72,10 @@ def adagrad(learning_rate: ScalarOrSchedule = 1e-2, lr_decay=0.0, weight_decay=0
     check_non_negative("initial_accumulator_value", initial_accumulator_value)
     check_non_negative("eps", eps)
 
-    members = []
-    if maximize:
-        members.append(scale(-1.0))
-    if not _is_zero(weight_decay):
-        members.append(add_decayed_weights(weight_decay))
+    members = gradient_prelude(maximize, weight_decay)
     members.append(scale_by_adagrad(initial_accumulator_value=initial_accumulator_value,
                                     eps=eps))
-    lr = learning_rate if _is_zero(lr_decay) else _decayed_learning_rate(learning_rate,
+    lr = learning_rate if is_python_zero(lr_decay) else _decayed_learning_rate(learning_rate,
                                                                            lr_decay)
     members.append(scale_by_learning_rate(lr))
     return chain(*members)

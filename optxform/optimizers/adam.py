@@ -25,27 +25,21 @@ from typing import Any, Callable
 
 from optxform.core import GradientTransformation, ScalarOrSchedule, chain
 from optxform.core.validation import check_learning_rate, check_positive
+from optxform.optimizers.recipe import gradient_prelude, is_python_zero
 from optxform.transforms.adam import (add_decoupled_weight_decay, scale_by_adam,
                                       scale_by_adamax, scale_by_nadam, scale_by_radam,
                                       scale_by_sparse_adam)
-from optxform.transforms.scaling import scale, scale_by_learning_rate
-from optxform.transforms.weight_decay import add_decayed_weights
+from optxform.transforms.scaling import scale_by_learning_rate
 
 __all__ = ["adam", "adamax", "adamw", "nadam", "radam", "sparse_adam"]
-
-
-def _is_zero(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
 
 
 def _recipe(learning_rate, block: GradientTransformation, *, maximize: bool,
             weight_decay=0.0, decoupled: bool = False, mask=None) -> GradientTransformation:
     """``[scale(-1)] [coupled decay] block scale_by_learning_rate [decoupled decay]``."""
     check_learning_rate(learning_rate)
-    members = [scale(-1.0)] if maximize else []
-    decay = not _is_zero(weight_decay)
-    if decay and not decoupled:
-        members.append(add_decayed_weights(weight_decay, mask))
+    decay = not is_python_zero(weight_decay)
+    members = gradient_prelude(maximize, 0.0 if decoupled else weight_decay, mask)
     members.append(block)
     members.append(scale_by_learning_rate(learning_rate))
     if decay and decoupled:

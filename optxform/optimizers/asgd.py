@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule, chain
 from optxform.core.validation import check_learning_rate, check_non_negative
+from optxform.optimizers.recipe import gradient_prelude, is_python_zero
 from optxform.transforms.averaging import asgd_averaging, asgd_learning_rate
-from optxform.transforms.scaling import scale, scale_by_learning_rate
+from optxform.transforms.scaling import scale_by_learning_rate
 from optxform.transforms.weight_decay import add_decayed_weights
 
 __all__ = ["asgd"]
-
-
-def _is_zero(value) -> bool:
-    return isinstance(value, (int, float)) and value == 0
 
 
 def asgd(learning_rate: ScalarOrSchedule = 1e-2, lambd=1e-4, alpha=0.75, t0=1e6,
@@ -68,12 +65,8 @@ def asgd(learning_rate: ScalarOrSchedule = 1e-2, lambd=1e-4, alpha=0.75, t0=1e6,
     check_non_negative("t0", t0)
     check_non_negative("weight_decay", weight_decay)
 
-    members = []
-    if maximize:
-        members.append(scale(-1.0))
-    if not _is_zero(weight_decay):
-        members.append(add_decayed_weights(weight_decay))
-    if not _is_zero(lambd):
+    members = gradient_prelude(maximize, weight_decay)
+    if not is_python_zero(lambd):
         members.append(add_decayed_weights(lambd))
     members.append(scale_by_learning_rate(asgd_learning_rate(learning_rate, lambd, alpha)))
     members.append(asgd_averaging(t0))

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule, chain
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
+from optxform.optimizers.recipe import is_python_zero
 from optxform.transforms.scaling import scale_by_learning_rate
 from optxform.transforms.sign import scale_by_lion
 from optxform.transforms.weight_decay import add_decayed_weights
 
 __all__ = ["lion"]
-
-
-def _is_zero(value) -> bool:
-    return isinstance(value, (int, float)) and value == 0
 
 
 def lion(learning_rate: ScalarOrSchedule = 1e-4, b1=0.9, b2=0.99, weight_decay=0.0
@@ -57,7 +54,7 @@ def lion(learning_rate: ScalarOrSchedule = 1e-4, b1=0.9, b2=0.99, weight_decay=0
     check_non_negative("weight_decay", weight_decay)
 
     members = [scale_by_lion(b1=b1, b2=b2)]
-    if not _is_zero(weight_decay):
+    if not is_python_zero(weight_decay):
         members.append(add_decayed_weights(weight_decay))
     members.append(scale_by_learning_rate(learning_rate))
     return chain(*members)

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule, chain
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
+from optxform.optimizers.recipe import gradient_prelude, is_python_zero
 from optxform.transforms.momentum import trace
 from optxform.transforms.rms import scale_by_rms
-from optxform.transforms.scaling import scale, scale_by_learning_rate
-from optxform.transforms.weight_decay import add_decayed_weights
+from optxform.transforms.scaling import scale_by_learning_rate
 
 __all__ = ["rmsprop"]
-
-
-def _is_zero(value) -> bool:
-    return isinstance(value, (int, float)) and value == 0
 
 
 def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
@@ -70,13 +66,9 @@ def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight
     check_non_negative("weight_decay", weight_decay)
     check_non_negative("momentum", momentum)
 
-    members = []
-    if maximize:
-        members.append(scale(-1.0))
-    if not _is_zero(weight_decay):
-        members.append(add_decayed_weights(weight_decay))
+    members = gradient_prelude(maximize, weight_decay)
     members.append(scale_by_rms(decay=alpha, eps=eps, eps_in_sqrt=False, centered=centered))
-    if not _is_zero(momentum):
+    if not is_python_zero(momentum):
         members.append(trace(momentum))
     members.append(scale_by_learning_rate(learning_rate))
     return chain(*members)

@@ -5,15 +5,11 @@ from __future__ import annotations
 from optxform.core import GradientTransformation, ScalarOrSchedule, chain
 from optxform.core.validation import (check_learning_rate, check_non_negative, check_range,
                                       concrete_value)
+from optxform.optimizers.recipe import gradient_prelude, is_python_zero
 from optxform.transforms.momentum import trace
-from optxform.transforms.scaling import scale, scale_by_learning_rate
-from optxform.transforms.weight_decay import add_decayed_weights
+from optxform.transforms.scaling import scale_by_learning_rate
 
 __all__ = ["sgd"]
-
-
-def _is_zero(value) -> bool:
-    return isinstance(value, (int, float)) and value == 0
 
 
 def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum=0.0, dampening=0.0,
@@ -72,12 +68,8 @@ def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum=0.0, dampening=0.0,
                 f"Invalid nesterov: True with momentum={momentum!r}, dampening={dampening!r} "
                 "(nesterov requires momentum > 0 and dampening == 0)")
 
-    members = []
-    if maximize:
-        members.append(scale(-1.0))
-    if not _is_zero(weight_decay):
-        members.append(add_decayed_weights(weight_decay))
-    if not _is_zero(momentum):
+    members = gradient_prelude(maximize, weight_decay)
+    if not is_python_zero(momentum):
         members.append(trace(momentum, dampening, nesterov))
     members.append(scale_by_learning_rate(learning_rate))
     return chain(*members)
