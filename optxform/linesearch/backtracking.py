@@ -12,8 +12,7 @@ from optxform.core import GradientTransformation
 from optxform.core.counters import zero_count
 from optxform.core.validation import (check_integer, check_non_negative, check_positive,
                                       check_range)
-from optxform.linesearch.objective import (check_scalar_value, check_value_fn, flat_value,
-                                           flat_value_and_grad)
+from optxform.linesearch.objective import flat_value, search_start
 
 __all__ = ["BacktrackingLinesearchState", "backtracking_linesearch"]
 
@@ -85,22 +84,9 @@ def backtracking_linesearch(max_backtracking_steps: int = 20, slope_rtol: float 
 
     def update(updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra):
         del extra
-        who = "backtracking_linesearch"
-        if params is None:
-            raise ValueError(f"{who}: update(...) needs params")
-        check_value_fn(value_fn, params, who)
-        dtype = otu.flat_dtype(params)
-        value_and_grad = flat_value_and_grad(value_fn, params, dtype)
+        start = search_start(updates, params, value, grad, value_fn, "backtracking_linesearch")
+        dtype, value_and_grad, x, d, f0, g0, evals = start
         value_only = flat_value(value_fn, params, dtype)
-        x = otu.ravel(params, dtype)
-        d = otu.ravel(updates, dtype)
-        evals = jnp.zeros([], jnp.int32)
-        if value is None or grad is None:
-            f0, g0 = value_and_grad(x)
-            evals = evals + 1
-        else:
-            check_scalar_value(value, who)
-            f0, g0 = jnp.asarray(value).astype(dtype), otu.ravel(grad, dtype)
         slope = jnp.dot(d, g0)
 
         def decrease_error(t, f):

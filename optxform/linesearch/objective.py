@@ -8,7 +8,7 @@ vector and checks, at trace time, that it returns a scalar.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -65,3 +65,39 @@ def flat_value(value_fn: Callable, params: Any, dtype) -> Callable[[jax.Array], 
 def all_finite(*arrays: jax.Array) -> jax.Array:
     """A scalar bool: every element of every array is finite."""
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in arrays]))
+
+
+class SearchStart(NamedTuple):
+    """Where a line search starts, on flat vectors: ``x`` + step * ``direction``."""
+
+    dtype: Any
+    value_and_grad: Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+    x: jax.Array          # the params, flat
+    direction: jax.Array  # the incoming updates, flat
+    value: jax.Array      # f(x)
+    grad: jax.Array       # grad f(x), flat
+    evals: jax.Array      # int32: evaluations spent to get value and grad (0 or 1)
+
+
+def search_start(updates: Any, params: Any, value: Any, grad: Any, value_fn: Any,
+                 who: str) -> SearchStart:
+    """Check the extra arguments of a line search's ``update`` and flatten its start point.
+
+    ``value`` and ``grad`` at ``params`` are used when both are given; otherwise one
+    evaluation of ``value_fn`` provides them.
+    """
+    if params is None:
+        raise ValueError(f"{who}: update(...) needs params")
+    check_value_fn(value_fn, params, who)
+    dtype = otu.flat_dtype(params)
+    value_and_grad = flat_value_and_grad(value_fn, params, dtype)
+    x = otu.ravel(params, dtype)
+    direction = otu.ravel(updates, dtype)
+    if value is None or grad is None:
+        f0, g0 = value_and_grad(x)
+        evals = jnp.ones([], jnp.int32)
+    else:
+        check_scalar_value(value, who)
+        f0, g0 = jnp.asarray(value).astype(dtype), otu.ravel(grad, dtype)
+        evals = jnp.zeros([], jnp.int32)
+    return SearchStart(dtype, value_and_grad, x, direction, f0, g0, evals)

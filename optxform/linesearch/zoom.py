@@ -16,8 +16,7 @@ from optxform import tree as otu
 from optxform.core import GradientTransformation
 from optxform.core.counters import zero_count
 from optxform.core.validation import check_integer, check_non_negative, check_positive, check_range
-from optxform.linesearch.objective import (all_finite, check_scalar_value, check_value_fn,
-                                           flat_value_and_grad)
+from optxform.linesearch.objective import all_finite, search_start
 
 __all__ = ["ZoomLinesearchState", "zoom_linesearch"]
 
@@ -258,21 +257,8 @@ def zoom_linesearch(initial_step=1.0, c1: float = 1e-4, c2: float = 0.9,
 
     def update(updates, state, params=None, *, value=None, grad=None, value_fn=None, **extra):
         del state, extra
-        who = "zoom_linesearch"
-        if params is None:
-            raise ValueError(f"{who}: update(...) needs params")
-        check_value_fn(value_fn, params, who)
-        dtype = otu.flat_dtype(params)
-        value_and_grad = flat_value_and_grad(value_fn, params, dtype)
-        x = otu.ravel(params, dtype)
-        d = otu.ravel(updates, dtype)
-        evals = jnp.zeros([], jnp.int32)
-        if value is None or grad is None:
-            f0, g0 = value_and_grad(x)
-            evals = evals + 1
-        else:
-            check_scalar_value(value, who)
-            f0, g0 = jnp.asarray(value).astype(dtype), otu.ravel(grad, dtype)
+        start = search_start(updates, params, value, grad, value_fn, "zoom_linesearch")
+        dtype, value_and_grad, x, d, f0, g0, evals = start
         gtd = jnp.dot(g0, d)
         descent = (gtd < 0) & all_finite(f0, g0, d)
 
