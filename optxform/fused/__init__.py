@@ -5,9 +5,20 @@
 See docs/performance.md for when each pays off.
 """
 
-from optxform.fused.layout import *  # noqa: F401,F403
-from optxform.fused.wrapper import *  # noqa: F401,F403
-from optxform.fused import layout as _layout  # noqa: E402
-from optxform.fused import wrapper as _wrapper  # noqa: E402
+from optxform.fused.layout import label_mask as label_mask
+from optxform.fused.layout import packed_layout as packed_layout
+from optxform.fused.layout import PackedLayout as PackedLayout
+from optxform.fused.wrapper import pack_state as pack_state
+from optxform.fused.wrapper import packed as packed
+from optxform.fused.wrapper import PackedState as PackedState
+from optxform.fused.wrapper import unpack_state as unpack_state
 
-__all__ = [*_layout.__all__, *_wrapper.__all__]
+__all__ = [
+    "label_mask",
+    "pack_state",
+    "packed",
+    "packed_layout",
+    "PackedLayout",
+    "PackedState",
+    "unpack_state",
+]

@@ -7,9 +7,14 @@ step chosen from ``value=``, ``grad=`` and ``value_fn=`` passed to ``update``.
 * ``objective.py``: the user's ``value_fn`` seen on flat vectors, with trace-time checks.
 """
 
-from optxform.linesearch import backtracking as _backtracking
-from optxform.linesearch import zoom as _zoom
-from optxform.linesearch.backtracking import *  # noqa: F401,F403
-from optxform.linesearch.zoom import *  # noqa: F401,F403
+from optxform.linesearch.backtracking import backtracking_linesearch as backtracking_linesearch
+from optxform.linesearch.backtracking import BacktrackingLinesearchState as BacktrackingLinesearchState
+from optxform.linesearch.zoom import zoom_linesearch as zoom_linesearch
+from optxform.linesearch.zoom import ZoomLinesearchState as ZoomLinesearchState
 
-__all__ = [*_backtracking.__all__, *_zoom.__all__]
+__all__ = [
+    "backtracking_linesearch",
+    "BacktrackingLinesearchState",
+    "zoom_linesearch",
+    "ZoomLinesearchState",
+]

@@ -1,21 +1,35 @@
 """Optimizer aliases: validation + docstring + ``return chain(...)``, mirroring transforms/."""
 
-from optxform.optimizers.adadelta import *  # noqa: F401,F403
-from optxform.optimizers.adafactor import *  # noqa: F401,F403
-from optxform.optimizers.adagrad import *  # noqa: F401,F403
-from optxform.optimizers.adam import *  # noqa: F401,F403
-from optxform.optimizers.asgd import *  # noqa: F401,F403
-from optxform.optimizers.lbfgs import *  # noqa: F401,F403
-from optxform.optimizers.lion import *  # noqa: F401,F403
-from optxform.optimizers.rmsprop import *  # noqa: F401,F403
-from optxform.optimizers.rprop import *  # noqa: F401,F403
-from optxform.optimizers.sgd import *  # noqa: F401,F403
-import sys as _sys  # noqa: E402
+from optxform.optimizers.adadelta import adadelta as adadelta
+from optxform.optimizers.adafactor import adafactor as adafactor
+from optxform.optimizers.adagrad import adagrad as adagrad
+from optxform.optimizers.adam import adam as adam
+from optxform.optimizers.adam import adamax as adamax
+from optxform.optimizers.adam import adamw as adamw
+from optxform.optimizers.adam import nadam as nadam
+from optxform.optimizers.adam import radam as radam
+from optxform.optimizers.adam import sparse_adam as sparse_adam
+from optxform.optimizers.asgd import asgd as asgd
+from optxform.optimizers.lbfgs import lbfgs as lbfgs
+from optxform.optimizers.lion import lion as lion
+from optxform.optimizers.rmsprop import rmsprop as rmsprop
+from optxform.optimizers.rprop import rprop as rprop
+from optxform.optimizers.sgd import sgd as sgd
 
-# Modules by sys.modules: each module's name is also the alias it exports, so the
-# package attribute now holds the function, not the module.
-_MODULES = ("adadelta", "adafactor", "adagrad", "adam", "asgd", "lbfgs", "lion", "rmsprop",
-            "rprop", "sgd")
-
-__all__ = [name for module in _MODULES
-           for name in _sys.modules[f"{__name__}.{module}"].__all__]
+__all__ = [
+    "adadelta",
+    "adafactor",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "asgd",
+    "lbfgs",
+    "lion",
+    "nadam",
+    "radam",
+    "rmsprop",
+    "rprop",
+    "sgd",
+    "sparse_adam",
+]

@@ -7,9 +7,16 @@
   ``lbfgs`` alias is built on it.
 """
 
-from optxform.quasi_newton import iterations as _iterations
-from optxform.quasi_newton import lbfgs as _lbfgs
-from optxform.quasi_newton.iterations import *  # noqa: F401,F403
-from optxform.quasi_newton.lbfgs import *  # noqa: F401,F403
+from optxform.quasi_newton.iterations import lbfgs_iterations as lbfgs_iterations
+from optxform.quasi_newton.iterations import LbfgsIterationsState as LbfgsIterationsState
+from optxform.quasi_newton.lbfgs import LbfgsMemory as LbfgsMemory
+from optxform.quasi_newton.lbfgs import scale_by_lbfgs as scale_by_lbfgs
+from optxform.quasi_newton.lbfgs import ScaleByLbfgsState as ScaleByLbfgsState
 
-__all__ = [*_iterations.__all__, *_lbfgs.__all__]
+__all__ = [
+    "lbfgs_iterations",
+    "LbfgsIterationsState",
+    "LbfgsMemory",
+    "scale_by_lbfgs",
+    "ScaleByLbfgsState",
+]

@@ -1,9 +1,21 @@
 """Anything that only reads or writes an optimizer state."""
 
-from optxform.state.access import *  # noqa: F401,F403
-from optxform.state.dict import *  # noqa: F401,F403
-from optxform.state.extend import *  # noqa: F401,F403
-from optxform.state.files import *  # noqa: F401,F403
-from optxform.state import access, dict as dict_, extend, files  # noqa: E402
+from optxform.state.access import tree_get as tree_get
+from optxform.state.access import tree_set as tree_set
+from optxform.state.dict import load_state_dict as load_state_dict
+from optxform.state.dict import state_dict as state_dict
+from optxform.state.dict import state_keys as state_keys
+from optxform.state.extend import extend_state as extend_state
+from optxform.state.files import load_state as load_state
+from optxform.state.files import save_state as save_state
 
-__all__ = [name for module in (access, dict_, extend, files) for name in module.__all__]
+__all__ = [
+    "extend_state",
+    "load_state",
+    "load_state_dict",
+    "save_state",
+    "state_dict",
+    "state_keys",
+    "tree_get",
+    "tree_set",
+]

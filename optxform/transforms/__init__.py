@@ -1,16 +1,95 @@
 """Building blocks: one family of update rules per file, each a GradientTransformation."""
 
-from optxform.transforms.adam import *  # noqa: F401,F403
-from optxform.transforms.averaging import *  # noqa: F401,F403
-from optxform.transforms.clipping import *  # noqa: F401,F403
-from optxform.transforms.constraints import *  # noqa: F401,F403
-from optxform.transforms.factored import *  # noqa: F401,F403
-from optxform.transforms.momentum import *  # noqa: F401,F403
-from optxform.transforms.rms import *  # noqa: F401,F403
-from optxform.transforms.scaling import *  # noqa: F401,F403
-from optxform.transforms.sign import *  # noqa: F401,F403
-from optxform.transforms.weight_decay import *  # noqa: F401,F403
-from optxform.transforms import adam, averaging, clipping, constraints, factored, momentum, rms, scaling, sign, weight_decay  # noqa: E501
+from optxform.transforms.adam import add_decoupled_weight_decay as add_decoupled_weight_decay
+from optxform.transforms.adam import DecoupledWeightDecayState as DecoupledWeightDecayState
+from optxform.transforms.adam import scale_by_adam as scale_by_adam
+from optxform.transforms.adam import scale_by_adamax as scale_by_adamax
+from optxform.transforms.adam import scale_by_nadam as scale_by_nadam
+from optxform.transforms.adam import scale_by_radam as scale_by_radam
+from optxform.transforms.adam import scale_by_sparse_adam as scale_by_sparse_adam
+from optxform.transforms.adam import ScaleByAdamaxState as ScaleByAdamaxState
+from optxform.transforms.adam import ScaleByAdamState as ScaleByAdamState
+from optxform.transforms.adam import ScaleByNadamState as ScaleByNadamState
+from optxform.transforms.adam import ScaleByRadamState as ScaleByRadamState
+from optxform.transforms.adam import ScaleBySparseAdamState as ScaleBySparseAdamState
+from optxform.transforms.averaging import asgd_average as asgd_average
+from optxform.transforms.averaging import asgd_averaging as asgd_averaging
+from optxform.transforms.averaging import asgd_averaging_weight as asgd_averaging_weight
+from optxform.transforms.averaging import asgd_learning_rate as asgd_learning_rate
+from optxform.transforms.averaging import AsgdAveragingState as AsgdAveragingState
+from optxform.transforms.clipping import clip as clip
+from optxform.transforms.clipping import clip_by_block_rms as clip_by_block_rms
+from optxform.transforms.clipping import clip_by_global_norm as clip_by_global_norm
+from optxform.transforms.clipping import zero_nans as zero_nans
+from optxform.transforms.clipping import ZeroNansState as ZeroNansState
+from optxform.transforms.constraints import keep_params_nonnegative as keep_params_nonnegative
+from optxform.transforms.factored import scale_by_factored_rms as scale_by_factored_rms
+from optxform.transforms.factored import ScaleByFactoredRmsState as ScaleByFactoredRmsState
+from optxform.transforms.momentum import trace as trace
+from optxform.transforms.momentum import TraceState as TraceState
+from optxform.transforms.rms import scale_by_adadelta as scale_by_adadelta
+from optxform.transforms.rms import scale_by_adagrad as scale_by_adagrad
+from optxform.transforms.rms import scale_by_rms as scale_by_rms
+from optxform.transforms.rms import ScaleByAdadeltaState as ScaleByAdadeltaState
+from optxform.transforms.rms import ScaleByAdagradState as ScaleByAdagradState
+from optxform.transforms.rms import ScaleByCenteredRmsState as ScaleByCenteredRmsState
+from optxform.transforms.rms import ScaleByRmsState as ScaleByRmsState
+from optxform.transforms.scaling import scale as scale
+from optxform.transforms.scaling import scale_by_learning_rate as scale_by_learning_rate
+from optxform.transforms.scaling import scale_by_schedule as scale_by_schedule
+from optxform.transforms.scaling import ScaleByLearningRateState as ScaleByLearningRateState
+from optxform.transforms.scaling import ScaleByScheduleState as ScaleByScheduleState
+from optxform.transforms.sign import scale_by_lion as scale_by_lion
+from optxform.transforms.sign import scale_by_rprop as scale_by_rprop
+from optxform.transforms.sign import ScaleByLionState as ScaleByLionState
+from optxform.transforms.sign import ScaleByRpropState as ScaleByRpropState
+from optxform.transforms.weight_decay import add_decayed_weights as add_decayed_weights
+from optxform.transforms.weight_decay import resolve_mask as resolve_mask
 
-__all__ = [name for module in (adam, averaging, clipping, constraints, factored, momentum, rms,
-                               scaling, sign, weight_decay) for name in module.__all__]
+__all__ = [
+    "add_decayed_weights",
+    "add_decoupled_weight_decay",
+    "asgd_average",
+    "asgd_averaging",
+    "asgd_averaging_weight",
+    "asgd_learning_rate",
+    "AsgdAveragingState",
+    "clip",
+    "clip_by_block_rms",
+    "clip_by_global_norm",
+    "DecoupledWeightDecayState",
+    "keep_params_nonnegative",
+    "resolve_mask",
+    "scale",
+    "scale_by_adadelta",
+    "scale_by_adagrad",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_factored_rms",
+    "scale_by_learning_rate",
+    "scale_by_lion",
+    "scale_by_nadam",
+    "scale_by_radam",
+    "scale_by_rms",
+    "scale_by_rprop",
+    "scale_by_schedule",
+    "scale_by_sparse_adam",
+    "ScaleByAdadeltaState",
+    "ScaleByAdagradState",
+    "ScaleByAdamaxState",
+    "ScaleByAdamState",
+    "ScaleByCenteredRmsState",
+    "ScaleByFactoredRmsState",
+    "ScaleByLearningRateState",
+    "ScaleByLionState",
+    "ScaleByNadamState",
+    "ScaleByRadamState",
+    "ScaleByRmsState",
+    "ScaleByRpropState",
+    "ScaleByScheduleState",
+    "ScaleBySparseAdamState",
+    "trace",
+    "TraceState",
+    "zero_nans",
+    "ZeroNansState",
+]

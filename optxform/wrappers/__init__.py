@@ -1,19 +1,41 @@
 """Transforms that take a transform: masking, param groups, hyperparameter injection, ..."""
 
-from optxform.wrappers.accumulation import *  # noqa: F401,F403
-from optxform.wrappers.apply_if_finite import *  # noqa: F401,F403
-from optxform.wrappers.ema import *  # noqa: F401,F403
-from optxform.wrappers.flatten import *  # noqa: F401,F403
-from optxform.wrappers.inject import *  # noqa: F401,F403
-from optxform.wrappers.lookahead import *  # noqa: F401,F403
-from optxform.wrappers.masked import *  # noqa: F401,F403
-from optxform.wrappers.multi_transform import *  # noqa: F401,F403
-import sys as _sys  # noqa: E402
+from optxform.wrappers.accumulation import MultiSteps as MultiSteps
+from optxform.wrappers.accumulation import MultiStepsState as MultiStepsState
+from optxform.wrappers.apply_if_finite import apply_if_finite as apply_if_finite
+from optxform.wrappers.apply_if_finite import ApplyIfFiniteState as ApplyIfFiniteState
+from optxform.wrappers.ema import ema as ema
+from optxform.wrappers.ema import ema_params as ema_params
+from optxform.wrappers.ema import EmaState as EmaState
+from optxform.wrappers.flatten import flatten as flatten
+from optxform.wrappers.inject import inject_hyperparams as inject_hyperparams
+from optxform.wrappers.inject import InjectHyperparamsState as InjectHyperparamsState
+from optxform.wrappers.lookahead import lookahead as lookahead
+from optxform.wrappers.lookahead import LookaheadState as LookaheadState
+from optxform.wrappers.masked import masked as masked
+from optxform.wrappers.masked import MaskedNode as MaskedNode
+from optxform.wrappers.masked import MaskedState as MaskedState
+from optxform.wrappers.multi_transform import freeze as freeze
+from optxform.wrappers.multi_transform import multi_transform as multi_transform
+from optxform.wrappers.multi_transform import MultiTransformState as MultiTransformState
 
-# Modules by sys.modules: each module's name is also the alias it exports, so the
-# package attribute now holds the function, not the module.
-_MODULES = ("accumulation", "apply_if_finite", "ema", "flatten", "inject", "lookahead", "masked",
-            "multi_transform")
-
-__all__ = [name for module in _MODULES
-           for name in _sys.modules[f"{__name__}.{module}"].__all__]
+__all__ = [
+    "apply_if_finite",
+    "ApplyIfFiniteState",
+    "ema",
+    "ema_params",
+    "EmaState",
+    "flatten",
+    "freeze",
+    "inject_hyperparams",
+    "InjectHyperparamsState",
+    "lookahead",
+    "LookaheadState",
+    "masked",
+    "MaskedNode",
+    "MaskedState",
+    "multi_transform",
+    "MultiSteps",
+    "MultiStepsState",
+    "MultiTransformState",
+]
