@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 import torch
 
@@ -72,7 +73,10 @@ def test_adafactor_eps_must_be_a_pair():
 @pytest.mark.parametrize("alias", [*ADAM_LIKE, "adafactor"])
 def test_zero_learning_rate_and_eps_are_allowed_as_in_torch(alias):
     kw = {"learning_rate": 0.0, "eps": (0.0, 0.0) if alias == "adafactor" else 0.0}
-    getattr(optxform, alias)(**kw)
+    tx = getattr(optxform, alias)(**kw)
+    params = {"w": jnp.ones((2, 3))}
+    updates, _ = tx.update({"w": jnp.full((2, 3), 0.5)}, tx.init(params), params)
+    assert np.all(np.asarray(updates["w"]) == 0.0)  # a zero learning rate moves nothing
     getattr(torch.optim, TORCH_CLASSES[alias])([torch.zeros(2, requires_grad=True)],
                                                **_torch_kwargs(kw))
     if alias != "adafactor":
