@@ -136,12 +136,5 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("sparse_adam", {}, problem="embedding"),
     AliasCase("adafactor", {}),
     AliasCase("lion", {}),
-    AliasCase("lookahead", {"inner": None}),  # inner filled by default_transform
+    AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]
-
-
-def default_transform(case: AliasCase):
-    """Build a DEFAULT_CASES row (lookahead wraps adam)."""
-    if case.alias == "lookahead":
-        return optxform.lookahead(optxform.adam(1e-2), sync_period=5, alpha=0.5)
-    return case.build()

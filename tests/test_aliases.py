@@ -9,7 +9,7 @@ import pytest
 
 import optxform
 from tests import oracles
-from tests.registry import DEFAULT_CASES, OPTAX_CASES, TORCH_CASES, default_transform
+from tests.registry import DEFAULT_CASES, OPTAX_CASES, TORCH_CASES
 
 
 @pytest.mark.parametrize("case", TORCH_CASES, ids=lambda c: c.id)
@@ -68,7 +68,7 @@ def _assert_batch_matches_single_runs(tx, problem, out, trees, indices, steps):
 
 @pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
 def test_vmap_over_problems_equals_separate_runs(case):
-    tx = default_transform(case)
+    tx = case.build()
     batched, trees = _batched_params(case.problem, 3)
 
     def vmapped(f, batched_t):
@@ -81,7 +81,7 @@ def test_vmap_over_problems_equals_separate_runs(case):
 @pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
 def test_pmap_over_8_devices_equals_separate_runs(case):
     assert jax.device_count() == 8
-    tx = default_transform(case)
+    tx = case.build()
     batched, trees = _batched_params(case.problem, 8)
 
     def pmapped(f, batched_t):
@@ -94,7 +94,7 @@ def test_pmap_over_8_devices_equals_separate_runs(case):
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16], ids=["bf16", "f16"])
 @pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
 def test_low_precision_params_keep_dtype_and_stay_finite(case, dtype):
-    tx = default_transform(case)
+    tx = case.build()
     make, _ = oracles.PROBLEMS[case.problem]
     params = jax.tree.map(lambda x: jnp.asarray(x, dtype), make())
     out, state = _run(tx, case.problem, params, 5)
@@ -113,7 +113,7 @@ def test_low_precision_params_keep_dtype_and_stay_finite(case, dtype):
 
 @pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
 def test_state_keeps_shapes_and_dtypes_and_does_not_retrace(case):
-    tx = default_transform(case)
+    tx = case.build()
     make, _ = oracles.PROBLEMS[case.problem]
     params = jax.tree.map(jnp.asarray, make())
     state = tx.init(params)
@@ -139,7 +139,7 @@ def test_state_keeps_shapes_and_dtypes_and_does_not_retrace(case):
 
 @pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
 def test_empty_params_tree_is_valid(case):
-    tx = default_transform(case)
+    tx = case.build()
     state = tx.init({})
     updates, _ = tx.update({}, state, {})
     assert updates == {}
@@ -147,7 +147,7 @@ def test_empty_params_tree_is_valid(case):
 
 @pytest.mark.parametrize("case", DEFAULT_CASES, ids=lambda c: c.alias)
 def test_mismatched_updates_name_the_first_bad_path(case):
-    tx = default_transform(case)
+    tx = case.build()
     make, _ = oracles.PROBLEMS[case.problem]
     params = jax.tree.map(jnp.asarray, make())
     state = tx.init(params)

@@ -11,7 +11,7 @@ import pytest
 
 import optxform as ox
 from tests import oracles
-from tests.registry import DEFAULT_CASES, default_transform
+from tests.registry import DEFAULT_CASES
 
 
 def _alias(name):
@@ -225,11 +225,8 @@ def test_factory_called_with_traced_values_inside_vmap():
 def test_every_alias_can_be_injected(case):
     """Injected (hyperparams traced under jit) == the plain alias, on 3 small steps."""
     factory = _alias(case.alias)
-    plain = default_transform(case)
-    kwargs = dict(case.kwargs)
-    if case.alias == "lookahead":
-        kwargs = dict(inner=ox.adam(1e-2), sync_period=5, alpha=0.5)
-    injected = ox.inject_hyperparams(factory)(**kwargs)
+    plain = case.build()
+    injected = ox.inject_hyperparams(factory)(**case.kwargs)
     params = _params()
     if case.problem == "embedding":  # a gradient row of zeros means "row absent"
         params = {"embed": jnp.asarray(oracles.embedding_params()["embed"][:6])}

@@ -19,7 +19,7 @@ import numpy as np
 
 import optxform
 from tests import oracles
-from tests.registry import DEFAULT_CASES, default_transform
+from tests.registry import DEFAULT_CASES
 
 N = 4  # steps before and after the restart
 KILL_CODE = 17
@@ -28,7 +28,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def build_cases() -> dict[str, tuple]:
     """``name -> (factory, problem)``; factories build the transform (also in the child)."""
-    cases = {case.alias: ((lambda c=case: default_transform(c)), case.problem)
+    cases = {case.alias: ((lambda c=case: c.build()), case.problem)
              for case in DEFAULT_CASES}
     schedule = optxform.exponential_decay(0.02, transition_steps=2, decay_rate=0.7)
     decay_mask = lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)  # noqa: E731
