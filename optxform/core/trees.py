@@ -70,3 +70,14 @@ def check_same_structure(reference: Any, other: Any, reference_name: str, other_
                     f"{other_name} does not match {reference_name} at {path!r}: shape "
                     f"{tuple(shape_b)} vs {tuple(shape_a)}"
                 )
+
+
+def require_params(params: Any, updates: Any, who: str) -> None:
+    """For transforms that read the params: they must be given and match the updates.
+
+    Raises ``ValueError`` naming the transform when ``params`` is ``None``, or naming the
+    first mismatching path (see :func:`check_same_structure`).
+    """
+    if params is None:
+        raise ValueError(f"{who} needs params: call update(updates, state, params)")
+    check_same_structure(params, updates, "params", "updates")

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from optxform import tree as otu
+from optxform.core.trees import require_params
 
 __all__: list[str] = []  # internal helpers of linesearch/ and quasi_newton/
 
@@ -86,8 +87,7 @@ def search_start(updates: Any, params: Any, value: Any, grad: Any, value_fn: Any
     ``value`` and ``grad`` at ``params`` are used when both are given; otherwise one
     evaluation of ``value_fn`` provides them.
     """
-    if params is None:
-        raise ValueError(f"{who}: update(...) needs params")
+    require_params(params, updates, who)
     check_value_fn(value_fn, params, who)
     dtype = otu.flat_dtype(params)
     value_and_grad = flat_value_and_grad(value_fn, params, dtype)

@@ -19,6 +19,7 @@ from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.counters import INT32_MAX, increment, zero_count
 from optxform.core.validation import (check_integer, check_learning_rate, check_non_negative,
                                       check_one_of)
+from optxform.core.trees import require_params
 from optxform.linesearch.objective import (all_finite, check_scalar_value, check_value_fn,
                                            flat_value_and_grad)
 from optxform.linesearch.zoom import strong_wolfe_search
@@ -113,8 +114,7 @@ def lbfgs_iterations(learning_rate: ScalarOrSchedule = 1.0, max_iter=20, max_eva
 
     def update(updates, state, params=None, *, value=None, value_fn=None, **extra):
         del extra
-        if params is None:
-            raise ValueError(f"{who}: update(...) needs params")
+        require_params(params, updates, who)
         check_value_fn(value_fn, params, who)
         dtype = otu.flat_dtype(params)
         value_and_grad = flat_value_and_grad(value_fn, params, dtype)

@@ -18,6 +18,7 @@ from optxform import tree as otu
 from optxform.core import GradientTransformation
 from optxform.core.counters import increment, zero_count
 from optxform.core.validation import check_integer, check_non_negative
+from optxform.core.trees import require_params
 
 __all__ = ["LbfgsMemory", "ScaleByLbfgsState", "scale_by_lbfgs"]
 
@@ -145,8 +146,7 @@ def scale_by_lbfgs(history_size: int = 100, scale_init_precond: bool = True,
 
     def update(updates, state, params=None, **extra):
         del extra
-        if params is None:
-            raise ValueError("scale_by_lbfgs: update(...) needs params (s = x - x_prev)")
+        require_params(params, updates, "scale_by_lbfgs")  # s = x - x_prev needs x
         dtype = otu.flat_dtype(params)
         x = otu.ravel(params, dtype)
         g = otu.ravel(updates, dtype)

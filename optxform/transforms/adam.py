@@ -28,6 +28,7 @@ from optxform import tree as otu
 from optxform.core import GradientTransformation, ScalarOrSchedule, Updates
 from optxform.core.counters import increment, zero_count
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
+from optxform.core.trees import require_params
 from optxform.transforms.weight_decay import resolve_mask
 
 __all__ = [
@@ -627,10 +628,7 @@ def add_decoupled_weight_decay(weight_decay, learning_rate: ScalarOrSchedule = 1
 
     def update(updates, state, params=None, **extra):
         del extra
-        if params is None:
-            raise ValueError("add_decoupled_weight_decay needs params: call "
-                             "update(updates, state, params)")
-        otu.check_same_structure(params, updates, "params", "updates")
+        require_params(params, updates, "add_decoupled_weight_decay")
         if host_factor is not None:
             factor = _f32(host_factor)
         else:

@@ -21,6 +21,7 @@ from optxform import tree as otu
 from optxform.core import GradientTransformation, ScalarOrSchedule, Schedule
 from optxform.core.counters import increment, zero_count
 from optxform.core.validation import check_learning_rate, check_non_negative
+from optxform.core.trees import require_params
 
 __all__ = ["AsgdAveragingState", "asgd_average", "asgd_averaging", "asgd_averaging_weight",
            "asgd_learning_rate"]
@@ -95,9 +96,7 @@ def asgd_averaging(t0=1e6) -> GradientTransformation:
 
     def update(updates, state, params=None, **extra):
         del extra
-        if params is None:
-            raise ValueError("asgd_averaging needs params: call update(updates, state, params)")
-        otu.check_same_structure(params, updates, "params", "updates")
+        require_params(params, updates, "asgd_averaging")
         mu = weight(state.count)
 
         def average(ax, p, u):

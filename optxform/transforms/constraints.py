@@ -6,6 +6,7 @@ import jax.numpy as jnp
 
 from optxform import tree as otu
 from optxform.core import EmptyState, GradientTransformation
+from optxform.core.trees import require_params
 
 __all__ = ["keep_params_nonnegative"]
 
@@ -27,10 +28,7 @@ def keep_params_nonnegative() -> GradientTransformation:
 
     def update(updates, state, params=None, **extra):
         del extra
-        if params is None:
-            raise ValueError("keep_params_nonnegative needs params: "
-                             "call update(updates, state, params)")
-        otu.check_same_structure(params, updates, "params", "updates")
+        require_params(params, updates, "keep_params_nonnegative")
 
         def constrain(u, p):
             p = p.astype(u.dtype)

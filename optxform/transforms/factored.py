@@ -18,6 +18,7 @@ from optxform import tree as otu
 from optxform.core import GradientTransformation, ScalarOrSchedule, Updates
 from optxform.core.counters import increment, zero_count
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
+from optxform.core.trees import require_params
 
 __all__ = ["ScaleByFactoredRmsState", "scale_by_factored_rms"]
 
@@ -147,10 +148,7 @@ def scale_by_factored_rms(beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
 
     def update(updates, state, params=None, **extra):
         del extra
-        if params is None:
-            raise ValueError("scale_by_factored_rms needs params: call "
-                             "update(updates, state, params)")
-        otu.check_same_structure(params, updates, "params", "updates")
+        require_params(params, updates, "scale_by_factored_rms")
         t = increment(state.count).astype(jnp.float32)
         weight = jnp.power(t, jnp.asarray(beta2_decay, jnp.float32))  # 1 - beta2_t
         if learning_rate is None:

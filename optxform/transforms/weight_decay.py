@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from optxform import tree as otu
 from optxform.core import EmptyState, GradientTransformation
 from optxform.core.validation import check_non_negative
+from optxform.core.trees import require_params
 
 __all__ = ["add_decayed_weights", "resolve_mask"]
 
@@ -35,9 +36,7 @@ def add_decayed_weights(weight_decay=0.0, mask: Any | Callable = None) -> Gradie
 
     def update(updates, state, params=None, **extra):
         del extra
-        if params is None:
-            raise ValueError("add_decayed_weights needs params: call update(updates, state, params)")
-        otu.check_same_structure(params, updates, "params", "updates")
+        require_params(params, updates, "add_decayed_weights")
 
         def decay(u, p):
             return u + jnp.asarray(weight_decay).astype(u.dtype) * p.astype(u.dtype)

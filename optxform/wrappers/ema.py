@@ -11,6 +11,7 @@ from optxform import tree as otu
 from optxform.core import GradientTransformation, apply_updates
 from optxform.core.counters import increment, zero_count
 from optxform.core.validation import check_range
+from optxform.core.trees import require_params
 
 __all__ = ["EmaState", "ema", "ema_params"]
 
@@ -50,8 +51,7 @@ def ema(decay=0.999) -> GradientTransformation:
 
     def update(updates, state, params=None, **extra):
         del extra
-        if params is None:
-            raise ValueError("ema needs params: call update(updates, state, params)")
+        require_params(params, updates, "ema")
         new_params = apply_updates(params, updates)
         first = state.count == 0
         weight = 1.0 - decay if isinstance(decay, (int, float)) else \

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from optxform import tree as otu
 from optxform.core import GradientTransformation, call_update
 from optxform.core.validation import check_integer, check_range
+from optxform.core.trees import require_params
 
 __all__ = ["LookaheadState", "lookahead"]
 
@@ -75,9 +76,7 @@ def lookahead(inner: GradientTransformation, sync_period: int = 5,
                               period_step=jnp.zeros([], jnp.int32))
 
     def update(updates, state, params=None, **extra):
-        if params is None:
-            raise ValueError("lookahead needs params: call update(updates, state, params)")
-        otu.check_same_structure(params, updates, "params", "updates")
+        require_params(params, updates, "lookahead")
         fast_updates, inner_state = call_update(inner, updates, state.inner_state, params,
                                                 extra)
         period_step = state.period_step + 1
