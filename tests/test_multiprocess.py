@@ -8,7 +8,10 @@ with the batch split over all 8 devices: once with the optimizer state replicate
 with it ZeRO-1 sharded across the processes. The params every process ends with must equal
 those of this single process training on its own 8 devices, and a checkpoint written by
 the two processes must restore here. Each run is bounded: a process that has not finished
-after ``TIMEOUT_S`` is killed and the test fails with its output.
+after ``TIMEOUT_S`` is killed. On this 2-core CI box, with another test worker busy beside
+it, the 8 gloo ranks occasionally stall after connecting (seen about once in 8 loaded runs,
+never when the machine is idle); a stalled launch is therefore retried once, and the test
+fails with both outputs if the retry stalls too.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import sys
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TIMEOUT_S = 120
+TIMEOUT_S = 90
 STEPS = 5
 BATCH = 64
 NUM_PROCESSES = 2
@@ -122,8 +125,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class _Stalled(Exception):
+    """The workers did not finish within ``TIMEOUT_S``; the message holds their output."""
+
+
 def _launch(out_dir: pathlib.Path) -> list[tuple[int, str]]:
-    """Run the workers; return [(returncode, output)], killing them all on timeout."""
+    """Run the workers; return [(returncode, output)]; on timeout kill them all, raise _Stalled."""
     port = _free_port()
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={DEVICES_PER_PROCESS}"
@@ -145,8 +152,8 @@ def _launch(out_dir: pathlib.Path) -> list[tuple[int, str]]:
             proc.kill()
             out, _ = proc.communicate()
             outputs.append(out[-3000:])
-        raise AssertionError(f"multi-process run did not finish in {TIMEOUT_S} s; output:\n"
-                             + "\n----\n".join(outputs)) from None
+        raise _Stalled(f"multi-process run did not finish in {TIMEOUT_S} s; output:\n"
+                       + "\n----\n".join(outputs)) from None
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -166,7 +173,13 @@ def test_two_processes_train_like_one(tmp_path):
     if not _has_gloo():
         pytest.skip("this jaxlib has no gloo CPU collectives (jax_cpu_collectives_implementation"
                     "='gloo'); cross-process reductions on CPU are impossible without them")
-    results = _launch(tmp_path)
+    try:
+        results = _launch(tmp_path)
+    except _Stalled as first:
+        try:
+            results = _launch(tmp_path)
+        except _Stalled as second:
+            raise AssertionError(f"stalled twice:\n{first}\n==== retry ====\n{second}") from None
     if any(code != 0 and "address already in use" in out.lower() for code, out in results):
         results = _launch(tmp_path)  # the free port was taken in between; try another
     for i, (code, out) in enumerate(results):
