@@ -27,6 +27,7 @@ import numpy as np
 from optxform import tree as otu
 from optxform.core import GradientTransformation, ScalarOrSchedule, Updates
 from optxform.core.counters import increment, zero_count
+from optxform.core.schedule import value_at
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
 from optxform.core.trees import require_params
 from optxform.transforms.weight_decay import resolve_mask
@@ -632,8 +633,7 @@ def add_decoupled_weight_decay(weight_decay, learning_rate: ScalarOrSchedule = 1
         if host_factor is not None:
             factor = _f32(host_factor)
         else:
-            lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-            factor = 1.0 - _f32(lr) * _f32(weight_decay)
+            factor = 1.0 - value_at(learning_rate, state.count) * _f32(weight_decay)
         shrink = 1.0 - factor  # exact in float32 (Sterbenz) for factor in [0.5, 1]
 
         def decay(u, p):

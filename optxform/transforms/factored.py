@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from optxform import tree as otu
 from optxform.core import GradientTransformation, ScalarOrSchedule, Updates
 from optxform.core.counters import increment, zero_count
+from optxform.core.schedule import value_at
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
 from optxform.core.trees import require_params
 
@@ -154,8 +155,8 @@ def scale_by_factored_rms(beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
         if learning_rate is None:
             relative = jnp.ones([], jnp.float32)
         else:
-            lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-            relative = jnp.minimum(1.0, 1.0 / (jnp.asarray(lr, jnp.float32) * jnp.sqrt(t)))
+            lr = value_at(learning_rate, state.count)
+            relative = jnp.minimum(1.0, 1.0 / (lr * jnp.sqrt(t)))
 
         def leaf(g, p, row, col, v):
             dtype = otu.at_least_float32(g.dtype)

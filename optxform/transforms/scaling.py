@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from optxform import tree as otu
 from optxform.core import EmptyState, GradientTransformation, ScalarOrSchedule, Schedule
 from optxform.core.counters import increment, zero_count
+from optxform.core.schedule import value_at
 from optxform.core.validation import check_learning_rate
 
 __all__ = ["ScaleByLearningRateState", "ScaleByScheduleState", "scale",
@@ -43,7 +43,7 @@ def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
 
     def update(updates, state, params=None, **extra):
         del params, extra
-        factor = jnp.asarray(step_size_fn(state.count), jnp.float32)
+        factor = value_at(step_size_fn, state.count)
         return otu.scale(factor, updates), ScaleByScheduleState(count=increment(state.count))
 
     return GradientTransformation(init, update)
@@ -72,8 +72,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule,
 
     def update(updates, state, params=None, **extra):
         del params, extra
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        factor = sign * jnp.asarray(lr, jnp.float32)
+        factor = sign * value_at(learning_rate, state.count)
         return otu.scale(factor, updates), ScaleByLearningRateState(count=increment(state.count))
 
     return GradientTransformation(init, update)
