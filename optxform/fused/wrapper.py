@@ -49,9 +49,10 @@ def packed(tx: GradientTransformation, labels: Any = None, materialize: bool = F
         per leaf. By default XLA fuses the last elementwise ops of ``tx`` (and the scalar
         math feeding them, e.g. a schedule) into each leaf's slicing kernel, which keeps
         every rounding of the unpacked path (``p + lr * u`` contracts to one FMA in both)
-        but makes the program grow with leaves x tail length. ``True`` halves the compile
-        time of a clip+adamw+schedule chain on 1,000 leaves; the updates then differ from
-        the unpacked path's in the last bit (one more rounding before ``apply_updates``).
+        but makes the program grow with leaves x tail length. ``True`` cuts the compile
+        time of a clip+adamw+schedule chain on 1,000 leaves by a quarter (2.8 -> 2.1 s on
+        the CPU); the updates then differ from the unpacked path's in the last bit (one
+        more rounding before ``apply_updates``).
       solo_size: leaves with at least this many elements keep a buffer of their own
         (packing them would only add copies); ``None`` packs every leaf.
 
