@@ -8,8 +8,8 @@ import jax.numpy as jnp
 from optxform.core.base import ScalarOrSchedule
 
 
-def value_at(value: ScalarOrSchedule, count: jax.Array) -> jax.Array:
-    """``value(count)`` for a schedule, ``value`` itself otherwise, as a float32 scalar.
+def value_at(value: ScalarOrSchedule, count: jax.Array, dtype=jnp.float32) -> jax.Array:
+    """``value(count)`` for a schedule, ``value`` itself otherwise, as a ``dtype`` scalar.
 
     A schedule is evaluated inside a ``lax.cond`` whose predicate always holds. The
     conditional changes no value; it keeps the schedule's scalar arithmetic in one small
@@ -22,14 +22,14 @@ def value_at(value: ScalarOrSchedule, count: jax.Array) -> jax.Array:
     and both branches run, which is harmless.
     """
     if not callable(value):
-        return jnp.asarray(value, jnp.float32)
+        return jnp.asarray(value, dtype)
     count = jnp.asarray(count, jnp.int32)
 
     def evaluate(step):
-        return jnp.asarray(value(step), jnp.float32)
+        return jnp.asarray(value(step), dtype)
 
     def unreachable(step):  # counters saturate at the int32 maximum: never negative
         del step
-        return jnp.zeros([], jnp.float32)
+        return jnp.zeros([], dtype)
 
     return jax.lax.cond(count >= 0, evaluate, unreachable, count)

@@ -80,6 +80,19 @@ class SearchStart(NamedTuple):
     evals: jax.Array      # int32: evaluations spent to get value and grad (0 or 1)
 
 
+def flat_problem(updates: Any, params: Any, value_fn: Any, who: str):
+    """Check ``params`` and ``value_fn`` for ``who`` and put the problem on flat vectors.
+
+    Returns ``(dtype, value_and_grad, x, flat_updates)``: the common float dtype of the
+    params, ``x -> (f, grad f)`` on flat vectors, the params and the updates flattened.
+    """
+    require_params(params, updates, who)
+    check_value_fn(value_fn, params, who)
+    dtype = otu.flat_dtype(params)
+    return (dtype, flat_value_and_grad(value_fn, params, dtype), otu.ravel(params, dtype),
+            otu.ravel(updates, dtype))
+
+
 def search_start(updates: Any, params: Any, value: Any, grad: Any, value_fn: Any,
                  who: str) -> SearchStart:
     """Check the extra arguments of a line search's ``update`` and flatten its start point.
@@ -87,12 +100,7 @@ def search_start(updates: Any, params: Any, value: Any, grad: Any, value_fn: Any
     ``value`` and ``grad`` at ``params`` are used when both are given; otherwise one
     evaluation of ``value_fn`` provides them.
     """
-    require_params(params, updates, who)
-    check_value_fn(value_fn, params, who)
-    dtype = otu.flat_dtype(params)
-    value_and_grad = flat_value_and_grad(value_fn, params, dtype)
-    x = otu.ravel(params, dtype)
-    direction = otu.ravel(updates, dtype)
+    dtype, value_and_grad, x, direction = flat_problem(updates, params, value_fn, who)
     if value is None or grad is None:
         f0, g0 = value_and_grad(x)
         evals = jnp.ones([], jnp.int32)

@@ -19,9 +19,8 @@ from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.counters import INT32_MAX, increment, zero_count
 from optxform.core.validation import (check_integer, check_learning_rate, check_non_negative,
                                       check_one_of)
-from optxform.core.trees import require_params
-from optxform.linesearch.objective import (all_finite, check_scalar_value, check_value_fn,
-                                           flat_value_and_grad)
+from optxform.core.schedule import value_at
+from optxform.linesearch.objective import all_finite, check_scalar_value, flat_problem
 from optxform.linesearch.zoom import strong_wolfe_search
 from optxform.quasi_newton.lbfgs import (LbfgsMemory, empty_memory, first_step_scale,
                                          lbfgs_direction, remember)
@@ -114,19 +113,13 @@ def lbfgs_iterations(learning_rate: ScalarOrSchedule = 1.0, max_iter=20, max_eva
 
     def update(updates, state, params=None, *, value=None, value_fn=None, **extra):
         del extra
-        require_params(params, updates, who)
-        check_value_fn(value_fn, params, who)
-        dtype = otu.flat_dtype(params)
-        value_and_grad = flat_value_and_grad(value_fn, params, dtype)
-        x0 = otu.ravel(params, dtype)
-        g0 = otu.ravel(updates, dtype)
+        dtype, value_and_grad, x0, g0 = flat_problem(updates, params, value_fn, who)
         if value is None:
             f0 = jnp.asarray(value_fn(params)).astype(dtype)
         else:
             check_scalar_value(value, who)
             f0 = jnp.asarray(value).astype(dtype)
-        lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        lr = jnp.asarray(lr).astype(dtype)
+        lr = value_at(learning_rate, state.count, dtype)
         tol_grad = jnp.asarray(tolerance_grad).astype(dtype)
         tol_change = jnp.asarray(tolerance_change).astype(dtype)
         iter_limit = jnp.asarray(max_iter, jnp.int32)
