@@ -134,3 +134,15 @@ def assert_trajectories_close(actual: list[dict], expected: list[dict], rtol=1e-
             np.testing.assert_allclose(
                 a[name], e[name], rtol=rtol, atol=atol,
                 err_msg=f"param {name!r} differs at step {t + 1}")
+
+
+def emitted_updates(tx, grads: list[dict], params) -> list[dict]:
+    """The updates ``tx`` emits for each gradient in turn, ``params`` held fixed (jitted)."""
+    params = jax.tree.map(jnp.asarray, params)
+    update = jax.jit(tx.update)
+    state = tx.init(params)
+    out = []
+    for g in grads:
+        u, state = update(jax.tree.map(jnp.asarray, g), state, params)
+        out.append(jax.tree.map(np.asarray, u))
+    return out

@@ -17,6 +17,7 @@ import torch
 
 import optxform
 from tests import oracles
+from tests.oracles import assert_trajectories_close as assert_all_close
 
 SHAPES = {"a": (4, 3), "b": (5,), "c": (2, 3, 4)}
 
@@ -51,15 +52,10 @@ def _run(tx, params, grads):
 
 
 def _directions(tx, grads, params=None):
-    """The updates a block emits for each gradient."""
-    params = params if params is not None else jax.tree.map(jnp.zeros_like, grads[0])
-    update = jax.jit(tx.update)
-    state = tx.init(params)
-    out = []
-    for g in grads:
-        u, state = update(jax.tree.map(jnp.asarray, g), state, params)
-        out.append(jax.tree.map(np.asarray, u))
-    return out
+    """The updates a block emits for each gradient (params zero unless given)."""
+    if params is None:
+        params = jax.tree.map(np.zeros_like, grads[0])
+    return oracles.emitted_updates(tx, grads, params)
 
 
 def _optax_directions(tx, grads):
@@ -85,12 +81,6 @@ def _torch_run(cls, kwargs, params, grads, *, scheduler=None, sparse=False):
     return out, {n: opt.state[tp[n]] for n in names}
 
 
-def _assert_close(actual, expected, rtol=1e-5, atol=1e-6):
-    for a, e in zip(actual, expected):
-        for n in e:
-            np.testing.assert_allclose(a[n], e[n], rtol=rtol, atol=atol, err_msg=n)
-
-
 # --- against optax ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kw", [{}, {"eps_root": 1e-8}, {"b1": 0.5, "b2": 0.9, "eps": 1e-3}])
@@ -99,14 +89,14 @@ def test_scale_by_adam_equals_optax(kw):
     ours = _directions(optxform.scale_by_adam(**kw), grads)
     theirs = _optax_directions(optax.scale_by_adam(**kw), grads)
     # optax evaluates 1 - b2**t in float32 (1.3e-5 relative off at t=1); we use expm1.
-    _assert_close(ours, theirs, rtol=2e-5, atol=1e-7)
+    assert_all_close(ours, theirs, rtol=2e-5, atol=1e-7)
 
 
 def test_amsgrad_takes_the_max_of_raw_second_moments_like_torch_not_optax():
     params, grads = _params(), _grads(12, shrink=True)
     ours, state = _run(optxform.adam(0.05, amsgrad=True), params, grads)
     expected, tstate = _torch_run("Adam", {"lr": 0.05, "amsgrad": True}, params, grads)
-    _assert_close(ours, expected)
+    assert_all_close(ours, expected)
     for n in params:
         np.testing.assert_allclose(state[0].nu_max[n], tstate[n]["max_exp_avg_sq"].numpy(),
                                    rtol=1e-5)
@@ -117,7 +107,7 @@ def test_amsgrad_takes_the_max_of_raw_second_moments_like_torch_not_optax():
     assert np.max(np.abs(our_dirs[-1]["a"] - optax_dirs[-1]["a"])) > 1e-2
     # ... and the same for a constant gradient (v_t / (1 - b2^t) is then constant).
     constant = [grads[0]] * 8
-    _assert_close(_directions(optxform.scale_by_adam(amsgrad=True), constant),
+    assert_all_close(_directions(optxform.scale_by_adam(amsgrad=True), constant),
            _optax_directions(optax.scale_by_amsgrad(), constant), rtol=2e-5, atol=1e-7)
 
 
@@ -127,7 +117,7 @@ def test_adamw_with_mask_equals_optax_adamw():
     ours, _ = _run(optxform.adamw(0.02, weight_decay=0.1, mask=mask), params, grads)
     with jax.numpy_dtype_promotion("standard"):
         theirs, _ = _run(optax.adamw(0.02, weight_decay=0.1, mask=mask), params, grads)
-    _assert_close(ours, theirs, atol=5e-6)  # same math; the decay is rounded as torch does
+    assert_all_close(ours, theirs, atol=5e-6)  # same math; the decay is rounded as torch does
     undecayed, _ = _run(optxform.adamw(0.02, weight_decay=0.0), params, grads)
     np.testing.assert_array_equal(ours[-1]["b"], undecayed[-1]["b"])
     assert np.max(np.abs(ours[-1]["a"] - undecayed[-1]["a"])) > 1e-3
@@ -135,7 +125,7 @@ def test_adamw_with_mask_equals_optax_adamw():
 
 def test_scale_by_adamax_equals_optax():
     grads = _grads(25)
-    _assert_close(_directions(optxform.scale_by_adamax(), grads),
+    assert_all_close(_directions(optxform.scale_by_adamax(), grads),
            _optax_directions(optax.scale_by_adamax(), grads), rtol=2e-5, atol=1e-7)
 
 
@@ -143,7 +133,7 @@ def test_nadam_equals_optax_only_when_the_momentum_schedule_is_flat():
     grads = _grads(20)
     theirs = _optax_directions(optax.scale_by_adam(nesterov=True), grads)  # optax.nadam
     flat = _directions(optxform.scale_by_nadam(momentum_decay=1e4), grads)  # mu_t = b1
-    _assert_close(flat, theirs, rtol=2e-5, atol=1e-7)
+    assert_all_close(flat, theirs, rtol=2e-5, atol=1e-7)
     scheduled = _directions(optxform.scale_by_nadam(), grads)  # torch's default 4e-3
     assert np.max(np.abs(scheduled[3]["a"] - theirs[3]["a"])) > 1e-2
 
@@ -152,7 +142,7 @@ def test_radam_equals_optax_when_eps_is_zero_only(x64):
     # In float64: optax evaluates rho_t = rho_inf - 2t b2^t / (1 - b2^t) in the params'
     # precision, and in float32 its two ~2000-sized terms cancel (0.6% off at t = 6).
     grads = [jax.tree.map(lambda x: x.astype(np.float64), g) for g in _grads(20)]
-    _assert_close(_directions(optxform.scale_by_radam(eps=0.0), grads),
+    assert_all_close(_directions(optxform.scale_by_radam(eps=0.0), grads),
            _optax_directions(optax.scale_by_radam(eps=0.0), grads), rtol=1e-6, atol=1e-9)
     # torch adds eps to the uncorrected sqrt(v): a visible difference for a large eps.
     ours = _directions(optxform.scale_by_radam(eps=0.1), grads)
@@ -174,7 +164,7 @@ def test_state_matches_torch(alias, cls, kw, fields):
     params, grads = _params(), _grads(10)
     ours, state = _run(getattr(optxform, alias)(0.01, **kw), params, grads)
     expected, tstate = _torch_run(cls, dict(kw, lr=0.01), params, grads)
-    _assert_close(ours, expected)
+    assert_all_close(ours, expected)
     block = next(s for s in state if hasattr(s, "mu"))
     assert int(block.count) == 10
     for ours_field, torch_field in fields.items():
@@ -194,7 +184,7 @@ def test_decoupled_decay_with_a_schedule_matches_torch_scheduler(alias, cls):
                    params, grads)
     expected, _ = _torch_run(cls, dict(lr=0.05, weight_decay=0.3, **extra), params, grads,
                              scheduler=lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9))
-    _assert_close(ours, expected)
+    assert_all_close(ours, expected)
 
 
 SHAPES_0_TO_3D = {"s": (), "v": (5,), "m": (4, 3), "t": (2, 3, 4)}
@@ -210,7 +200,7 @@ def test_adafactor_matches_torch_with_relative_step_cap_and_0d_to_3d_params(sche
         "Adafactor", {"lr": 0.5, "weight_decay": 0.1, "d": 1.1}, params, grads,
         scheduler=(lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9)) if schedule
         else None)
-    _assert_close(ours, expected)
+    assert_all_close(ours, expected)
     block = state[0]
     np.testing.assert_allclose(block.row["t"], tstate["t"]["row_var"].numpy(), rtol=1e-5)
     np.testing.assert_allclose(block.col["m"], tstate["m"]["col_var"].numpy(), rtol=1e-5)
@@ -258,7 +248,7 @@ def test_sparse_adam_leaves_all_zero_rows_and_their_moments_untouched():
     # Row 0 was touched at steps 0 and 3 only: unchanged between steps 4 and 5.
     np.testing.assert_array_equal(ours[4]["embed"][0], ours[3]["embed"][0])
     expected, _ = _torch_run("SparseAdam", {"lr": 0.1}, params, grads, sparse=True)
-    _assert_close(ours, expected)
+    assert_all_close(ours, expected)
 
 
 def test_sparse_adam_rows_of_1d_and_3d_params_match_torch():
@@ -270,7 +260,7 @@ def test_sparse_adam_rows_of_1d_and_3d_params_match_torch():
     ours, _ = _run(optxform.sparse_adam(0.05, maximize=True), params, grads)
     expected, _ = _torch_run("SparseAdam", {"lr": 0.05, "maximize": True}, params, grads,
                              sparse=True)
-    _assert_close(ours, expected)
+    assert_all_close(ours, expected)
 
 
 # --- low-precision moments ----------------------------------------------------------------

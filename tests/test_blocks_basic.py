@@ -16,6 +16,8 @@ import torch
 
 import optxform
 from optxform.core.counters import INT32_MAX
+from tests import oracles
+from tests.oracles import assert_trajectories_close as assert_all_close
 
 SHAPES = {"a": (4, 3), "b": (5,), "c": (2, 3, 2)}
 
@@ -30,23 +32,8 @@ def _grads(steps, seed=1):
 
 
 def _directions(tx, grads, params=None):
-    """The updates ``tx`` emits for each gradient (params held fixed unless given)."""
-    params = jax.tree.map(jnp.asarray, params if params is not None else _tree(0))
-    update = jax.jit(tx.update)
-    state = tx.init(params)
-    out = []
-    for g in grads:
-        u, state = update(jax.tree.map(jnp.asarray, g), state, params)
-        out.append(jax.tree.map(np.asarray, u))
-    return out
-
-
-def _assert_all_close(actual, expected, rtol=1e-5, atol=1e-6):
-    assert len(actual) == len(expected)
-    for t, (a, e) in enumerate(zip(actual, expected)):
-        for name in e:
-            np.testing.assert_allclose(a[name], e[name], rtol=rtol, atol=atol,
-                                       err_msg=f"{name} at step {t + 1}")
+    """The updates ``tx`` emits for each gradient (params ``_tree(0)`` unless given)."""
+    return oracles.emitted_updates(tx, grads, params if params is not None else _tree(0))
 
 
 # --- momentum -------------------------------------------------------------------------
@@ -54,8 +41,8 @@ def _assert_all_close(actual, expected, rtol=1e-5, atol=1e-6):
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_trace_without_dampening_equals_optax_trace(nesterov):
     grads = _grads(12)
-    _assert_all_close(_directions(optxform.trace(0.9, nesterov=nesterov), grads),
-                      _directions(optax.trace(0.9, nesterov=nesterov), grads))  # 1-ulp: fma or not
+    assert_all_close(_directions(optxform.trace(0.9, nesterov=nesterov), grads),
+                     _directions(optax.trace(0.9, nesterov=nesterov), grads))  # 1-ulp: fma or not
 
 
 def test_trace_starts_at_the_first_gradient_and_dampens_later_ones():
@@ -72,16 +59,16 @@ def test_trace_with_zero_decay_passes_updates_through_whatever_the_dampening():
     grads = _grads(3)
     for decay in (0.0, jnp.asarray(0.0)):
         out = _directions(optxform.trace(decay, dampening=0.5), grads)
-        _assert_all_close(out, grads, rtol=0, atol=0)
+        assert_all_close(out, grads, rtol=0, atol=0)
 
 
 # --- rms family -----------------------------------------------------------------------
 
 def test_scale_by_rms_with_eps_in_sqrt_equals_optax_scale_by_rms():
     grads = _grads(12)
-    _assert_all_close(_directions(optxform.scale_by_rms(decay=0.9, eps_in_sqrt=True), grads),
-                      _directions(optax.scale_by_rms(), grads), rtol=1e-5)
-    _assert_all_close(
+    assert_all_close(_directions(optxform.scale_by_rms(decay=0.9, eps_in_sqrt=True), grads),
+                     _directions(optax.scale_by_rms(), grads), rtol=1e-5)
+    assert_all_close(
         _directions(optxform.scale_by_rms(0.9, 1e-3, eps_in_sqrt=True, initial_scale=0.5),
                     grads),
         _directions(optax.scale_by_rms(0.9, 1e-3, initial_scale=0.5), grads), rtol=1e-5)
@@ -89,7 +76,7 @@ def test_scale_by_rms_with_eps_in_sqrt_equals_optax_scale_by_rms():
 
 def test_centered_scale_by_rms_with_eps_in_sqrt_equals_optax_scale_by_stddev():
     grads = _grads(12)
-    _assert_all_close(
+    assert_all_close(
         _directions(optxform.scale_by_rms(decay=0.9, eps_in_sqrt=True, centered=True), grads),
         _directions(optax.scale_by_stddev(), grads), rtol=1e-4)
 
@@ -113,7 +100,7 @@ def test_scale_by_adagrad_and_adadelta_follow_their_formulas():
     for t, g in enumerate(grads):
         s = s + g["a"] ** 2
         np.testing.assert_allclose(ada[t]["a"], g["a"] / (np.sqrt(s) + 0.01), rtol=1e-6)
-    _assert_all_close(delta, ref_delta, rtol=1e-5)
+    assert_all_close(delta, ref_delta, rtol=1e-5)
 
 
 def test_rms_accumulators_are_float32_for_low_precision_params():
@@ -131,8 +118,8 @@ def test_rms_accumulators_are_float32_for_low_precision_params():
 
 def test_scale_by_lion_equals_optax_scale_by_lion():
     grads = _grads(12)
-    _assert_all_close(_directions(optxform.scale_by_lion(0.8, 0.95), grads),
-                      _directions(optax.scale_by_lion(0.8, 0.95), grads), rtol=0, atol=0)
+    assert_all_close(_directions(optxform.scale_by_lion(0.8, 0.95), grads),
+                     _directions(optax.scale_by_lion(0.8, 0.95), grads), rtol=0, atol=0)
 
 
 def test_scale_by_rprop_grows_shrinks_clips_and_skips_after_a_sign_change():
@@ -158,7 +145,7 @@ def test_scale_by_rprop_grows_shrinks_clips_and_skips_after_a_sign_change():
 ], ids=["clip", "global_norm_active", "global_norm_inactive", "block_rms"])
 def test_clipping_equals_optax(make, ref):
     grads = _grads(3)
-    _assert_all_close(_directions(make(), grads), _directions(ref(), grads), rtol=1e-6)
+    assert_all_close(_directions(make(), grads), _directions(ref(), grads), rtol=1e-6)
 
 
 def test_clipping_bounds_hold():
@@ -167,7 +154,7 @@ def test_clipping_bounds_hold():
     np.testing.assert_allclose(optxform.tree.global_norm(clipped), 1.5, rtol=1e-6)
     small = jax.tree.map(lambda x: 0.01 * x, g)
     unchanged, _ = optxform.clip_by_global_norm(1.5).update(small, None)
-    _assert_all_close([unchanged], [small], rtol=0, atol=0)
+    assert_all_close([unchanged], [small], rtol=0, atol=0)
     blocks, _ = optxform.clip_by_block_rms(0.5).update(g, None)
     for leaf in jax.tree.leaves(blocks):
         assert float(jnp.sqrt(jnp.mean(leaf ** 2))) <= 0.5 * (1 + 1e-6)
