@@ -131,8 +131,8 @@ def batch_at(mesh, x, y, step: int, batch_size: int):
             jax.device_put(y[i * batch_size:(i + 1) * batch_size], batch_sharding))
 
 
-def train(mesh, tx, steps: int, batch_size: int = 64):
-    params, opt_state, x, y = setup(mesh, tx)
+def run_steps(mesh, tx, params, opt_state, x, y, steps: int, batch_size: int):
+    """``steps`` training steps from ``params``/``opt_state``; the losses as numpy."""
     step = make_train_step(tx)
     losses = []
     for t in range(steps):
@@ -140,6 +140,11 @@ def train(mesh, tx, steps: int, batch_size: int = 64):
         params, opt_state, loss = step(params, opt_state, xb, yb)
         losses.append(loss)
     return params, opt_state, np.asarray(jnp.stack(losses))
+
+
+def train(mesh, tx, steps: int, batch_size: int = 64):
+    params, opt_state, x, y = setup(mesh, tx)
+    return run_steps(mesh, tx, params, opt_state, x, y, steps, batch_size)
 
 
 def train_zero1(steps: int, batch_size: int = 64, n_devices: int = 8):
@@ -148,14 +153,7 @@ def train_zero1(steps: int, batch_size: int = 64, n_devices: int = 8):
     tx = optxform.zero1(make_optimizer(steps), mesh, axis_name="data")
     params, x, y = make_problem()
     params = jax.device_put(params, NamedSharding(mesh, P()))
-    opt_state = tx.init(params)
-    step = make_train_step(tx)
-    losses = []
-    for t in range(steps):
-        xb, yb = batch_at(mesh, x, y, t, batch_size)
-        params, opt_state, loss = step(params, opt_state, xb, yb)
-        losses.append(loss)
-    return params, opt_state, np.asarray(jnp.stack(losses))
+    return run_steps(mesh, tx, params, tx.init(params), x, y, steps, batch_size)
 
 
 def main(argv=None):
