@@ -98,7 +98,7 @@ def test_amsgrad_takes_the_max_of_raw_second_moments_like_torch_not_optax():
     expected, tstate = _torch_run("Adam", {"lr": 0.05, "amsgrad": True}, params, grads)
     assert_all_close(ours, expected)
     for n in params:
-        np.testing.assert_allclose(state[0].nu_max[n], tstate[n]["max_exp_avg_sq"].numpy(),
+        np.testing.assert_allclose(state["adam"].nu_max[n], tstate[n]["max_exp_avg_sq"].numpy(),
                                    rtol=1e-5)
     # optax maximises the bias-corrected moment: different once v_t shrinks ...
     optax_dirs = _optax_directions(optax.scale_by_amsgrad(), grads)
@@ -165,7 +165,7 @@ def test_state_matches_torch(alias, cls, kw, fields):
     ours, state = _run(getattr(optxform, alias)(0.01, **kw), params, grads)
     expected, tstate = _torch_run(cls, dict(kw, lr=0.01), params, grads)
     assert_all_close(ours, expected)
-    block = next(s for s in state if hasattr(s, "mu"))
+    block = next(s for s in state.values() if hasattr(s, "mu"))
     assert int(block.count) == 10
     for ours_field, torch_field in fields.items():
         for n in params:
@@ -201,7 +201,7 @@ def test_adafactor_matches_torch_with_relative_step_cap_and_0d_to_3d_params(sche
         scheduler=(lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9)) if schedule
         else None)
     assert_all_close(ours, expected)
-    block = state[0]
+    block = state["factored_rms"]
     np.testing.assert_allclose(block.row["t"], tstate["t"]["row_var"].numpy(), rtol=1e-5)
     np.testing.assert_allclose(block.col["m"], tstate["m"]["col_var"].numpy(), rtol=1e-5)
     np.testing.assert_allclose(block.v["v"], tstate["v"]["variance"].numpy(), rtol=1e-5)
@@ -243,7 +243,7 @@ def test_sparse_adam_leaves_all_zero_rows_and_their_moments_untouched():
     final = ours[-1]["embed"]
     for row in (3, 5):           # never touched
         np.testing.assert_array_equal(final[row], params["embed"][row])
-        np.testing.assert_array_equal(state[0].mu["embed"][row], 0.0)
+        np.testing.assert_array_equal(state["sparse_adam"].mu["embed"][row], 0.0)
     assert np.all(final[:3] != params["embed"][:3]) and final[4, 1] != params["embed"][4, 1]
     # Row 0 was touched at steps 0 and 3 only: unchanged between steps 4 and 5.
     np.testing.assert_array_equal(ours[4]["embed"][0], ours[3]["embed"][0])
@@ -273,7 +273,7 @@ def test_bf16_moments_store_bf16_and_track_the_float32_run(alias):
     ref = oracles.optxform_trajectory(full, "mlp", 100)
     got = oracles.optxform_trajectory(low, "mlp", 100)
     state = low.init(jax.tree.map(jnp.asarray, oracles.mlp_params()))
-    block = next(s for s in state if hasattr(s, "mu"))
+    block = next(s for s in state.values() if hasattr(s, "mu"))
     assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves((block.mu, block.nu)))
     start = oracles.mlp_params()
     for n in start:

@@ -226,8 +226,7 @@ def test_lookahead_keeps_its_rhythm_after_the_step_counters_saturate():
     tx = optxform.lookahead(optxform.sgd(1.0), sync_period=2, alpha=0.5)
     state = tx.init(params)
     # Saturate the inner learning-rate counter, as after 2**31 steps.
-    inner = tuple(s._replace(count=jnp.asarray(INT32_MAX, jnp.int32)) if hasattr(s, "count")
-                  else s for s in state.inner_state)
+    inner = optxform.tree_set(state.inner_state, count=jnp.asarray(INT32_MAX, jnp.int32))
     state = state._replace(inner_state=inner)
     update = jax.jit(tx.update)
     history = []

@@ -216,7 +216,7 @@ def test_mixed_dtypes_trajectory_matches(name):
     params = make_params(("float32", "bfloat16"))
     expected, expected_state = run(make(), params)
     got, state = run(optxform.packed(make()), params)
-    assert sorted(state.inner[0].mu if name == "adam" else state.inner[0].trace) \
+    assert sorted(state.inner["adam"].mu if name == "adam" else state.inner["momentum_buffer"].trace) \
         == ["bfloat16", "float32"]
     assert_trees_equal(got, expected, rtol=rtol)
     assert_trees_equal(optxform.unpack_state(state, params), expected_state, rtol=rtol)
@@ -238,7 +238,7 @@ def test_low_precision_moments_stay_packed_in_their_dtype():
     tx = optxform.adam(1e-2, mu_dtype=jnp.bfloat16)
     expected, expected_state = run(tx, params)
     got, state = run(optxform.packed(tx), params)
-    assert state.inner[0].mu["float32"].dtype == jnp.bfloat16  # {"float32": group} buffer
+    assert state.inner["adam"].mu["float32"].dtype == jnp.bfloat16  # {"float32": group} buffer
     inner = optxform.unpack_state(state, params)
     assert_trees_equal(inner, expected_state, rtol=1e-2)
     assert_trees_equal(got, expected, rtol=2e-6)
@@ -343,7 +343,7 @@ def test_packed_wrapper_donation_aliases_state():
     grads = jax.tree.map(jnp.ones_like, params)
     structure = jax.tree.structure(state)
     new_params, new_state = jax.jit(step, donate_argnums=(0, 1))(params, state, grads)
-    assert state.inner[0].mu["float32"].is_deleted()
+    assert state.inner["adam"].mu["float32"].is_deleted()
     assert params["layer1"]["w"].is_deleted()
     assert jax.tree.structure(new_state) == structure
 

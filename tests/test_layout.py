@@ -9,10 +9,10 @@ import optxform
 
 ROOT = pathlib.Path(optxform.__file__).parent
 
-# STYLE.md: core <- tree <- transforms, schedules <- wrappers, linesearch <- quasi_newton
+# STYLE.md: core <- tree <- rules <- transforms, schedules <- wrappers, linesearch <- quasi_newton
 # <- optimizers <- state <- parallel, fused <- problems <- explore <- viz <- cli.
 RANK = {
-    "core": 0, "tree": 1, "transforms": 2, "schedules": 2, "wrappers": 3, "linesearch": 3,
+    "core": 0, "tree": 1, "rules": 1.5, "transforms": 2, "schedules": 2, "wrappers": 3, "linesearch": 3,
     "quasi_newton": 3.5, "optimizers": 4, "state": 5, "parallel": 6, "fused": 6,
     "problems": 7, "explore": 8, "viz": 9, "cli": 10, "__main__": 11,
 }

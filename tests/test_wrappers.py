@@ -165,7 +165,7 @@ def test_multi_transform_freeze_group_and_per_group_state():
         {"train": optxform.adam(1e-2), "frozen": optxform.freeze()},
         {"backbone": "frozen", "head": "train"})
     keys = optxform.state_dict(tx.init(params))
-    assert "inner_states/train/0.mu/head/w" in keys
+    assert "inner_states/train/adam.mu/head/w" in keys
     assert not any("backbone" in k for k in keys)  # a frozen group keeps no state
     grad = jax.jit(jax.grad(_group_loss))
     p, _ = _train(tx, params, 5, grads=[grad(params, t) for t in range(5)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -75,3 +76,54 @@ def check_learning_rate(value: Any, name: str = "learning_rate") -> None:
     if callable(value):
         return
     check_non_negative(name, value)
+
+
+def check_hyperparameter(name: str, value: Any, schedule: bool = False) -> None:
+    """A hyperparameter is a finite real scalar: a Python or numpy number, a 0-d array, or a
+    traced value; with ``schedule`` also a callable ``step -> value``.
+
+    Rejected with a ``ValueError`` naming ``name``: booleans, ``None``, strings,
+    sequences, arrays with more than one element, complex numbers, NaN and infinities.
+    """
+    if callable(value):
+        if schedule:
+            return
+        _fail(name, value, "a number (schedules are accepted for learning rates only)")
+    if isinstance(value, jax.core.Tracer):
+        if jnp.shape(value) != ():
+            _fail(name, value, "a scalar")
+        return
+    if isinstance(value, (bool, np.bool_)) or value is None or isinstance(value, (str, bytes)):
+        _fail(name, value, "a real number")
+    try:
+        array = np.asarray(value)
+    except Exception:  # noqa: BLE001 - anything numpy cannot read is not a number
+        _fail(name, value, "a real number")
+    if array.shape != ():
+        _fail(name, value, "a scalar, not a sequence or an array of shape "
+                           f"{tuple(array.shape)}")
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer)
+                                       or np.issubdtype(array.dtype, np.floating)):
+        _fail(name, value, "a real number")
+    if not np.isfinite(array):
+        _fail(name, value, "finite")
+
+
+def check_dtype(name: str, value: Any) -> None:
+    """``None`` or a floating-point dtype (``jnp.bfloat16``, ``"float32"``, ...)."""
+    if value is None:
+        return
+    if isinstance(value, (bool, np.bool_)):
+        _fail(name, value, "None or a floating-point dtype")
+    try:
+        dtype = jnp.dtype(value)
+    except TypeError:
+        _fail(name, value, "None or a floating-point dtype")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        _fail(name, value, "None or a floating-point dtype")
+
+
+def check_flag(name: str, value: Any) -> None:
+    """A structural option (``nesterov``, ``amsgrad``, ``maximize``) is a Python or numpy bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        _fail(name, value, "True or False")

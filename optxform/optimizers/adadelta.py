@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from optxform.core import GradientTransformation, ScalarOrSchedule, chain
+from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
-from optxform.optimizers.recipe import gradient_prelude
+from optxform.optimizers.recipe import gradient_prelude, recipe
 from optxform.transforms.rms import scale_by_adadelta
 from optxform.transforms.scaling import scale_by_learning_rate
 
@@ -32,8 +32,8 @@ def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho=0.9, eps=1e-6, weight_de
       weight_decay: :math:`\lambda \ge 0`, coupled L2.
       maximize: ascend the objective instead.
 
-    Chain members: ``scale(-1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (unless
-    the number 0), ``scale_by_adadelta(rho, eps)``, ``scale_by_learning_rate``. State: two
+    Chain members: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a no-op at
+    the number  0), ``scale_by_adadelta(rho, eps)``, ``scale_by_learning_rate``. State: two
     float32-or-wider averages and an int32 counter.
 
     Equivalents: ``torch.optim.Adadelta(params, lr, rho, eps, weight_decay,
@@ -55,6 +55,6 @@ def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho=0.9, eps=1e-6, weight_de
     check_non_negative("eps", eps)
     check_non_negative("weight_decay", weight_decay)
 
-    return chain(*gradient_prelude(maximize, weight_decay),
-                 scale_by_adadelta(rho=rho, eps=eps),
-                 scale_by_learning_rate(learning_rate))
+    return recipe(*gradient_prelude(maximize, weight_decay),
+                  ("adadelta", scale_by_adadelta(rho=rho, eps=eps)),
+                  ("lr", scale_by_learning_rate(learning_rate)))

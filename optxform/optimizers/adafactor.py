@@ -2,10 +2,10 @@ r"""The adafactor alias (torch.optim.Adafactor)."""
 
 from __future__ import annotations
 
-from optxform.core import GradientTransformation, ScalarOrSchedule, chain
+from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import check_learning_rate, check_non_negative
-from optxform.optimizers.recipe import gradient_prelude, is_python_zero
-from optxform.transforms.adam import add_decoupled_weight_decay
+from optxform.optimizers.recipe import gradient_prelude, recipe
+from optxform.transforms.weight_decay import add_decoupled_weight_decay
 from optxform.transforms.factored import scale_by_factored_rms
 from optxform.transforms.scaling import scale_by_learning_rate
 
@@ -49,10 +49,10 @@ def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay=-0.8, eps=(Non
       weight_decay: :math:`\lambda \ge 0`, decoupled: ``theta *= 1 - lr * weight_decay``.
       maximize: ascend the objective instead.
 
-    Chain: ``scale(-1.)`` (maximize), ``scale_by_factored_rms(beta2_decay, eps, d,
+    Chain: ``scale(±1.)`` (maximize), ``scale_by_factored_rms(beta2_decay, eps, d,
     learning_rate)`` (everything but the final ``-lr`` factor),
     ``scale_by_learning_rate(learning_rate)``, ``add_decoupled_weight_decay(weight_decay,
-    learning_rate)`` (unless ``weight_decay`` is the number 0). State: see
+    learning_rate)`` (a no-op when ``weight_decay`` is the number  0). State: see
     :func:`scale_by_factored_rms` (factors in the param dtype, int32 counters).
 
     Equivalents: ``torch.optim.Adafactor(params, lr, beta2_decay, eps, d, weight_decay,
@@ -73,9 +73,8 @@ def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay=-0.8, eps=(Non
     """
     check_learning_rate(learning_rate)
     check_non_negative("weight_decay", weight_decay)
-    members = gradient_prelude(maximize)
-    members.append(scale_by_factored_rms(beta2_decay, eps, d, learning_rate=learning_rate))
-    members.append(scale_by_learning_rate(learning_rate))
-    if not is_python_zero(weight_decay):
-        members.append(add_decoupled_weight_decay(weight_decay, learning_rate))
-    return chain(*members)
+    return recipe(*gradient_prelude(maximize),
+                  ("factored_rms", scale_by_factored_rms(beta2_decay, eps, d,
+                                                         learning_rate=learning_rate)),
+                  ("lr", scale_by_learning_rate(learning_rate)),
+                  ("decay", add_decoupled_weight_decay(weight_decay, learning_rate)))

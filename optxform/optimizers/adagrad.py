@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from optxform.core import GradientTransformation, ScalarOrSchedule, chain
+from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import check_learning_rate, check_non_negative
-from optxform.optimizers.recipe import gradient_prelude, is_python_zero
+from optxform.optimizers.recipe import gradient_prelude, recipe
+from optxform.tree.numerics import is_zero
 from optxform.transforms.rms import scale_by_adagrad
 from optxform.transforms.scaling import scale_by_learning_rate
 
@@ -46,8 +47,8 @@ def adagrad(learning_rate: ScalarOrSchedule = 1e-2, lr_decay=0.0, weight_decay=0
       eps: :math:`\epsilon \ge 0`, added after the square root.
       maximize: ascend the objective instead.
 
-    Chain members: ``scale(-1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (unless
-    the number 0), ``scale_by_adagrad(initial_accumulator_value, eps)``,
+    Chain members: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a no-op at
+    the number  0), ``scale_by_adagrad(initial_accumulator_value, eps)``,
     ``scale_by_learning_rate`` (``lr_decay`` is the schedule
     ``count -> lr / (1 + count * lr_decay)``; with ``lr_decay`` the number 0 the learning
     rate is passed as given). State: the sum float32 or wider, an int32 counter.
@@ -72,10 +73,8 @@ def adagrad(learning_rate: ScalarOrSchedule = 1e-2, lr_decay=0.0, weight_decay=0
     check_non_negative("initial_accumulator_value", initial_accumulator_value)
     check_non_negative("eps", eps)
 
-    members = gradient_prelude(maximize, weight_decay)
-    members.append(scale_by_adagrad(initial_accumulator_value=initial_accumulator_value,
-                                    eps=eps))
-    lr = learning_rate if is_python_zero(lr_decay) else _decayed_learning_rate(learning_rate,
-                                                                           lr_decay)
-    members.append(scale_by_learning_rate(lr))
-    return chain(*members)
+    lr = learning_rate if is_zero(lr_decay) else _decayed_learning_rate(learning_rate, lr_decay)
+    return recipe(*gradient_prelude(maximize, weight_decay),
+                  ("adagrad", scale_by_adagrad(
+                      initial_accumulator_value=initial_accumulator_value, eps=eps)),
+                  ("lr", scale_by_learning_rate(lr)))

@@ -23,28 +23,29 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from optxform.core import GradientTransformation, ScalarOrSchedule, chain
-from optxform.core.validation import check_learning_rate, check_positive
-from optxform.optimizers.recipe import gradient_prelude, is_python_zero
-from optxform.transforms.adam import (add_decoupled_weight_decay, scale_by_adam,
-                                      scale_by_adamax, scale_by_nadam, scale_by_radam,
-                                      scale_by_sparse_adam)
+from optxform.core import GradientTransformation, ScalarOrSchedule
+from optxform.core.validation import check_flag, check_learning_rate, check_positive
+from optxform.optimizers.recipe import gradient_prelude, recipe
+from optxform.transforms.adam import (scale_by_adam, scale_by_adamax, scale_by_nadam,
+                                      scale_by_radam, scale_by_sparse_adam)
+from optxform.transforms.weight_decay import add_decoupled_weight_decay
 from optxform.transforms.scaling import scale_by_learning_rate
 
 __all__ = ["adam", "adamax", "adamw", "nadam", "radam", "sparse_adam"]
 
 
-def _recipe(learning_rate, block: GradientTransformation, *, maximize: bool,
+def _recipe(learning_rate, role: str, block: GradientTransformation, *, maximize: bool,
             weight_decay=0.0, decoupled: bool = False, mask=None) -> GradientTransformation:
-    """``[scale(-1)] [coupled decay] block scale_by_learning_rate [decoupled decay]``."""
+    """``maximize [coupled weight_decay] <role> learning_rate [decoupled weight_decay]``."""
     check_learning_rate(learning_rate)
-    decay = not is_python_zero(weight_decay)
-    members = gradient_prelude(maximize, 0.0 if decoupled else weight_decay, mask)
-    members.append(block)
-    members.append(scale_by_learning_rate(learning_rate))
-    if decay and decoupled:
-        members.append(add_decoupled_weight_decay(weight_decay, learning_rate, mask))
-    return chain(*members)
+    check_flag("decoupled_weight_decay", decoupled)
+    members = gradient_prelude(maximize, None if decoupled else weight_decay, mask)
+    members.append((role, block))
+    members.append(("lr", scale_by_learning_rate(learning_rate)))
+    if decoupled:
+        members.append(("decay",
+                        add_decoupled_weight_decay(weight_decay, learning_rate, mask)))
+    return recipe(*members)
 
 
 def adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
@@ -77,8 +78,8 @@ def adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
       mu_dtype, nu_dtype: storage dtypes of the moments (e.g. ``jnp.bfloat16``); default
         the param dtype. Not in torch.
 
-    Chain: ``scale(-1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (unless the
-    number 0), ``scale_by_adam(b1, b2, eps, amsgrad=amsgrad)``,
+    Chain: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a no-op at the
+    number  0), ``scale_by_adam(b1, b2, eps, amsgrad=amsgrad)``,
     ``scale_by_learning_rate(learning_rate)``. State: ``mu``, ``nu`` (and ``nu_max`` with
     amsgrad) in the param dtype unless ``mu_dtype``/``nu_dtype`` are given; int32 counters.
 
@@ -96,7 +97,7 @@ def adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
         >>> updates["w"]
         Array([-0.1,  0.1], dtype=float32)
     """
-    return _recipe(learning_rate,
+    return _recipe(learning_rate, "adam",
                    scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype,
                                  nu_dtype=nu_dtype),
                    maximize=maximize, weight_decay=weight_decay)
@@ -127,11 +128,12 @@ def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
       maximize: ascend the objective instead.
       mask: which params decay: a bool pytree matching params (or a prefix of it), or a
         function ``params -> bool pytree``; ``None`` decays all (torch: use param groups).
-      mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype.
+      mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype for
+        ``mu``, float32 or wider for ``nu``.
 
-    Chain: ``scale(-1.)`` (maximize), ``scale_by_adam(...)``,
+    Chain: ``scale(±1.)`` (maximize), ``scale_by_adam(...)``,
     ``scale_by_learning_rate(learning_rate)``,
-    ``add_decoupled_weight_decay(weight_decay, learning_rate, mask)`` (unless the number 0;
+    ``add_decoupled_weight_decay(weight_decay, learning_rate, mask)`` (a no-op at the number 0;
     torch's ``theta *= 1 - lr * wd`` with torch's float32 rounding). State: as :func:`adam`
     (moments in the param dtype unless ``mu_dtype``/``nu_dtype``; int32 counters).
 
@@ -152,7 +154,7 @@ def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
         >>> round(float(updates["w"][0]), 4), round(float(updates["b"][0]), 4)
         (-0.2, -0.1)
     """
-    return _recipe(learning_rate,
+    return _recipe(learning_rate, "adam",
                    scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype,
                                  nu_dtype=nu_dtype),
                    maximize=maximize, weight_decay=weight_decay, decoupled=True, mask=mask)
@@ -176,10 +178,11 @@ def adamax(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
       eps: :math:`\epsilon \ge 0`, added to :math:`|g_t|` inside the maximum.
       weight_decay: :math:`\lambda \ge 0`, coupled L2.
       maximize: ascend the objective instead.
-      mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype.
+      mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype for
+        ``mu``, float32 or wider for ``nu``.
 
-    Chain: ``scale(-1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (unless the
-    number 0), ``scale_by_adamax(b1, b2, eps)``, ``scale_by_learning_rate(learning_rate)``.
+    Chain: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a no-op at the
+    number  0), ``scale_by_adamax(b1, b2, eps)``, ``scale_by_learning_rate(learning_rate)``.
     State: ``mu`` and the infinity norm ``nu`` in the param dtype (or ``mu_dtype``/
     ``nu_dtype``); int32 counters.
 
@@ -196,7 +199,7 @@ def adamax(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
         >>> round(float(updates["w"][0]), 4)   # first step: -lr * sign(g)
         -0.1
     """
-    return _recipe(learning_rate,
+    return _recipe(learning_rate, "adamax",
                    scale_by_adamax(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
                    maximize=maximize, weight_decay=weight_decay)
 
@@ -229,9 +232,10 @@ def nadam(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
       decoupled_weight_decay: decay the params directly (NAdamW) instead of adding
         :math:`\lambda\theta` to the gradient.
       maximize: ascend the objective instead.
-      mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype.
+      mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype for
+        ``mu``, float32 or wider for ``nu``.
 
-    Chain: ``scale(-1.)`` (maximize), coupled ``add_decayed_weights(weight_decay)``,
+    Chain: ``scale(±1.)`` (maximize), coupled ``add_decayed_weights(weight_decay)``,
     ``scale_by_nadam(b1, b2, eps, momentum_decay)``,
     ``scale_by_learning_rate(learning_rate)``, decoupled
     ``add_decoupled_weight_decay(weight_decay, learning_rate)`` (one of the two decay
@@ -252,7 +256,7 @@ def nadam(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
         >>> bool(updates["w"][0] < 0)
         True
     """
-    return _recipe(learning_rate,
+    return _recipe(learning_rate, "nadam",
                    scale_by_nadam(b1, b2, eps, momentum_decay, mu_dtype=mu_dtype,
                                   nu_dtype=nu_dtype),
                    maximize=maximize, weight_decay=weight_decay,
@@ -288,9 +292,10 @@ def radam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
       decoupled_weight_decay: decay the params directly (RAdamW) instead of adding
         :math:`\lambda\theta` to the gradient.
       maximize: ascend the objective instead.
-      mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype.
+      mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype for
+        ``mu``, float32 or wider for ``nu``.
 
-    Chain: ``scale(-1.)`` (maximize), coupled ``add_decayed_weights(weight_decay)``,
+    Chain: ``scale(±1.)`` (maximize), coupled ``add_decayed_weights(weight_decay)``,
     ``scale_by_radam(b1, b2, eps)``, ``scale_by_learning_rate(learning_rate)``, decoupled
     ``add_decoupled_weight_decay(weight_decay, learning_rate)`` (one of the two, none if
     ``weight_decay`` is the number 0). State: ``mu``, ``nu`` in the param dtype (or
@@ -310,7 +315,7 @@ def radam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
         >>> round(float(updates["w"][0]), 4)   # first step: -lr * m_1 / (1 - b1) = -lr * g
         -0.2
     """
-    return _recipe(learning_rate,
+    return _recipe(learning_rate, "radam",
                    scale_by_radam(b1, b2, eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype),
                    maximize=maximize, weight_decay=weight_decay,
                    decoupled=decoupled_weight_decay)
@@ -341,7 +346,7 @@ def sparse_adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e
       eps: :math:`\epsilon > 0` (torch rejects 0).
       maximize: ascend the objective instead.
 
-    Chain: ``scale(-1.)`` (maximize), ``scale_by_sparse_adam(b1, b2, eps)``,
+    Chain: ``scale(±1.)`` (maximize), ``scale_by_sparse_adam(b1, b2, eps)``,
     ``scale_by_learning_rate(learning_rate)``. State: ``mu``, ``nu`` in the param dtype;
     int32 counters.
 
@@ -361,4 +366,5 @@ def sparse_adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e
     if not callable(learning_rate):
         check_positive("learning_rate", learning_rate)
     check_positive("eps", eps)
-    return _recipe(learning_rate, scale_by_sparse_adam(b1, b2, eps), maximize=maximize)
+    return _recipe(learning_rate, "sparse_adam", scale_by_sparse_adam(b1, b2, eps),
+                   maximize=maximize, weight_decay=None)

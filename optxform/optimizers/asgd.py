@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from optxform.core import GradientTransformation, ScalarOrSchedule, chain
+from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import check_learning_rate, check_non_negative
-from optxform.optimizers.recipe import gradient_prelude, is_python_zero
+from optxform.optimizers.recipe import gradient_prelude, recipe
 from optxform.transforms.averaging import asgd_averaging, asgd_learning_rate
 from optxform.transforms.scaling import scale_by_learning_rate
 from optxform.transforms.weight_decay import add_decayed_weights
@@ -40,8 +40,8 @@ def asgd(learning_rate: ScalarOrSchedule = 1e-2, lambd=1e-4, alpha=0.75, t0=1e6,
       weight_decay: :math:`\lambda_{wd} \ge 0`, coupled L2.
       maximize: ascend the objective instead.
 
-    Chain members: ``scale(-1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (unless
-    the number 0), ``add_decayed_weights(lambd)`` (the decay term; unless the number 0),
+    Chain members: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a no-op at
+    the number  0), ``add_decayed_weights(lambd)`` (the decay term; unless the number 0),
     ``scale_by_learning_rate(asgd_learning_rate(learning_rate, lambd, alpha))``,
     ``asgd_averaging(t0)``. State: ``ax`` in the param dtype, int32 counters.
 
@@ -65,9 +65,8 @@ def asgd(learning_rate: ScalarOrSchedule = 1e-2, lambd=1e-4, alpha=0.75, t0=1e6,
     check_non_negative("t0", t0)
     check_non_negative("weight_decay", weight_decay)
 
-    members = gradient_prelude(maximize, weight_decay)
-    if not is_python_zero(lambd):
-        members.append(add_decayed_weights(lambd))
-    members.append(scale_by_learning_rate(asgd_learning_rate(learning_rate, lambd, alpha)))
-    members.append(asgd_averaging(t0))
-    return chain(*members)
+    return recipe(*gradient_prelude(maximize, weight_decay),
+                  ("lambd_decay", add_decayed_weights(lambd)),
+                  ("lr",
+                   scale_by_learning_rate(asgd_learning_rate(learning_rate, lambd, alpha))),
+                  ("averaging", asgd_averaging(t0)))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from optxform.core import GradientTransformation, ScalarOrSchedule, chain
+from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
-from optxform.optimizers.recipe import is_python_zero
+from optxform.optimizers.recipe import recipe
 from optxform.transforms.scaling import scale_by_learning_rate
 from optxform.transforms.sign import scale_by_lion
 from optxform.transforms.weight_decay import add_decayed_weights
@@ -33,7 +33,7 @@ def lion(learning_rate: ScalarOrSchedule = 1e-4, b1=0.9, b2=0.99, weight_decay=0
         not by the sign).
 
     Chain members: ``scale_by_lion(b1, b2)``, ``add_decayed_weights(weight_decay)``
-    (unless the number 0), ``scale_by_learning_rate``. State: the momentum in the param
+    (a no-op at the number  0), ``scale_by_learning_rate``. State: the momentum in the param
     dtype, an int32 counter.
 
     Equivalents: ``optax.lion(learning_rate, b1, b2, weight_decay=weight_decay)`` (optax's
@@ -53,8 +53,6 @@ def lion(learning_rate: ScalarOrSchedule = 1e-4, b1=0.9, b2=0.99, weight_decay=0
     check_range("b2", b2, 0.0, 1.0)
     check_non_negative("weight_decay", weight_decay)
 
-    members = [scale_by_lion(b1=b1, b2=b2)]
-    if not is_python_zero(weight_decay):
-        members.append(add_decayed_weights(weight_decay))
-    members.append(scale_by_learning_rate(learning_rate))
-    return chain(*members)
+    return recipe(("lion", scale_by_lion(b1=b1, b2=b2)),
+                  ("decay", add_decayed_weights(weight_decay)),
+                  ("lr", scale_by_learning_rate(learning_rate)))

@@ -1,34 +1,43 @@
-"""The members every torch-style alias starts with, so that each alias is one recipe line."""
+"""The members every torch-style alias starts with, and the named chain aliases return.
+
+An alias is a :func:`~optxform.named_chain` whose names are roles (``"sign"``,
+``"decay"``, ``"adam"``, ``"lr"``, ``"momentum_buffer"``, ...), so a state path reads
+``"adam.mu/layer1/w"``. Role names are never argument names, so ``tree_get(state,
+"learning_rate")`` finds an injected hyperparameter, not a chain member. A member whose value is neutral (weight decay 0, no maximize) stays
+in the chain: changing a scalar hyperparameter never changes the state's structure, and a
+checkpoint loads after it. Only options that add buffers (momentum, amsgrad, centered)
+add members or fields.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from optxform.core import GradientTransformation
+from optxform.core import GradientTransformation, named_chain
+from optxform.core.validation import check_flag
 from optxform.transforms.scaling import scale
 from optxform.transforms.weight_decay import add_decayed_weights
 
 __all__: list[str] = []  # internal helpers for the aliases
 
+Member = tuple[str, GradientTransformation]
 
-def is_python_zero(value: Any) -> bool:
-    """True only for the Python number 0 (not a bool, not an array that may be injected).
 
-    Aliases leave out a member whose argument is the number 0 (so the default chains are as
-    short as torch's arithmetic); an array argument keeps the member, so that the state's
-    structure does not depend on a value ``inject_hyperparams`` may change.
+def gradient_prelude(maximize: bool, weight_decay: Any = None,
+                     mask: Any = None) -> list[Member]:
+    """torch's first two operations on a gradient, as named chain members.
+
+    ``"sign"`` multiplies by -1 with ``maximize`` (or by 1: the member stays either way),
+    then, unless ``weight_decay`` is ``None``, ``"decay"`` adds ``weight_decay * params``
+    (coupled L2; the number 0 leaves the updates as they are).
     """
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
-
-
-def gradient_prelude(maximize: bool, weight_decay: Any = 0.0,
-                     mask: Any = None) -> list[GradientTransformation]:
-    """torch's first two operations on a gradient, as chain members.
-
-    ``maximize`` negates the gradient (``scale(-1.)``), then coupled L2 decay adds
-    ``weight_decay * params`` (``add_decayed_weights``, left out for the number 0).
-    """
-    members = [scale(-1.0)] if maximize else []
-    if not is_python_zero(weight_decay):
-        members.append(add_decayed_weights(weight_decay, mask))
+    check_flag("maximize", maximize)
+    members = [("sign", scale(-1.0 if maximize else 1.0))]
+    if weight_decay is not None:
+        members.append(("decay", add_decayed_weights(weight_decay, mask)))
     return members
+
+
+def recipe(*members: Member) -> GradientTransformation:
+    """The alias: a named chain of its members (their names are the state's roles)."""
+    return named_chain(*members)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from optxform.core import GradientTransformation, ScalarOrSchedule, chain
+from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
-from optxform.optimizers.recipe import gradient_prelude, is_python_zero
+from optxform.optimizers.recipe import gradient_prelude, recipe
+from optxform.tree.numerics import is_zero
 from optxform.transforms.momentum import trace
 from optxform.transforms.rms import scale_by_rms
 from optxform.transforms.scaling import scale_by_learning_rate
@@ -37,9 +38,9 @@ def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight
       centered: normalise by an estimate of the variance instead of the second moment.
       maximize: ascend the objective instead.
 
-    Chain members, in order: ``scale(-1.)`` (maximize), ``add_decayed_weights(weight_decay)``
-    (unless the number 0), ``scale_by_rms(alpha, eps, eps_in_sqrt=False, centered)``,
-    ``trace(momentum)`` (unless the number 0; torch's RMSprop buffer starts at zero, which
+    Chain members, in order: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)``
+    (a no-op at the number  0), ``scale_by_rms(alpha, eps, eps_in_sqrt=False, centered)``,
+    ``trace(momentum)`` (a no-op at the number 0; torch's RMSprop buffer starts at zero, which
     for dampening 0 is the same as starting at the first value), ``scale_by_learning_rate``.
     State dtypes: the RMS accumulators float32 or wider, the momentum buffer the param
     dtype, counters int32.
@@ -67,8 +68,9 @@ def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight
     check_non_negative("momentum", momentum)
 
     members = gradient_prelude(maximize, weight_decay)
-    members.append(scale_by_rms(decay=alpha, eps=eps, eps_in_sqrt=False, centered=centered))
-    if not is_python_zero(momentum):
-        members.append(trace(momentum))
-    members.append(scale_by_learning_rate(learning_rate))
-    return chain(*members)
+    members.append(("rms", scale_by_rms(decay=alpha, eps=eps, eps_in_sqrt=False,
+                                        centered=centered)))
+    if not is_zero(momentum):
+        members.append(("momentum_buffer", trace(momentum)))
+    members.append(("lr", scale_by_learning_rate(learning_rate)))
+    return recipe(*members)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from optxform.core import GradientTransformation, ScalarOrSchedule, chain
+from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import check_learning_rate, concrete_value
+from optxform.optimizers.recipe import gradient_prelude, recipe
 from optxform.transforms.scaling import scale
 from optxform.transforms.sign import scale_by_rprop
 
@@ -43,7 +44,7 @@ def rprop(learning_rate: ScalarOrSchedule = 1e-2, etas=(0.5, 1.2), step_sizes=(1
       step_sizes: ``(min, max)`` step sizes with ``0 <= min <= max``.
       maximize: ascend the objective instead.
 
-    Chain members: ``scale(-1.)`` (maximize), ``scale_by_rprop(learning_rate, *etas,
+    Chain members: ``scale(±1.)`` (maximize), ``scale_by_rprop(learning_rate, *etas,
     *step_sizes)``, ``scale(-1.)`` (descent). State: step sizes float32 or wider, the
     previous masked gradient in the param dtype.
 
@@ -73,10 +74,8 @@ def rprop(learning_rate: ScalarOrSchedule = 1e-2, etas=(0.5, 1.2), step_sizes=(1
         raise ValueError(f"Invalid step_sizes: {step_sizes!r} (step_sizes must satisfy "
                          "0 <= min <= max)")
 
-    members = []
-    if maximize:
-        members.append(scale(-1.0))
-    members.append(scale_by_rprop(learning_rate, eta_minus=eta_minus, eta_plus=eta_plus,
-                                  min_step_size=low, max_step_size=high))
-    members.append(scale(-1.0))
-    return chain(*members)
+    return recipe(*gradient_prelude(maximize),
+                  ("rprop", scale_by_rprop(learning_rate, eta_minus=eta_minus,
+                                           eta_plus=eta_plus, min_step_size=low,
+                                           max_step_size=high)),
+                  ("descend", scale(-1.0)))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from optxform.core import GradientTransformation, ScalarOrSchedule, chain
+from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import (check_learning_rate, check_non_negative, check_range,
                                       concrete_value)
-from optxform.optimizers.recipe import gradient_prelude, is_python_zero
+from optxform.optimizers.recipe import gradient_prelude, recipe
+from optxform.tree.numerics import is_zero
 from optxform.transforms.momentum import trace
 from optxform.transforms.scaling import scale_by_learning_rate
 
@@ -38,7 +39,7 @@ def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum=0.0, dampening=0.0,
       maximize: ascend the objective instead.
 
     Chain members, in order: ``scale(-1.)`` (only with ``maximize``),
-    ``add_decayed_weights(weight_decay)`` (unless it is the number 0),
+    ``add_decayed_weights(weight_decay)`` (a no-op at the number  0),
     ``trace(momentum, dampening, nesterov)`` (unless ``momentum`` is the number 0),
     ``scale_by_learning_rate(learning_rate)``. State: the momentum buffer in the param
     dtype, int32 counters.
@@ -69,7 +70,7 @@ def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum=0.0, dampening=0.0,
                 "(nesterov requires momentum > 0 and dampening == 0)")
 
     members = gradient_prelude(maximize, weight_decay)
-    if not is_python_zero(momentum):
-        members.append(trace(momentum, dampening, nesterov))
-    members.append(scale_by_learning_rate(learning_rate))
-    return chain(*members)
+    if not is_zero(momentum):
+        members.append(("momentum_buffer", trace(momentum, dampening, nesterov)))
+    members.append(("lr", scale_by_learning_rate(learning_rate)))
+    return recipe(*members)

@@ -56,8 +56,16 @@ def _rebuild(node: Any, children: list[Any]) -> Any:
     return dataclasses.replace(node, **dict(zip(names, children)))
 
 
+def _steps(names) -> tuple[str, ...]:
+    """Path steps split at ``"/"`` and ``"."``: state_dict keys join NamedTuple fields with
+    ``"."`` (``"adam.mu/w"``), so both separators are accepted, and a dict key that holds a
+    dot (``"layer1.weight"``) is compared as the same steps."""
+    return tuple(step for name in names for step in name.replace(".", "/").split("/"))
+
+
 def _matches(path: tuple[str, ...], parts: tuple[str, ...]) -> bool:
-    return len(path) >= len(parts) and path[len(path) - len(parts):] == parts
+    steps = _steps(path)
+    return len(steps) >= len(parts) and steps[len(steps) - len(parts):] == parts
 
 
 def _find(node: Any, parts: tuple[str, ...], path: tuple[str, ...], out: list) -> None:
@@ -70,10 +78,11 @@ def _find(node: Any, parts: tuple[str, ...], path: tuple[str, ...], out: list) -
 
 
 def _parts(name: str) -> tuple[str, ...]:
-    if not isinstance(name, str) or not name or any(not p for p in name.split("/")):
-        raise ValueError(f"tree_get/tree_set: invalid name {name!r} (a field name or a "
-                         "'/'-separated path suffix such as 'hyperparams/learning_rate')")
-    return tuple(name.split("/"))
+    if not isinstance(name, str) or not name or any(not p for p in _steps([name])):
+        raise ValueError(f"tree_get/tree_set: invalid name {name!r} (a field name, or a "
+                         "path suffix in state_dict's syntax such as 'adam.mu' or "
+                         "'hyperparams/learning_rate')")
+    return _steps([name])
 
 
 def _available(state: Any, limit: int = 12) -> str:
@@ -96,8 +105,9 @@ def tree_get(state: Any, name: str, default: Any = _MISSING) -> Any:
 
     Args:
       state: an optimizer state (nested tuples, NamedTuples, dicts, dataclasses).
-      name: a field/key name, or a ``/``-separated path suffix (``"1/count"``,
-        ``"hyperparams/b1"``) matching the end of the path to the node.
+      name: a field/key name, or a path suffix in :func:`state_dict`'s key syntax
+        (``"adam.count"``, ``"0.count"``, ``"hyperparams/b1"``; ``"."`` and ``"/"`` both
+        separate steps) matching the end of the path to the node.
       default: returned when nothing matches; without it a missing name raises
         ``KeyError`` listing the names the state has.
 

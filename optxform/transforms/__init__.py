@@ -1,7 +1,5 @@
 """Building blocks: one family of update rules per file, each a GradientTransformation."""
 
-from optxform.transforms.adam import add_decoupled_weight_decay as add_decoupled_weight_decay
-from optxform.transforms.adam import DecoupledWeightDecayState as DecoupledWeightDecayState
 from optxform.transforms.adam import scale_by_adam as scale_by_adam
 from optxform.transforms.adam import scale_by_adamax as scale_by_adamax
 from optxform.transforms.adam import scale_by_nadam as scale_by_nadam
@@ -44,7 +42,9 @@ from optxform.transforms.sign import scale_by_rprop as scale_by_rprop
 from optxform.transforms.sign import ScaleByLionState as ScaleByLionState
 from optxform.transforms.sign import ScaleByRpropState as ScaleByRpropState
 from optxform.transforms.weight_decay import add_decayed_weights as add_decayed_weights
-from optxform.transforms.weight_decay import resolve_mask as resolve_mask
+from optxform.transforms.weight_decay import add_decoupled_weight_decay as add_decoupled_weight_decay
+from optxform.transforms.weight_decay import DecoupledWeightDecayState as DecoupledWeightDecayState
+from optxform.tree.masks import resolve_mask as resolve_mask
 
 __all__ = [
     "add_decayed_weights",

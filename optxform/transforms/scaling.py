@@ -5,52 +5,57 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 
-from optxform import tree as otu
 from optxform.core import EmptyState, GradientTransformation, ScalarOrSchedule, Schedule
-from optxform.core.counters import increment, zero_count
-from optxform.core.schedule import value_at
-from optxform.core.validation import check_learning_rate
+from optxform.core.validation import check_non_negative
+from optxform.rules import Hyperparameter, Leaf, Rule, Step, lift
 
 __all__ = ["ScaleByLearningRateState", "ScaleByScheduleState", "scale",
            "scale_by_learning_rate", "scale_by_schedule"]
 
 
+def _scaled(x: Leaf) -> tuple[jax.Array, dict]:
+    return x.g * x.s["factor"], {}
+
+
+SCALE = Rule(name="scale", kind="elementwise", state=EmptyState, counts_steps=False,
+             hyperparameters=(Hyperparameter("factor"),), leaf=_scaled)
+
+
 def scale(factor) -> GradientTransformation:
     """``u <- factor * u`` (optax.scale). ``scale(-1.)`` flips the sign (torch ``maximize``)."""
-
-    def init(params):
-        del params
-        return EmptyState()
-
-    def update(updates, state, params=None, **extra):
-        del params, extra
-        return otu.scale(factor, updates), state
-
-    return GradientTransformation(init, update)
+    return lift(SCALE, factor=factor)
 
 
 class ScaleByScheduleState(NamedTuple):
     count: jax.Array  # int32: how many updates have been made
 
 
+SCALE_BY_SCHEDULE = Rule(name="scale_by_schedule", kind="elementwise",
+                         state=ScaleByScheduleState,
+                         hyperparameters=(Hyperparameter("factor", schedule=True),),
+                         leaf=_scaled)
+
+
 def scale_by_schedule(step_size_fn: Schedule) -> GradientTransformation:
     """``u <- step_size_fn(count) * u`` with ``count`` = updates made so far (optax.scale_by_schedule)."""
-
-    def init(params):
-        del params
-        return ScaleByScheduleState(count=zero_count())
-
-    def update(updates, state, params=None, **extra):
-        del params, extra
-        factor = value_at(step_size_fn, state.count)
-        return otu.scale(factor, updates), ScaleByScheduleState(count=increment(state.count))
-
-    return GradientTransformation(init, update)
+    return lift(SCALE_BY_SCHEDULE, factor=step_size_fn)
 
 
 class ScaleByLearningRateState(NamedTuple):
     count: jax.Array  # int32: the step a schedule is evaluated at (kept for a constant too)
+
+
+def _learning_rate_step(st: Step) -> tuple[dict, dict]:
+    sign = -1.0 if st.opt["flip_sign"] else 1.0
+    return {"factor": sign * jnp.asarray(st.h["learning_rate"], jnp.float32)}, {}
+
+
+SCALE_BY_LEARNING_RATE = Rule(
+    name="scale_by_learning_rate", kind="elementwise", state=ScaleByLearningRateState,
+    hyperparameters=(Hyperparameter("learning_rate", check_non_negative, schedule=True),),
+    options=("flip_sign",), per_step=_learning_rate_step, leaf=_scaled)
 
 
 def scale_by_learning_rate(learning_rate: ScalarOrSchedule,
@@ -63,16 +68,4 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule,
     torch's scheduler has in force for that ``optimizer.step()``.
     Equivalent: ``optax.scale_by_learning_rate``.
     """
-    check_learning_rate(learning_rate)
-    sign = -1.0 if flip_sign else 1.0
-
-    def init(params):
-        del params
-        return ScaleByLearningRateState(count=zero_count())
-
-    def update(updates, state, params=None, **extra):
-        del params, extra
-        factor = sign * value_at(learning_rate, state.count)
-        return otu.scale(factor, updates), ScaleByLearningRateState(count=increment(state.count))
-
-    return GradientTransformation(init, update)
+    return lift(SCALE_BY_LEARNING_RATE, learning_rate=learning_rate, flip_sign=bool(flip_sign))

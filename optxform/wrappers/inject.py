@@ -108,6 +108,13 @@ def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
     """
     static_names = frozenset([static_args] if isinstance(static_args, str) else static_args)
     signature = inspect.signature(inner_factory)
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD
+                    for p in signature.parameters.values())
+    unknown = sorted(static_names - set(signature.parameters))
+    if unknown and not takes_any:
+        raise ValueError(f"inject_hyperparams: static_args names {unknown[0]!r}, which "
+                         f"{getattr(inner_factory, '__name__', 'the factory')} does not take "
+                         f"(its arguments: {', '.join(signature.parameters)})")
 
     def wrapped(*args, **kwargs) -> GradientTransformation:
         bound = signature.bind(*args, **kwargs)

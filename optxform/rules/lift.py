@@ -1,0 +1,210 @@
+"""The one lifting from a declared :class:`Rule` to an optax-compatible transform.
+
+``lift(rule, **arguments)`` validates the arguments against the declaration and returns a
+``GradientTransformation`` whose
+
+* ``init`` builds the rule's typed state: an int32 step counter, each buffer as a tree
+  like the params in its storage dtype, each scalar;
+* ``update`` advances the counter (saturating), evaluates schedules at the step,
+  computes the rule's per-step scalars once, then maps the rule's ``leaf`` over the
+  params. On each leaf it handles, for every rule alike:
+
+  - ``None`` gradient leaves (partial gradients): passed through, state untouched;
+  - dtypes: the math runs in float32 or wider, updates leave in the gradient's dtype,
+    buffers are stored in their declared storage dtype;
+  - complex params: torch's convention, real and imaginary parts as separate elements
+    (``torch.view_as_real``); buffers of a complex param are stored as that real view;
+  - masks: where a masked rule's mask is False the update passes unchanged.
+
+The transform's ``update`` carries its declaration (:func:`declaration_of`), which
+``packed``, ``inject_hyperparams`` and the state tools read instead of guessing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from optxform import tree as otu
+from optxform.core import GradientTransformation
+from optxform.core.counters import increment, zero_count
+from optxform.core.schedule import value_at
+from optxform.core.trees import path_to_str, require_params
+from optxform.core.validation import check_dtype, check_hyperparameter
+from optxform.rules.rule import Leaf, Rule, Step
+from optxform.tree.masks import resolve_mask
+from optxform.tree.numerics import is_zero
+
+__all__ = ["Declaration", "declaration_of", "lift"]
+
+_is_none = lambda x: x is None  # noqa: E731
+
+
+@dataclasses.dataclass(frozen=True)
+class Declaration:
+    """A lifted rule with the values it was built from (read by wrappers and layouts)."""
+
+    rule: Rule
+    values: dict        # hyperparameter name -> value as given (number, array, schedule)
+    options: dict       # static option name -> value
+
+
+def declaration_of(tx: GradientTransformation) -> Declaration | None:
+    """The declaration behind a transform built by :func:`lift` (``None`` for others)."""
+    return getattr(tx.update, "declaration", None)
+
+
+def _bind(rule: Rule, arguments: dict) -> tuple[dict, dict]:
+    known = set(rule.hyperparameter_names) | set(rule.options) | set(rule.dtype_options)
+    if rule.masked:
+        known.add("mask")
+    unknown = sorted(set(arguments) - known)
+    if unknown:
+        raise ValueError(f"{rule.name}: unknown argument {unknown[0]!r} "
+                         f"(it takes {', '.join(sorted(known))})")
+    values = {}
+    for h in rule.hyperparameters:
+        if h.name not in arguments:
+            raise ValueError(f"{rule.name}: missing hyperparameter {h.name!r}")
+        value = arguments[h.name]
+        check_hyperparameter(h.name, value, schedule=h.schedule)
+        if h.check is not None:
+            h.check(h.name, value)
+        values[h.name] = value
+    options = {name: arguments.get(name) for name in known - set(values)}
+    for name in rule.dtype_options:
+        check_dtype(name, options[name])
+    return values, options
+
+
+def _real_dtype(dtype) -> Any:
+    dtype = jnp.dtype(dtype)
+    return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
+
+
+def _real_view(x: jax.Array) -> jax.Array:
+    return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1) if jnp.iscomplexobj(x) else x
+
+
+def _storage(rule: Rule, options: dict):
+    """``(shape, dtype)`` of each buffer's leaf for a param leaf."""
+
+    def of(buffer, p):
+        dtype = _real_dtype(p.dtype)
+        shape = tuple(jnp.shape(p)) + ((2,) if jnp.iscomplexobj(p) else ())
+        override = options.get(buffer.dtype_option) if buffer.dtype_option else None
+        if override is not None:
+            return shape, jnp.dtype(override)
+        if buffer.storage == "accumulator":
+            return shape, otu.at_least_float32(dtype)
+        return shape, dtype
+
+    return of
+
+
+def lift(rule: Rule, **arguments) -> GradientTransformation:
+    """A ``GradientTransformation`` running ``rule`` with the given arguments.
+
+    Raises ``ValueError`` at construction for an unknown argument, a missing or invalid
+    hyperparameter, or an invalid storage dtype.
+    """
+    values, options = _bind(rule, arguments)
+    zero = frozenset(name for name, value in values.items() if is_zero(value))
+    enabled = [b for b in rule.buffers if b.enabled_by is None or options[b.enabled_by]]
+    storage_of = _storage(rule, options)
+    mask = options.get("mask")
+    neutral = rule.neutral_when_zero is not None and rule.neutral_when_zero in zero
+
+    def init(params):
+        state = {b.name: None for b in rule.buffers}
+        for b in enabled:
+            fill = 0.0 if b.fill is None else values[b.fill]
+
+            def make(p, b=b, fill=fill):
+                shape, dtype = storage_of(b, p)
+                return jnp.full(shape, fill, dtype)
+
+            state[b.name] = otu.tree_map(make, params)
+        for s in rule.scalars:
+            state[s.name] = jnp.asarray(s.initial, jnp.float32)
+        if rule.counts_steps:
+            state["count"] = zero_count()
+        return rule.state(**state)
+
+    def update(updates, state, params=None, **extra):
+        del extra
+        count = state.count if rule.counts_steps else zero_count()
+        t = increment(count)
+        if neutral:
+            return updates, (state._replace(count=t) if rule.counts_steps else state)
+        if rule.reads_params:
+            require_params(params, updates, rule.name)
+        h = {name: value_at(value, count) if callable(value) else value
+             for name, value in values.items()}
+        carried = {s.name: getattr(state, s.name) for s in rule.scalars}
+        reduced = rule.reduce(updates, params, h) if rule.reduce is not None else {}
+        if rule.per_step is not None:
+            scalars, carried = rule.per_step(Step(t, count, h, carried, reduced, options))
+        else:
+            scalars = dict(h)
+
+        flat_updates, treedef = jax.tree_util.tree_flatten_with_path(updates,
+                                                                     is_leaf=_is_none)
+        paths = [path for path, _ in flat_updates]
+        flat_g = [g for _, g in flat_updates]
+        flat_buffers = {b.name: treedef.flatten_up_to(getattr(state, b.name))
+                        for b in enabled}
+        flat_p = treedef.flatten_up_to(params) if rule.reads_params else [None] * len(flat_g)
+        flat_mask = (treedef.flatten_up_to(resolve_mask(mask, params if params is not None
+                                                        else updates))
+                     if rule.masked and mask is not None else [True] * len(flat_g))
+
+        out_u, out_buffers = [], {b.name: [] for b in enabled}
+        for i, g in enumerate(flat_g):
+            old = {name: leaves[i] for name, leaves in flat_buffers.items()}
+            if g is None or not flat_mask[i]:
+                out_u.append(g)
+                for name, leaf in old.items():
+                    out_buffers[name].append(leaf)
+                continue
+            u, new = _one_leaf(rule, g, old, flat_p[i], scalars, options, zero, paths[i])
+            out_u.append(u)
+            for name, leaf in new.items():
+                out_buffers[name].append(leaf)
+
+        new_state = {b.name: None for b in rule.buffers}
+        for b in enabled:
+            new_state[b.name] = jax.tree_util.tree_unflatten(treedef, out_buffers[b.name])
+        new_state.update(carried)
+        if rule.counts_steps:
+            new_state["count"] = t
+        return jax.tree_util.tree_unflatten(treedef, out_u), rule.state(**new_state)
+
+    update.declaration = Declaration(rule, values, options)
+    return GradientTransformation(init, update)
+
+
+def _one_leaf(rule: Rule, g, old: dict, p, scalars: dict, options: dict, zero: frozenset,
+              path) -> tuple[Any, dict]:
+    g = jnp.asarray(g)
+    is_complex = jnp.iscomplexobj(g)
+    if is_complex and rule.complex_params == "reject":
+        raise ValueError(f"{rule.name} does not support complex params (param "
+                         f"{path_to_str(path)!r} is {g.dtype})")
+    real_g = _real_view(g)
+    dtype = otu.at_least_float32(real_g.dtype)
+    leaf = Leaf(
+        g=real_g.astype(dtype),
+        buffers={name: None if b is None else b.astype(dtype) for name, b in old.items()},
+        s={name: jnp.asarray(v).astype(dtype) for name, v in scalars.items()},
+        p=None if p is None else _real_view(jnp.asarray(p)).astype(dtype),
+        opt=options, zero=zero)
+    u, new = rule.leaf(leaf)
+    u = u.astype(real_g.dtype)
+    if is_complex:
+        u = jax.lax.complex(u[..., 0], u[..., 1])
+    stored = {name: new[name].astype(old[name].dtype) for name in old}
+    return u, stored

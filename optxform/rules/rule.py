@@ -1,0 +1,129 @@
+"""An update rule, declared as data: what it reads, what it keeps, and its per-leaf math.
+
+A :class:`Rule` says everything about an update rule that code outside its math needs:
+
+* ``kind``: ``"elementwise"`` (each element on its own: packing leaves together changes
+  nothing), ``"matrix"`` (needs each leaf's shape: factored moments, row masks; never
+  packed across leaves) or ``"global"`` (a reduction over the whole tree first, such as a
+  global norm, then elementwise);
+* its ``hyperparameters`` (numbers, scalar arrays or, where allowed, schedules), each with
+  the check that validates it at construction;
+* its per-param state ``buffers`` with their storage dtypes, and scalar state;
+* its static ``options`` (flags that choose code paths or add buffers);
+* whether it reads the params, and whether it takes a mask;
+* ``neutral_when_zero``: a hyperparameter that, as the number 0, makes the rule pass
+  updates through unchanged without reading params (weight decay 0): the member stays in
+  its chain, so the state's structure does not depend on the value;
+* ``per_step``: the scalars it needs once per step (bias corrections, ...);
+* ``leaf``: the per-leaf math, a pure function of one :class:`Leaf`.
+
+:func:`optxform.rules.lift` turns a rule and its argument values into a
+``GradientTransformation``; the tree mapping, the step counter, storage dtypes, complex
+params, ``None`` leaves and masks are handled there, once, for every rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Literal, NamedTuple
+
+import jax
+
+__all__ = ["Buffer", "Hyperparameter", "Kind", "Leaf", "Rule", "Scalar", "Step"]
+
+Kind = Literal["elementwise", "matrix", "global"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameter:
+    """A numeric argument: validated at construction, kept at float32 or wider.
+
+    ``check(name, value)`` raises ``ValueError`` naming ``name`` for a bad concrete value;
+    ``schedule`` allows a callable ``step -> value`` (learning rates).
+    """
+
+    name: str
+    check: Callable[[str, Any], None] | None = None
+    schedule: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Buffer:
+    """A state buffer with one leaf per param.
+
+    ``storage``: ``"param"`` keeps the param's dtype (torch's ``exp_avg``);
+    ``"accumulator"`` keeps float32 or wider (second-moment-like sums and averages: a
+    float16 square overflows at 256). ``dtype_option`` names the argument that overrides
+    it (``mu_dtype``); ``fill`` names the hyperparameter holding its initial value (zeros
+    otherwise); ``enabled_by`` names the option that adds the buffer (``None`` otherwise).
+    """
+
+    name: str
+    storage: Literal["param", "accumulator"] = "param"
+    dtype_option: str | None = None
+    fill: str | None = None
+    enabled_by: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Scalar:
+    """A float32 scalar kept in the state and advanced by ``per_step`` (NAdam's product)."""
+
+    name: str
+    initial: float
+
+
+class Step(NamedTuple):
+    """What ``per_step`` sees once per update."""
+
+    t: jax.Array        # int32: the step being taken (1 for the first update)
+    count: jax.Array    # int32: updates made before this one (where schedules are read)
+    h: dict             # hyperparameters: Python numbers as given, arrays, schedule values
+    carried: dict       # the rule's Scalar state
+    reduced: dict       # a global rule's reduction over the whole tree
+    opt: dict           # static options
+
+
+class Leaf(NamedTuple):
+    """What ``leaf`` sees for one param: every array in the compute dtype.
+
+    The compute dtype is float32, or the param's own dtype where wider. A complex param
+    arrives as its real view (a trailing axis of 2: real and imaginary parts), as torch's
+    ``view_as_real`` gives it.
+    """
+
+    g: jax.Array               # the incoming update
+    buffers: dict              # name -> the buffer's leaf (None where not enabled)
+    s: dict                    # per-step scalars (and hyperparameters), compute dtype
+    p: jax.Array | None        # the param, for rules that read params
+    opt: dict                  # static options
+    zero: frozenset            # hyperparameters given as the Python number 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One update rule; see the module docstring."""
+
+    name: str
+    kind: Kind
+    state: type
+    leaf: Callable[[Leaf], tuple[Any, dict]]
+    hyperparameters: tuple[Hyperparameter, ...] = ()
+    buffers: tuple[Buffer, ...] = ()
+    scalars: tuple[Scalar, ...] = ()
+    options: tuple[str, ...] = ()
+    per_step: Callable[[Step], tuple[dict, dict]] | None = None
+    reduce: Callable[[Any, Any, dict], dict] | None = None
+    reads_params: bool = False
+    counts_steps: bool = True
+    masked: bool = False
+    neutral_when_zero: str | None = None
+    complex_params: Literal["real_view", "reject"] = "real_view"
+
+    @property
+    def hyperparameter_names(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.hyperparameters)
+
+    @property
+    def dtype_options(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(b.dtype_option for b in self.buffers if b.dtype_option))

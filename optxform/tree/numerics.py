@@ -1,0 +1,82 @@
+r"""Shared numerics: torch's rounding of moment updates, bias corrections, host precision.
+
+Every update rule that keeps moments uses these, so that a rule written once rounds as
+``torch.optim``'s single-tensor CPU kernels do:
+
+* :func:`lerp` is ``start.lerp_(end, weight)`` with torch's two-branch formula;
+* :func:`ema_of_square` is ``v.mul_(decay).addcmul_(g, g, value=1 - decay)`` with its
+  three roundings;
+* :func:`bias_correction` is :math:`1 - \beta^t` as ``-expm1(t log beta)``: torch computes
+  it in float64 on the host, and in float32 the plain ``1 - beta**t`` loses up to five
+  digits at small ``t``;
+* :func:`one_minus` and :func:`log` compute a Python number's ``1 - x`` and ``log x`` in
+  float64 (as torch does on the host) and an array's in float32.
+
+Scalars arrive here either as Python numbers (a hyperparameter given at construction) or
+as arrays (injected, possibly traced); leaf arrays are float32 or wider.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from optxform.tree.math import unfused
+
+__all__: list[str] = []  # internal helpers for update rules
+
+
+def is_number(x: Any) -> bool:
+    """A Python int or float (not a bool): a value known at construction."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def is_zero(x: Any) -> bool:
+    """True only for the Python number 0 (an array may be injected later: never 'zero')."""
+    return is_number(x) and x == 0
+
+
+def as_f32(x: Any) -> jax.Array:
+    return jnp.asarray(x, jnp.float32)
+
+
+def one_minus(x: Any) -> jax.Array:
+    """``1 - x`` in float64 for a Python number (as torch computes it), else in float32."""
+    return as_f32(1.0 - x) if is_number(x) else 1.0 - as_f32(x)
+
+
+def log(x: Any) -> jax.Array:
+    """``log(x)`` (``-inf`` at 0); a Python number's log is taken in float64."""
+    if is_number(x):
+        return as_f32(math.log(x) if x > 0 else -math.inf)
+    return jnp.log(as_f32(x))
+
+
+def bias_correction(decay: Any, t: jax.Array) -> jax.Array:
+    """``1 - decay ** t`` in float32, accurate where it cancels (``-expm1(t log decay)``)."""
+    return -jnp.expm1(t.astype(jnp.float32) * log(decay))
+
+
+def lerp(start: jax.Array, end: jax.Array, weight: jax.Array) -> jax.Array:
+    """torch's ``start.lerp_(end, weight)`` for a scalar ``weight`` of ``start``'s dtype.
+
+    ``start + w (end - start)`` for ``|w| < 0.5``, else ``end - (end - start)(1 - w)``
+    (so ``w = 1`` gives ``end`` exactly): one multiply-add either way.
+    """
+    small = jnp.abs(weight) < 0.5
+    coeff = jnp.where(small, weight, weight - 1)
+    base = jnp.where(small, start, end)
+    return base + coeff * (end - start)
+
+
+def ema_of_square(v: jax.Array, g: jax.Array, decay: jax.Array,
+                  complement: jax.Array) -> jax.Array:
+    """torch's ``v.mul_(decay).addcmul_(g, g, value=complement)``, ``complement = 1 - decay``.
+
+    ``decay * v`` and ``complement * g`` are rounded on their own, then one fused
+    multiply-add with ``g``.
+    """
+    return unfused(decay * v) + unfused(complement * g) * g
