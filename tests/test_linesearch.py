@@ -3,6 +3,9 @@ L-BFGS + backtracking chain, non-finite values, trace-time errors."""
 
 from __future__ import annotations
 
+import functools
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -147,22 +150,113 @@ def test_backtracking_backs_off_from_nan_and_stops_when_all_nan():
     nan_fn = lambda x: jnp.where(jnp.all(x == 0.0), jnp.sum(x), jnp.nan)  # noqa: E731
     updates, state = tx.update(-grad, tx.init(params), params, value=jnp.asarray(0.0),
                                grad=grad, value_fn=nan_fn)
-    assert np.all(np.asarray(updates) == 0.0)
-    assert float(state.learning_rate) == 0.0 and float(state.value) == 0.0
+    assert np.all(np.asarray(updates) == 0.0) and float(state.value) == 0.0
+    assert float(state.learning_rate) == 0.5 ** 10  # the smallest step tried, for the next guess
 
 
-def test_zoom_stops_cleanly_on_nan_and_on_ascent_directions():
+def test_zoom_bisects_back_from_nan_and_skips_ascent_directions():
     fn = _nan_beyond(1.0)
     tx = optxform.zoom_linesearch()
     params = jnp.zeros(2)
     value, grad = jax.value_and_grad(fn)(params)
+    # Steepest descent d = 6 per coordinate: t = 1, 1/2, 1/4 land beyond 1 (NaN); t = 1/8
+    # (x = 0.75) is finite and meets both Wolfe conditions.
     updates, state = tx.update(-grad, tx.init(params), params, value=value, grad=grad,
                                value_fn=fn)
-    assert np.all(np.asarray(updates) == 0.0) and not bool(state.finite)
-    assert float(state.value) == float(value)
+    np.testing.assert_allclose(np.asarray(updates), [0.75, 0.75])
+    assert float(state.learning_rate) == 0.125 and int(state.num_evals) == 4
+    assert bool(state.finite) and float(state.value) == float(fn(jnp.full(2, 0.75)))
     updates, state = tx.update(grad, tx.init(params), params, value=value, grad=grad,
                                value_fn=fn)
     assert np.all(np.asarray(updates) == 0.0) and int(state.num_evals) == 0
+    # A non-finite start: no step, and the state says so.
+    updates, state = tx.update(-grad, tx.init(params), params, value=jnp.asarray(jnp.inf),
+                               grad=grad, value_fn=fn)
+    assert np.all(np.asarray(updates) == 0.0) and not bool(state.finite)
+
+
+def overflowing_logistic(w):
+    # Softplus written naively: exp overflows (value inf, gradient NaN) once z passes ~709.
+    x, y = jnp.asarray(_X, w.dtype), jnp.asarray(_Y, w.dtype)
+    z = x @ w
+    return jnp.mean(jnp.log1p(jnp.exp(z)) - y * z) + 0.01 * jnp.sum(w ** 2)
+
+
+_RNG = np.random.default_rng(2)
+_X = _RNG.standard_normal((40, 4))
+_Y = (_X @ _RNG.standard_normal(4) + 0.5 * _RNG.standard_normal(40) > 0).astype(np.float64)
+
+
+def test_strong_wolfe_search_bisects_back_from_overflow_like_torch(x64):
+    # torch's interpolation through a NaN slope is the bracket's midpoint, so on this
+    # problem it bisects back from the overflowing trial exactly as ours does.
+    import torch
+    from torch.optim.lbfgs import _strong_wolfe
+
+    value_and_grad = jax.jit(jax.value_and_grad(overflowing_logistic))
+
+    def torch_objective(x, t, d):
+        f, g = value_and_grad(jnp.asarray(x.numpy() + float(t) * d.numpy()))
+        return float(f), torch.from_numpy(np.array(g))
+
+    x = np.zeros(4)
+    f, g = value_and_grad(x)
+    g = np.asarray(g)
+    d = -g
+    for t0 in (1e3, 1e4, 1e6):
+        assert not np.isfinite(float(overflowing_logistic(x + t0 * d)))
+        f_t, g_t, t_t, evals_t = _strong_wolfe(
+            torch_objective, torch.tensor(x), t0, torch.tensor(d), float(f), torch.tensor(g),
+            torch.tensor(float(g @ d)))
+        ours = strong_wolfe_search(value_and_grad, jnp.asarray(x), jnp.asarray(d), f,
+                                   jnp.asarray(g), jnp.dot(g, d), t0)
+        assert 0.0 < float(ours.step) < t0 and float(ours.value) < float(f)
+        np.testing.assert_allclose(float(ours.step), float(t_t), rtol=1e-6)
+        np.testing.assert_allclose(float(ours.value), f_t, rtol=1e-7)
+        np.testing.assert_allclose(np.asarray(ours.grad), g_t.numpy(), rtol=1e-7, atol=1e-12)
+        assert int(ours.num_evals) == evals_t
+
+
+@pytest.mark.parametrize("search", [
+    optxform.zoom_linesearch(initial_step=1e3),
+    optxform.backtracking_linesearch(max_learning_rate=1e3, increase_factor=math.inf,
+                                     decrease_factor=0.5, max_backtracking_steps=30),
+    optxform.backtracking_linesearch(max_learning_rate=1e3, increase_factor=math.inf,
+                                     decrease_factor=0.5, max_backtracking_steps=30,
+                                     store_grad=True),
+], ids=["zoom", "backtracking", "backtracking-store_grad"])
+def test_line_searches_in_a_chain_keep_going_through_overflow(x64, search):
+    # Steepest descent, each search starting from a step of 1000: the first update's first
+    # trial is beyond the ~880 where exp overflows.
+    tx = optxform.chain(optxform.scale(-1.0), search)
+    trajectory, state = _run_chain(tx, overflowing_logistic, jnp.zeros(4), 8)
+    losses = [float(overflowing_logistic(jnp.asarray(p))) for p in trajectory]
+    assert np.all(np.isfinite(trajectory)) and np.all(np.diff(losses) <= 0)
+    assert losses[-1] < 0.7 * float(np.log(2.0))  # far below the start's loss log 2
+    assert float(state[1].learning_rate) < 1e3
+
+
+def test_backtracking_resumes_shrinking_after_a_search_with_no_finite_trial(x64):
+    # Steps beyond ~880 overflow here. From a last step of 1e4 / 1.5, two trials (t = 1e4,
+    # 5e3) both overflow: no step, but the next update starts at 1.5 * 5e3 rather than at 0,
+    # so each update shrinks the step by 3/4 until the search moves again (the eighth).
+    fn = overflowing_logistic
+    search = optxform.backtracking_linesearch(max_backtracking_steps=1, decrease_factor=0.5,
+                                              max_learning_rate=1e4)
+    w = jnp.zeros(4)
+    state = search.init(w)._replace(learning_rate=jnp.asarray(1e4 / 1.5))
+    update = jax.jit(functools.partial(search.update, value_fn=fn))
+    trajectory, steps = [], []
+    for _ in range(8):
+        value, grad = jax.value_and_grad(fn)(w)
+        updates, state = update(-grad, state, w, value=value, grad=grad)
+        w = optxform.apply_updates(w, updates)
+        trajectory.append(np.asarray(w))
+        steps.append(float(state.learning_rate))
+    assert np.all(np.stack(trajectory[:7]) == 0.0)
+    np.testing.assert_allclose(steps[:7], 5e3 * 0.75 ** np.arange(7), rtol=1e-12)
+    assert np.all(trajectory[7] != 0.0) and np.all(np.isfinite(trajectory[7]))
+    np.testing.assert_allclose(steps[7], 5e3 * 0.75 ** 7, rtol=1e-12)  # 2x that overflowed
 
 
 @pytest.mark.parametrize("tx", [optxform.zoom_linesearch(), optxform.backtracking_linesearch()],

@@ -12,6 +12,7 @@ from optxform.core.base import call_update as call_update
 from optxform.core.base import chain as chain
 from optxform.core.base import identity as identity
 from optxform.core.base import named_chain as named_chain
+from optxform.core.interop import to_optax as to_optax
 from optxform.core.trees import check_same_structure as check_same_structure
 from optxform.core.trees import leaves_with_paths as leaves_with_paths
 from optxform.core.trees import path_to_str as path_to_str
@@ -19,5 +20,5 @@ from optxform.core.trees import path_to_str as path_to_str
 __all__ = [
     "EmptyState", "GradientTransformation", "OptState", "Params", "ScalarOrSchedule",
     "Schedule", "Updates", "apply_updates", "call_update", "chain", "check_same_structure",
-    "identity", "leaves_with_paths", "named_chain", "path_to_str",
+    "identity", "leaves_with_paths", "named_chain", "path_to_str", "to_optax",
 ]

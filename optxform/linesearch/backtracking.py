@@ -12,13 +12,14 @@ from optxform.core import GradientTransformation
 from optxform.core.counters import zero_count
 from optxform.core.validation import (check_integer, check_non_negative, check_positive,
                                       check_range)
-from optxform.linesearch.objective import flat_value, search_start
+from optxform.linesearch.objective import all_finite, flat_value, search_start
 
 __all__ = ["BacktrackingLinesearchState", "backtracking_linesearch"]
 
 
 class BacktrackingLinesearchState(NamedTuple):
-    learning_rate: jax.Array  # the step accepted by the last search (0 if none was finite)
+    learning_rate: jax.Array  # the last step tried: the accepted one, or the smallest if none
+                              # was finite (the update is then 0); next guess grows from it
     value: jax.Array          # the objective at the new params
     grad: Any                 # its gradient (with store_grad; zeros otherwise), like params
     decrease_error: jax.Array  # how far the accepted step misses the Armijo condition (0: met)
@@ -46,15 +47,19 @@ def backtracking_linesearch(max_backtracking_steps: int = 20, slope_rtol: float 
 
     ``update(d, state, params, value=f(x), grad=g(x), value_fn=f)`` reads the objective from
     its extra arguments (``value``/``grad`` are evaluated if missing). A non-finite trial value
-    counts as a failed trial, so the search backs off from regions where ``f`` overflows; if no
-    trial is finite the step is 0 and the params stay at the last good point. If the budget runs
+    (or, with ``store_grad``, gradient) counts as a failed trial, so the search backs off from
+    regions where ``f`` overflows; if no trial is finite the update is 0, the params stay at
+    the last good point, and the next update starts from the smallest step tried (times
+    ``increase_factor``), so successive updates keep shrinking the step. If the budget runs
     out with finite but insufficient decrease, the last (smallest) step is taken, as optax does.
 
     Equivalent: ``optax.scale_by_backtracking_linesearch`` with the same arguments (same
     initial guess, same criterion, same budget: up to ``max_backtracking_steps + 1``
     evaluations). Differences: optax's ``store_grad=False`` state holds ``grad=None`` while
     here it holds zeros (the state structure never depends on an option); when no trial is
-    finite optax keeps the non-finite trial value in its state, here ``value`` stays ``f(x)``.
+    finite optax keeps the non-finite trial value in its state, here ``value`` stays ``f(x)``,
+    and optax restarts the next search from a step of 0 (so it never moves again), here from
+    the smallest step tried.
 
     Args:
       max_backtracking_steps: step reductions allowed after the first trial.
@@ -89,9 +94,10 @@ def backtracking_linesearch(max_backtracking_steps: int = 20, slope_rtol: float 
         value_only = flat_value(value_fn, params, dtype)
         slope = jnp.dot(d, g0)
 
-        def decrease_error(t, f):
+        def decrease_error(t, f, g):
             error = f - (1.0 + rtol) * f0 - t * slope_rtol * slope
-            return jnp.maximum(jnp.where(jnp.isnan(error), jnp.inf, error), 0.0)
+            error = jnp.where(jnp.isnan(error) | ~all_finite(f, g), jnp.inf, error)
+            return jnp.maximum(error, 0.0)
 
         def searching(s: _Search):
             return ~(s.decrease_error <= atol) & (s.iteration <= max_backtracking_steps)
@@ -102,7 +108,7 @@ def backtracking_linesearch(max_backtracking_steps: int = 20, slope_rtol: float 
                 f, g = value_and_grad(x + t * d)
             else:
                 f, g = value_only(x + t * d), s.grad
-            return _Search(step=t, value=f, grad=g, decrease_error=decrease_error(t, f),
+            return _Search(step=t, value=f, grad=g, decrease_error=decrease_error(t, f, g),
                            iteration=s.iteration + 1)
 
         guess = jnp.minimum(increase_factor * state.learning_rate, max_learning_rate)
@@ -115,7 +121,7 @@ def backtracking_linesearch(max_backtracking_steps: int = 20, slope_rtol: float 
         new_value = jnp.where(ok, s.value, f0)
         new_grad = jnp.where(ok, s.grad, g0) if store_grad else s.grad
         new_state = BacktrackingLinesearchState(
-            learning_rate=step, value=new_value, grad=otu.unravel_like(new_grad, params),
+            learning_rate=s.step, value=new_value, grad=otu.unravel_like(new_grad, params),
             decrease_error=s.decrease_error, num_evals=evals + s.iteration)
         return otu.unravel_like(step * d, updates), new_state
 

@@ -33,7 +33,8 @@ def check_value_fn(value_fn: Any, params: Any, who: str) -> None:
     """``value_fn`` must be given, callable, and return a scalar for ``params``."""
     if value_fn is None:
         raise ValueError(f"{who}: update(...) needs value_fn=, a function params -> scalar loss "
-                         "(it plays the role of torch's closure)")
+                         "(it plays the role of torch's closure; inside optax.chain or another "
+                         "optax combinator, wrap the transform: optxform.to_optax(tx))")
     if not callable(value_fn):
         raise ValueError(f"{who}: value_fn must be callable, got {type(value_fn).__name__}")
     out = jax.eval_shape(value_fn, params)

@@ -23,11 +23,14 @@ __all__ = ["ZoomLinesearchState", "zoom_linesearch"]
 
 def cubic_interpolate(x1, f1, g1, x2, f2, g2, lower, upper) -> jax.Array:
     """The minimiser of the cubic through ``(x1, f1, g1)`` and ``(x2, f2, g2)``, clipped to
-    ``[lower, upper]``; the midpoint of the bounds when the cubic has no real minimiser.
+    ``[lower, upper]``; the midpoint of the bounds when the cubic has no real minimiser or
+    a value or slope is not finite (so a trial that overflowed is bisected away from).
 
     With ``d1 = g1 + g2 - 3 (f1 - f2) / (x1 - x2)`` and ``d2 = sqrt(d1^2 - g1 g2)``, the
     minimiser is ``x2 - (x2 - x1) (g2 + d2 - d1) / (g2 - g1 + 2 d2)`` (for ``x1 <= x2``; the
-    roles swap otherwise). This is torch's ``_cubic_interpolate`` (from minFunc's polyinterp).
+    roles swap otherwise). This is torch's ``_cubic_interpolate`` (from minFunc's polyinterp);
+    torch reaches the same midpoint when a slope is NaN (``d2^2 >= 0`` fails), and returns
+    NaN for an infinite value with a finite slope, where this bisects.
     """
     d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
     d2_square = d1 * d1 - g1 * g2
@@ -35,20 +38,20 @@ def cubic_interpolate(x1, f1, g1, x2, f2, g2, lower, upper) -> jax.Array:
     forward = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
     backward = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
     min_pos = jnp.where(x1 <= x2, forward, backward)
-    return jnp.where(d2_square >= 0, jnp.minimum(jnp.maximum(min_pos, lower), upper),
+    real = (d2_square >= 0) & all_finite(f1, g1, f2, g2)
+    return jnp.where(real, jnp.minimum(jnp.maximum(min_pos, lower), upper),
                      (lower + upper) / 2.0)
 
 
 class StrongWolfeResult(NamedTuple):
-    step: jax.Array       # the accepted step t (0 when the search stopped on a non-finite value)
-    value: jax.Array      # f(x + t d)
+    step: jax.Array       # the accepted step t (0 when no trial improved on the start)
+    value: jax.Array      # f(x + t d), finite
     grad: jax.Array       # flat gradient at x + t d
     num_evals: jax.Array  # int32: evaluations of value_and_grad made by the search
-    finite: jax.Array     # bool: False if an evaluation returned a non-finite value or gradient
 
 
 # Outcomes of the bracketing phase.
-_CONTINUE, _BRACKET, _DONE, _FAIL = 0, 1, 2, 3
+_CONTINUE, _BRACKET, _DONE = 0, 1, 2
 
 
 class _Bracketing(NamedTuple):
@@ -69,11 +72,10 @@ class _Zoom(NamedTuple):
     fs: jax.Array     # (2,)
     gs: jax.Array     # (2, n)
     gtds: jax.Array   # (2,)
-    low: jax.Array    # int32 index of the end with the lower value
+    low: jax.Array    # int32 index of the end with the lower value (always a finite one)
     done: jax.Array
     insufficient_progress: jax.Array
     ls_iter: jax.Array
-    failed: jax.Array
 
 
 def strong_wolfe_search(value_and_grad: Callable[[jax.Array], tuple[jax.Array, jax.Array]],
@@ -94,10 +96,16 @@ def strong_wolfe_search(value_and_grad: Callable[[jax.Array], tuple[jax.Array, j
 
     ``max_ls`` caps the trials after the first (so at most ``max_ls + 1`` evaluations); when
     the bracketing phase exhausts it, the search returns the better of ``0`` and the last
-    ``t``. The result is the bracket end with the lower value. A trial whose value or
-    gradient is not finite stops the search: the result is then ``t = 0`` with the input
-    value and gradient and ``finite = False``. Everything is ``lax`` control flow, so the
-    search jits and vmaps; ``x, d, grad`` are flat vectors of one dtype.
+    ``t``. The result is the bracket end with the lower value.
+
+    A trial whose value or gradient is not finite (``f`` overflowed, say) fails the Armijo
+    condition, with its value taken as ``+inf``: it becomes the far end of the bracket, and
+    the next trial is the bracket's midpoint (interpolation through a non-finite end is
+    skipped), so the step halves until the values are finite again, as torch does when the
+    gradient is NaN and SciPy's line searches do on overflow. The accepted end is always a
+    finite one (at worst ``t = 0`` with the input value and gradient), so ``value`` and
+    ``grad`` are finite whenever the input ones are. Everything is ``lax`` control flow, so
+    the search jits and vmaps; ``x, d, grad`` are flat vectors of one dtype.
     """
     dtype = x.dtype
     f0 = jnp.asarray(value).astype(dtype)
@@ -110,23 +118,27 @@ def strong_wolfe_search(value_and_grad: Callable[[jax.Array], tuple[jax.Array, j
     curvature_bound = -c2 * gtd0
 
     def evaluate(t):
+        """``f, g, <g, d>`` at ``x + t d``; a non-finite ``f`` or ``g`` gives ``f = +inf``."""
         f, g = value_and_grad(x + t * d)
-        return f, g, jnp.dot(g, d), all_finite(f, g)
+        f = jnp.where(all_finite(f, g), f, jnp.inf)
+        return f, g, jnp.dot(g, d)
 
-    def classify(t, f, gtd_new, finite, f_prev, ls_iter):
-        armijo_fails = (f > f0 + armijo_slope * t) | ((ls_iter > 1) & (f >= f_prev))
-        return jnp.where(~finite, _FAIL,
-               jnp.where(armijo_fails, _BRACKET,
+    def armijo_fails(t, f):
+        return ~(f <= f0 + armijo_slope * t)  # also for f = +inf (a non-finite trial)
+
+    def classify(t, f, gtd_new, f_prev, ls_iter):
+        bracket = armijo_fails(t, f) | ((ls_iter > 1) & (f >= f_prev))
+        return jnp.where(bracket, _BRACKET,
                jnp.where(jnp.abs(gtd_new) <= curvature_bound, _DONE,
-               jnp.where(gtd_new >= 0, _BRACKET, _CONTINUE)))).astype(jnp.int32)
+               jnp.where(gtd_new >= 0, _BRACKET, _CONTINUE))).astype(jnp.int32)
 
     # Phase 1: bracketing.
     t = jnp.asarray(step).astype(dtype)
-    f, g, gtd_new, finite = evaluate(t)
+    f, g, gtd_new = evaluate(t)
     zero = jnp.zeros([], jnp.int32)
     start = _Bracketing(t=t, f=f, g=g, gtd=gtd_new, t_prev=jnp.zeros([], dtype), f_prev=f0,
                         g_prev=g0, gtd_prev=gtd0, ls_iter=zero,
-                        outcome=classify(t, f, gtd_new, finite, f0, zero))
+                        outcome=classify(t, f, gtd_new, f0, zero))
 
     def bracketing_continues(s: _Bracketing):
         return (s.outcome == _CONTINUE) & (s.ls_iter < max_ls)
@@ -134,18 +146,17 @@ def strong_wolfe_search(value_and_grad: Callable[[jax.Array], tuple[jax.Array, j
     def extrapolate(s: _Bracketing) -> _Bracketing:
         t_new = cubic_interpolate(s.t_prev, s.f_prev, s.gtd_prev, s.t, s.f, s.gtd,
                                   s.t + 0.01 * (s.t - s.t_prev), s.t * 10)
-        f_new, g_new, gtd_new, finite = evaluate(t_new)
+        f_new, g_new, gtd_new = evaluate(t_new)
         ls_iter = s.ls_iter + 1
         return _Bracketing(t=t_new, f=f_new, g=g_new, gtd=gtd_new, t_prev=s.t, f_prev=s.f,
                            g_prev=s.g, gtd_prev=s.gtd, ls_iter=ls_iter,
-                           outcome=classify(t_new, f_new, gtd_new, finite, s.f, ls_iter))
+                           outcome=classify(t_new, f_new, gtd_new, s.f, ls_iter))
 
     s = jax.lax.while_loop(bracketing_continues, extrapolate, start)
 
     # The bracket handed to the zoom: [0, t] when the trials ran out, the single point t when
     # it already satisfies the strong Wolfe conditions, [t_prev, t] otherwise.
     exhausted = s.ls_iter == max_ls
-    failed = s.outcome == _FAIL
     found = (s.outcome == _DONE) & ~exhausted
     zero_t = jnp.zeros([], dtype)
     left = [jnp.where(exhausted, a0, jnp.where(found, a, ap))
@@ -154,13 +165,12 @@ def strong_wolfe_search(value_and_grad: Callable[[jax.Array], tuple[jax.Array, j
     ts, fs, gs, gtds = (jnp.stack([lo, hi]) for lo, hi in zip(left, (s.t, s.f, s.g, s.gtd)))
     low = jnp.where(fs[0] <= fs[1], 0, 1).astype(jnp.int32)
     zoom_start = _Zoom(ts=ts, fs=fs, gs=gs, gtds=gtds, low=low, done=found,
-                       insufficient_progress=jnp.asarray(False), ls_iter=s.ls_iter,
-                       failed=failed)
+                       insufficient_progress=jnp.asarray(False), ls_iter=s.ls_iter)
 
     # Phase 2: zoom.
     def zoom_continues(z: _Zoom):
         wide = ~(jnp.abs(z.ts[1] - z.ts[0]) * d_norm < tol)
-        return ~z.failed & ~z.done & (z.ls_iter < max_ls) & wide
+        return ~z.done & (z.ls_iter < max_ls) & wide
 
     def shrink(z: _Zoom) -> _Zoom:
         high = 1 - z.low
@@ -176,14 +186,15 @@ def strong_wolfe_search(value_and_grad: Callable[[jax.Array], tuple[jax.Array, j
         t = jnp.where(near_end & pushed, moved, t)
         insufficient_progress = near_end & ~pushed
 
-        f, g, gtd_new, finite = evaluate(t)
+        f, g, gtd_new = evaluate(t)
         ls_iter = z.ls_iter + 1
-        armijo_fails = (f > f0 + armijo_slope * t) | (f >= z.fs[z.low])
-        wolfe = ~armijo_fails & (jnp.abs(gtd_new) <= curvature_bound)
-        # Armijo fails: the trial replaces the high end. Otherwise it replaces the low end,
-        # and the old low end first moves to the high end when the slope points past it.
-        flip = ~armijo_fails & ~wolfe & (gtd_new * (z.ts[high] - z.ts[z.low]) >= 0)
-        write = jnp.where(armijo_fails, high, z.low)
+        higher = armijo_fails(t, f) | (f >= z.fs[z.low])
+        wolfe = ~higher & (jnp.abs(gtd_new) <= curvature_bound)
+        # Armijo fails (or the value is no lower): the trial replaces the high end. Otherwise
+        # it replaces the low end, and the old low end first moves to the high end when the
+        # slope points past it.
+        flip = ~higher & ~wolfe & (gtd_new * (z.ts[high] - z.ts[z.low]) >= 0)
+        write = jnp.where(higher, high, z.low)
 
         def place(old, new):
             slots = [jnp.where(flip & (i == high), old[z.low], old[i]) for i in (0, 1)]
@@ -192,19 +203,13 @@ def strong_wolfe_search(value_and_grad: Callable[[jax.Array], tuple[jax.Array, j
 
         ts, fs, gs, gtds = (place(o, n) for o, n in
                             ((z.ts, t), (z.fs, f), (z.gs, g), (z.gtds, gtd_new)))
-        low = jnp.where(armijo_fails, jnp.where(fs[0] <= fs[1], 0, 1), z.low).astype(jnp.int32)
+        low = jnp.where(higher, jnp.where(fs[0] <= fs[1], 0, 1), z.low).astype(jnp.int32)
         return _Zoom(ts=ts, fs=fs, gs=gs, gtds=gtds, low=low, done=wolfe,
-                     insufficient_progress=insufficient_progress, ls_iter=ls_iter,
-                     failed=~finite)
+                     insufficient_progress=insufficient_progress, ls_iter=ls_iter)
 
     z = jax.lax.while_loop(zoom_continues, shrink, zoom_start)
-    return StrongWolfeResult(
-        step=jnp.where(z.failed, zero_t, z.ts[z.low]),
-        value=jnp.where(z.failed, f0, z.fs[z.low]),
-        grad=jnp.where(z.failed, g0, z.gs[z.low]),
-        num_evals=z.ls_iter + 1,
-        finite=~z.failed,
-    )
+    return StrongWolfeResult(step=z.ts[z.low], value=z.fs[z.low], grad=z.gs[z.low],
+                             num_evals=z.ls_iter + 1)
 
 
 class ZoomLinesearchState(NamedTuple):
@@ -212,7 +217,7 @@ class ZoomLinesearchState(NamedTuple):
     value: jax.Array          # the objective at the new params (reusable for the next update)
     grad: Any                 # its gradient, shaped like the params
     num_evals: jax.Array      # int32: value_fn evaluations made by the last update
-    finite: jax.Array         # bool: False if the last search met a non-finite value/gradient
+    finite: jax.Array         # bool: False if the value or gradient at the start was not finite
 
 
 def zoom_linesearch(initial_step=1.0, c1: float = 1e-4, c2: float = 0.9,
@@ -226,7 +231,9 @@ def zoom_linesearch(initial_step=1.0, c1: float = 1e-4, c2: float = 0.9,
     its extra arguments (``value``/``grad`` are evaluated if missing, costing one evaluation);
     the state keeps the value and gradient at the new params for reuse by the next update.
     A direction that is not a descent direction (``<g, d> >= 0``) gives a zero update, as does
-    a search that meets a non-finite value (``state.finite`` is then False).
+    a non-finite value or gradient at the start (``state.finite`` is then False). A trial that
+    overflows (non-finite value or gradient) only shrinks the step: the search bisects back
+    towards the start until the values are finite again.
 
     Equivalents: torch's ``_strong_wolfe`` (same constants and interpolation); it plays the
     role of ``optax.scale_by_zoom_linesearch``, whose zoom differs in its details (optax
@@ -269,14 +276,13 @@ def zoom_linesearch(initial_step=1.0, c1: float = 1e-4, c2: float = 0.9,
 
         def skip(_):
             return StrongWolfeResult(step=jnp.zeros([], dtype), value=f0, grad=g0,
-                                     num_evals=jnp.zeros([], jnp.int32),
-                                     finite=all_finite(f0, g0))
+                                     num_evals=jnp.zeros([], jnp.int32))
 
         result = jax.lax.cond(descent, search, skip, None)
         new_state = ZoomLinesearchState(
             learning_rate=result.step, value=result.value,
             grad=otu.unravel_like(result.grad, params), num_evals=evals + result.num_evals,
-            finite=result.finite)
+            finite=all_finite(f0, g0))
         return otu.unravel_like(result.step * d, updates), new_state
 
     return GradientTransformation(init, update)

@@ -43,8 +43,10 @@ def lbfgs(learning_rate: ScalarOrSchedule = 1.0, max_iter=20, max_eval=None,
     1e-9 (torch does not pass ``tolerance_change`` to it); with a fixed step the last
     iteration is not re-evaluated. The state keeps what torch keeps across ``step`` calls
     (``d, t, old_dirs, old_stps, ro, H_diag, prev_flat_grad, prev_loss, n_iter,
-    func_evals``). Difference: a non-finite value or gradient stops the update at the last
-    good params (``state.finite`` is then False) instead of propagating NaN.
+    func_evals``). A trial of the search whose value or gradient is not finite (an overflow)
+    halves the step, as torch's search does when the gradient is NaN. Difference: with a
+    fixed step, a non-finite gradient stops the update at the last good params
+    (``state.finite`` is then False) instead of turning the params into NaN.
 
     Args:
       learning_rate: step length (the initial trial step with ``'strong_wolfe'``).

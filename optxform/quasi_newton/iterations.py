@@ -59,7 +59,7 @@ class LbfgsIterationsState(NamedTuple):
     prev_loss: jax.Array       # the loss at the start of the last iteration
     n_iter: jax.Array          # int32: inner iterations over all updates (torch's n_iter)
     func_evals: jax.Array      # int32: objective evaluations over all updates (torch's)
-    finite: jax.Array          # bool: False if the last update stopped on a non-finite f or g
+    finite: jax.Array          # bool: False if the last update stopped on non-finite values
 
 
 class _Inner(NamedTuple):
@@ -149,20 +149,24 @@ def lbfgs_iterations(learning_rate: ScalarOrSchedule = 1.0, max_iter=20, max_eva
                     r = strong_wolfe_search(
                         value_and_grad, c.x, d, c.f, c.g, gtd, t, c1=WOLFE_C1, c2=WOLFE_C2,
                         tolerance_change=WOLFE_TOLERANCE_CHANGE, max_ls=eval_limit - c.evals)
-                    return r.step, r.value, r.grad, r.num_evals, r.finite
+                    return r.step, r.value, r.grad, r.num_evals
 
                 def no_search(_):
-                    return t, c.f, c.g, jnp.zeros([], jnp.int32), jnp.asarray(True)
+                    return t, c.f, c.g, jnp.zeros([], jnp.int32)
 
-                t, f, g, ls_evals, finite = jax.lax.cond(descent, search, no_search, None)
+                # The search steps back from non-finite trials: what it accepts is finite.
+                t, f, g, ls_evals = jax.lax.cond(descent, search, no_search, None)
+                finite = jnp.asarray(True)
                 opt_cond = _max_abs(g) <= tol_grad
             else:
                 # Fixed step; the function is re-evaluated except after the last iteration.
+                # Like torch, only the gradient steers: a non-finite value goes on, a
+                # non-finite gradient (torch's params would turn NaN) stops below.
                 evaluate = descent & (n_iter != iter_limit)
 
                 def step_and_evaluate(_):
                     f, g = value_and_grad(c.x + t * d)
-                    return f, g, jnp.ones([], jnp.int32), all_finite(f, g)
+                    return f, g, jnp.ones([], jnp.int32), all_finite(g)
 
                 def no_evaluation(_):
                     return c.f, c.g, jnp.zeros([], jnp.int32), jnp.asarray(True)
@@ -171,8 +175,8 @@ def lbfgs_iterations(learning_rate: ScalarOrSchedule = 1.0, max_iter=20, max_eva
                                                       no_evaluation, None)
                 opt_cond = evaluate & (_max_abs(g) <= tol_grad)
 
-            # A non-finite value or gradient: stay at the last good point, with t = 0 so the
-            # next update stores no pair from it.
+            # A non-finite gradient: stay at the last good point, with t = 0 so the next
+            # update stores no pair from it.
             t = jnp.where(finite, t, 0.0)
             f = jnp.where(finite, f, c.f)
             g = jnp.where(finite, g, c.g)
@@ -186,7 +190,8 @@ def lbfgs_iterations(learning_rate: ScalarOrSchedule = 1.0, max_iter=20, max_eva
                           func_evals=_add_count(c.func_evals, ls_evals), finite=finite,
                           stop=stop)
 
-        finite0 = all_finite(f0, g0)
+        # The search needs a finite start value; the fixed step only a finite gradient.
+        finite0 = all_finite(f0, g0) if line_search_fn == "strong_wolfe" else all_finite(g0)
         start = _Inner(
             x=x0, f=f0, g=g0, d=state.d, t=state.t, memory=state.memory,
             prev_g=state.prev_flat_grad, prev_loss=state.prev_loss,

@@ -104,7 +104,8 @@ def reduce_on_plateau(factor=0.1, patience: int = 10, threshold=1e-4,
         del params, extra
         if loss is None:
             raise ValueError("reduce_on_plateau needs the monitored value: call "
-                             "update(updates, state, params, loss=value)")
+                             "update(updates, state, params, loss=value) (inside optax.chain "
+                             "or another optax combinator, wrap it: optxform.to_optax(tx))")
         loss = jnp.asarray(loss)
         if loss.shape != ():
             raise ValueError(f"reduce_on_plateau: loss must be a scalar, got shape {loss.shape}")
