@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from optxform import explore, problems
+from optxform import __version__, explore, problems
 from optxform.explore.chooser import DEFAULT_LEARNING_RATES, format_table
 from optxform.explore.progress import progress_bar
 
@@ -371,6 +371,8 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="See and choose optimizers: paths on test "
                      "surfaces, saddle points, and an optimizer/learning-rate chooser.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bars")
     # --no-progress is accepted before or after the subcommand.
