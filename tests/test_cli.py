@@ -10,8 +10,7 @@ import pytest
 
 from optxform import cli
 
-Image = pytest.importorskip("PIL.Image")
-pytest.importorskip("matplotlib")
+from PIL import Image
 
 
 def _image(path, kind="PNG"):
@@ -33,8 +32,8 @@ def test_compare_writes_pngs_gif_and_a_table(tmp_path, capsys):
                            "--out", str(tmp_path)], capsys)
     assert code == 0, err
     size, _ = _image(tmp_path / "booth_paths.png")
-    assert size == (600, 500)
-    assert _image(tmp_path / "booth_loss.png")[0] == (600, 400)
+    assert size == (750, 500)
+    assert _image(tmp_path / "booth_loss.png")[0] == (750, 400)
     size, frames = _image(tmp_path / "booth.gif", "GIF")
     assert size == (480, 400) and frames == 6
     lines = out.splitlines()
@@ -48,7 +47,7 @@ def test_compare_on_a_saddle_writes_the_saddle_figure(tmp_path, capsys):
     code, _, err = _run(["compare", "saddle", "--optimizers", "sgd", "adam", "--steps", "8",
                          "--no-gif", "--out", str(tmp_path)], capsys)
     assert code == 0, err
-    assert _image(tmp_path / "saddle.png")[0] == (1100, 460)
+    assert _image(tmp_path / "saddle.png")[0] == (1250, 460)
     assert not (tmp_path / "saddle.gif").exists()
 
 
@@ -58,8 +57,8 @@ def test_choose_builtin_problem(tmp_path, capsys):
                           capsys)
     assert code == 0, err
     assert "best: " in out and "rank" in out
-    assert _image(tmp_path / "choose.png")[0] == (1100, 440)
-    csv = (tmp_path / "choose.csv").read_text().splitlines()
+    assert _image(tmp_path / "logreg_spirals_choose.png")[0] == (1250, 520)
+    csv = (tmp_path / "logreg_spirals_choose.csv").read_text().splitlines()
     assert csv[0].startswith("rank,optimizer,lr") and len(csv) == 1 + 6
 
 
@@ -74,12 +73,12 @@ def test_choose_and_lr_find_on_a_user_function(tmp_path, capsys, monkeypatch):
     code, out, err = _run(["choose", "my_problem:make", "--optimizers", "sgd",
                            "--lrs", "0.1,0.2", "--steps", "5", "--out", "out"], capsys)
     assert code == 0, err
-    assert "my_problem:make" in out and (tmp_path / "out" / "choose.png").exists()
+    assert "my_problem:make" in out and (tmp_path / "out" / "my_problem_make_choose.png").exists()
     code, out, err = _run(["lr-find", "my_problem:make", "--steps", "30", "--out", "out"],
                           capsys)
     assert code == 0, err
     assert "suggested learning rate" in out
-    _image(tmp_path / "out" / "lr_find.png")
+    _image(tmp_path / "out" / "my_problem_make_lr_find_sgd.png")
 
 
 def test_demo_end_to_end_on_a_small_tour(tmp_path, capsys, monkeypatch):
