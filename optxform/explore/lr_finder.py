@@ -78,7 +78,8 @@ def analyze_sweep(learning_rates: np.ndarray, losses: np.ndarray, *, smoothing: 
     end = len(losses) if finite.all() else int(np.argmin(finite))
     smoothed = _smooth(losses[:end], smoothing)
     for i in range(1, end):
-        if smoothed[i] > stop_factor * smoothed[:i].min():
+        best = smoothed[:i].min()  # "above stop_factor x best", for losses of either sign
+        if smoothed[i] - best > (stop_factor - 1.0) * abs(best):
             end = i
             break
     if end < 2:
