@@ -393,8 +393,8 @@ def cmd_choose(args) -> int:
         if result is None:
             raise Interrupted("no optimizer had finished; nothing was written") from None
         args.output.wrote(*write_choice(result, out, stem, f"{title} (interrupted)"))
-        raise Interrupted(f"kept the {len(result.optimizers())} of {len(specs)} optimizers "
-                          f"that finished: {args.output.kept()}") from None
+        raise Interrupted(f"{len(result.optimizers())} of {len(specs)} optimizers had "
+                          f"finished; {args.output.kept()}") from None
     assert result is not None
     _say(f"{title}; {args.steps} steps, initial loss {_fmt(result.initial_loss)}")
     shown = args.top or len(result.rows)
@@ -511,7 +511,7 @@ def cmd_demo(args) -> int:
                               ) from None
         write_report(out, report, f"interrupted after {len(report)} of {len(stages)} stages")
         args.output.wrote("results.md")
-        raise Interrupted(f"after {len(report)} of {len(stages)} stages; "
+        raise Interrupted(f"{len(report)} of {len(stages)} stages had finished; "
                           f"{args.output.kept()}") from None
     write_report(out, report)
     args.output.wrote("results.md")
