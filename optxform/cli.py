@@ -567,7 +567,7 @@ def _problem_help() -> str:
             "your own: MODULE:FUNCTION, a function of no arguments (in MODULE.py, found from "
             "the current folder) returning (loss_fn, params, data) with "
             "loss_fn(params, data) -> loss, or (loss_fn, params) with "
-            "loss_fn(params) -> loss\n\n")
+            "loss_fn(params) -> loss")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -590,20 +590,31 @@ def build_parser() -> argparse.ArgumentParser:
     surfaces = ", ".join(problems.problem_names("surface"))
     out_help = "output folder, created if needed (default: %(default)s)"
 
-    def command(name, run, help, description, epilog=_spec_help()):
+    def command(name, run, help, description, *, epilog=_spec_help(), out="optxform-out",
+                training=False):
+        """A subcommand with --out; ``training``: also PROBLEM|MODULE:FUNCTION (described
+        after ``description``) and --batch-size."""
+        if training:
+            description = f"{description}\n\n{_problem_help()}"
         parser_ = sub.add_parser(name, parents=[common], help=help, description=description,
                                  epilog=epilog, formatter_class=_Formatter)
         parser_.set_defaults(run=run)
+        parser_.add_argument("--out", default=out, help=out_help)
+        if training:
+            parser_.add_argument("problem",
+                                 help="a built-in problem or MODULE:FUNCTION (see above)")
+            parser_.add_argument("--batch-size", type=int, default=None, metavar="N",
+                                 help="random minibatches of N rows of the data (default: "
+                                 "full batch)")
         return parser_
 
-    demo = command("demo", cmd_demo, "run the built-in tour and write its figures",
+    command("demo", cmd_demo, "run the built-in tour and write its figures",
                    "Run the built-in tour: six optimizers on Rosenbrock, Himmelblau and an "
                    "ill-conditioned bowl, two saddle points, the chooser and a learning-rate "
                    "range test on a small MLP. Writes every figure, the tables and "
                    "results.md to the output folder.",
                    epilog="exit status: 0 done; 130 interrupted (Ctrl-C keeps the finished "
-                   "figures and their results.md)")
-    demo.add_argument("--out", default="optxform-demo", help=out_help)
+                   "figures and their results.md)", out="optxform-demo")
 
     compare = command("compare", cmd_compare, "optimizer paths on a 2-D surface",
                       "Run optimizers from one start point on a 2-D test surface; write the "
@@ -626,15 +637,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="GIF frames (default: %(default)s)")
     compare.add_argument("--no-gif", action="store_true",
                          help="skip the animation (default: off, write it)")
-    compare.add_argument("--out", default="optxform-out", help=out_help)
 
     grid = ",".join(f"{lr:g}" for lr in DEFAULT_LEARNING_RATES)
     choose = command("choose", cmd_choose, "race optimizers x learning rates",
                      "Train every (optimizer, learning rate) pair from the same start for the "
                      "same steps; print the ranked table, write PROBLEM_choose.png and "
                      "PROBLEM_choose.csv. If no run converged there is no best: the command "
-                     "says so and exits with status 1.\n\n" + _problem_help().rstrip())
-    choose.add_argument("problem", help="a built-in problem or MODULE:FUNCTION (see above)")
+                     "says so and exits with status 1.", training=True)
     choose.add_argument("--optimizers", nargs="+", metavar="SPEC",
                         help="optimizer specs; one with its own lr runs only that rate "
                         f"(default: {' '.join(DEFAULT_CHOOSE)})")
@@ -642,19 +651,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated learning rates (default: {grid})")
     choose.add_argument("--steps", type=int, default=200,
                         help="steps per run (default: %(default)s)")
-    choose.add_argument("--batch-size", type=int, default=None, metavar="N",
-                        help="random minibatches of N rows of the data (default: full batch)")
     choose.add_argument("--top", type=int, default=10, metavar="N",
                         help="print the first N rows of the table; 0 prints all (default: "
                         "%(default)s; the csv has every row)")
-    choose.add_argument("--out", default="optxform-out", help=out_help)
 
     lr_find = command("lr-find", cmd_lr_find, "learning-rate range test (Smith 2017)",
                       "The learning-rate range test (Smith 2017): one run while the "
                       "learning rate grows exponentially from --min-lr to --max-lr; prints "
                       "the suggested rate (steepest descent of the smoothed loss) and writes "
-                      "PROBLEM_lr_find_OPTIMIZER.png.\n\n" + _problem_help().rstrip())
-    lr_find.add_argument("problem", help="a built-in problem or MODULE:FUNCTION (see above)")
+                      "PROBLEM_lr_find_OPTIMIZER.png.", training=True)
     lr_find.add_argument("--optimizer", default="sgd", metavar="SPEC",
                          help="optimizer spec; its own lr is ignored (default: %(default)s)")
     lr_find.add_argument("--min-lr", type=float, default=1e-6, metavar="LR",
@@ -663,9 +668,6 @@ def build_parser() -> argparse.ArgumentParser:
                          help="last learning rate of the sweep (default: %(default)g)")
     lr_find.add_argument("--steps", type=int, default=100,
                          help="steps of the sweep, one per rate (default: %(default)s)")
-    lr_find.add_argument("--batch-size", type=int, default=None, metavar="N",
-                         help="random minibatches of N rows of the data (default: full batch)")
-    lr_find.add_argument("--out", default="optxform-out", help=out_help)
     return parser
 
 
@@ -678,9 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     is still empty.
     """
     parser = build_parser()
-    command = PROG
-    output = None
-    code = EXIT_FAILED
+    command, args, output, code = PROG, None, None, EXIT_FAILED
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -706,14 +706,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Raised by the user's code: their frames. Our ValueError about their input: one
         # line. Anything else while running their problem (e.g. jax rejecting a loss that
         # is not a scalar): their frames too. Anything else is a bug: the full traceback.
-        problem = getattr(args, "problem", "") if "args" in locals() else ""
+        problem = getattr(args, "problem", None) or ""
         if getattr(err, "_optxform_user_code", False):
             report_user_error(command, problem, err)
             code = EXIT_FAILED
         elif isinstance(err, (ValueError, ImportError)):
             print(f"{command}: error: {err}", file=sys.stderr)
             code = EXIT_USAGE
-        elif is_user_problem(problem or ""):
+        elif is_user_problem(problem):
             report_user_error(command, problem, err)
             code = EXIT_FAILED
         else:
