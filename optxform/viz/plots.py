@@ -199,7 +199,7 @@ def plot_losses(runs: Mapping[str, Trajectory] | Sequence[Trajectory], path=None
         if log:
             y = np.where(y > 0, y, np.nan)
         positive = positive or bool(np.any(np.isfinite(y) & (y > 0)))
-        ax.plot(np.arange(len(y)), y, **style(i), markevery=_marks(len(y)), markersize=4,
+        ax.plot(np.arange(len(y)), y, **style(i), markevery=_marks(len(y), i), markersize=4,
                 linewidth=1.5, label=run.label)
     if log and positive:
         ax.set_yscale("log")
@@ -215,9 +215,13 @@ def plot_losses(runs: Mapping[str, Trajectory] | Sequence[Trajectory], path=None
     return _save(fig, path)
 
 
-def _marks(n: int, count: int = 8) -> list[int]:
-    """About ``count`` evenly spaced marker positions on a curve of ``n`` points."""
-    return sorted({int(round(k)) for k in np.linspace(0, max(n - 1, 0), count)})
+def _marks(n: int, i: int = 0, count: int = 8) -> list[int]:
+    """About ``count`` evenly spaced marker positions on a curve of ``n`` points, shifted a
+    little for optimizer ``i`` so that the markers of different curves do not stack."""
+    spacing = max(n - 1, 0) / (count - 1)
+    shift = (i % len(MARKERS)) * spacing / len(MARKERS)
+    return sorted({min(int(round(k + shift)), n - 1)
+                   for k in np.linspace(0, max(n - 1, 0), count)})
 
 
 def plot_saddle(surface: Surface, runs: Mapping[str, Trajectory] | Sequence[Trajectory],
@@ -239,7 +243,7 @@ def plot_saddle(surface: Surface, runs: Mapping[str, Trajectory] | Sequence[Traj
         points = finite_prefix(run.params)
         distance = np.linalg.norm(points - centre[None, :], axis=1)
         right.plot(np.arange(len(distance)), distance, **style(i), linewidth=1.5,
-                   markevery=_marks(len(distance)), markersize=4)
+                   markevery=_marks(len(distance), i), markersize=4)
     (x0, x1), (y0, y1) = surface.bounds
     edge = math.hypot(max(abs(x0), abs(x1)), max(abs(y0), abs(y1)))
     right.axhline(edge, color="0.5", linestyle=":", linewidth=1)
@@ -297,7 +301,7 @@ def plot_choice(result: ChoiceResult, path=None, *, title: str | None = None,
         row = best[label]
         curve = result.curves[(row.optimizer, row.learning_rate)]
         shown = np.where(np.isfinite(curve) & ((curve > 0) | (not log)), curve, np.nan)
-        right.plot(np.arange(len(curve)), shown, **style(i), markevery=_marks(len(curve)),
+        right.plot(np.arange(len(curve)), shown, **style(i), markevery=_marks(len(curve), i),
                    markersize=4, linewidth=1.4)
         handles.append(Line2D([], [], **style(i), linewidth=1.4, markersize=5,
                               label=f"{label} (lr {row.learning_rate:g}, diverged)"
