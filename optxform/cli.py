@@ -352,6 +352,7 @@ def cmd_compare(args) -> int:
                                        if n in explore.optimizer_names()])
     if args.steps < 0:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    explore.check_start_loss(float(surface.fn(surface.start_array(args.start))))
     out = args.output.prepare()
     steps = args.steps or surface.steps
     runs, written = run_compare(surface, specs, steps, args.start, out, gif=not args.no_gif,

@@ -91,6 +91,14 @@ def test_nan_at_the_start_is_reported_as_such_and_leaves_no_folder(command, user
     assert not (tmp_path / "a").exists()
 
 
+def test_a_start_point_off_the_surface_is_reported_before_any_step(tmp_path, capsys):
+    code, _, err = _run(["compare", "booth", "--start", "inf", "0", "--out",
+                         str(tmp_path / "out")], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("optxform compare: error: the loss is inf at the start point")
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_error_in_make_shows_the_users_frames_only(user_module, tmp_path, capsys):
     code, _, err = _run(["choose", f"{user_module}:broken_make", "--out", "out"], capsys)
     assert code == 1
