@@ -6,6 +6,13 @@ the guides. Everything below is re-exported explicitly; ``optxform.tree`` (tree 
 ``optxform.viz`` (plots, needs the ``viz`` extra) are subpackages.
 """
 
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version("optxform")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
 from optxform.core import apply_updates as apply_updates
 from optxform.core import chain as chain
 from optxform.core import EmptyState as EmptyState

@@ -10,8 +10,7 @@ import pytest
 
 from optxform import cli
 
-Image = pytest.importorskip("PIL.Image")
-pytest.importorskip("matplotlib")
+from PIL import Image
 
 
 def _image(path, kind="PNG"):
@@ -33,10 +32,10 @@ def test_compare_writes_pngs_gif_and_a_table(tmp_path, capsys):
                            "--out", str(tmp_path)], capsys)
     assert code == 0, err
     size, _ = _image(tmp_path / "booth_paths.png")
-    assert size == (600, 500)
-    assert _image(tmp_path / "booth_loss.png")[0] == (600, 400)
+    assert size == (750, 500)
+    assert _image(tmp_path / "booth_loss.png")[0] == (750, 400)
     size, frames = _image(tmp_path / "booth.gif", "GIF")
-    assert size == (480, 400) and frames == 6
+    assert size == (600, 400) and frames == 6
     lines = out.splitlines()
     assert lines[1].split()[:3] == ["optimizer", "final", "loss"]
     # sgd had no lr: it gets booth's tuned one; adam keeps its own.
@@ -48,7 +47,7 @@ def test_compare_on_a_saddle_writes_the_saddle_figure(tmp_path, capsys):
     code, _, err = _run(["compare", "saddle", "--optimizers", "sgd", "adam", "--steps", "8",
                          "--no-gif", "--out", str(tmp_path)], capsys)
     assert code == 0, err
-    assert _image(tmp_path / "saddle.png")[0] == (1100, 460)
+    assert _image(tmp_path / "saddle.png")[0] == (1250, 460)
     assert not (tmp_path / "saddle.gif").exists()
 
 
@@ -58,8 +57,8 @@ def test_choose_builtin_problem(tmp_path, capsys):
                           capsys)
     assert code == 0, err
     assert "best: " in out and "rank" in out
-    assert _image(tmp_path / "choose.png")[0] == (1100, 440)
-    csv = (tmp_path / "choose.csv").read_text().splitlines()
+    assert _image(tmp_path / "logreg_spirals_choose.png")[0] == (1250, 520)
+    csv = (tmp_path / "logreg_spirals_choose.csv").read_text().splitlines()
     assert csv[0].startswith("rank,optimizer,lr") and len(csv) == 1 + 6
 
 
@@ -74,12 +73,12 @@ def test_choose_and_lr_find_on_a_user_function(tmp_path, capsys, monkeypatch):
     code, out, err = _run(["choose", "my_problem:make", "--optimizers", "sgd",
                            "--lrs", "0.1,0.2", "--steps", "5", "--out", "out"], capsys)
     assert code == 0, err
-    assert "my_problem:make" in out and (tmp_path / "out" / "choose.png").exists()
+    assert "my_problem:make" in out and (tmp_path / "out" / "my_problem_make_choose.png").exists()
     code, out, err = _run(["lr-find", "my_problem:make", "--steps", "30", "--out", "out"],
                           capsys)
     assert code == 0, err
     assert "suggested learning rate" in out
-    _image(tmp_path / "out" / "lr_find.png")
+    _image(tmp_path / "out" / "my_problem_make_lr_find_sgd.png")
 
 
 def test_demo_end_to_end_on_a_small_tour(tmp_path, capsys, monkeypatch):
@@ -145,3 +144,87 @@ def test_tune_picks_the_fastest_stable_rate():
     specs = cli.explore.parse_optimizers(["sgd", "adam:lr=0.5"])
     tuned = cli.tune_learning_rates(booth, specs, 20, grid=(0.01, 0.03, 0.1, 0.5))
     assert [s.learning_rate for s in tuned] == [0.03, 0.5]  # adam keeps its own rate
+
+
+def test_choose_prints_the_top_10_rows_by_default(tmp_path, capsys):
+    argv = ["choose", "booth", "--optimizers", "sgd", "adam", "--lrs",
+            "1e-3,3e-3,0.01,0.03,0.1,0.3", "--steps", "3", "--out", str(tmp_path)]
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    table = out.splitlines()[1:]
+    assert table[0].startswith("rank") and table[10].startswith("10 ")
+    assert table[11] == "(2 more rows in booth_choose.csv; --top 0 prints all)"
+    assert len((tmp_path / "booth_choose.csv").read_text().splitlines()) == 1 + 12
+    code, out, err = _run([*argv, "--top", "0"], capsys)
+    assert code == 0, err
+    assert out.splitlines()[13].startswith("12 ") and "more rows" not in out
+
+
+def test_lr_find_files_are_named_by_problem_and_optimizer(tmp_path, capsys):
+    for problem in ("booth", "beale"):
+        code, _, err = _run(["lr-find", problem, "--steps", "20", "--max-lr", "0.1",
+                             "--out", str(tmp_path)], capsys)
+        assert code == 0, err
+    code, out, err = _run(["lr-find", "booth", "--optimizer", "adam", "--steps", "20",
+                           "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert out.splitlines()[-1] == f"wrote booth_lr_find_adam.png to {tmp_path}"
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "booth_lr_find_sgd.png", "beale_lr_find_sgd.png", "booth_lr_find_adam.png"}
+
+
+def _options(parser):
+    for action in parser._actions:
+        if action.dest not in ("help", "version", "command"):
+            yield action
+
+
+def test_every_option_has_help_with_its_default():
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(commands) == {"demo", "compare", "choose", "lr-find"}
+    missing = []
+    for name, command in [("optxform", parser), *commands.items()]:
+        assert command.description, f"{name} has no description"
+        for action in _options(command):
+            text = action.help or ""
+            if not text or (action.option_strings and "default" not in text):
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    assert not missing, f"options without help or default: {missing}"
+
+
+def test_help_lists_the_optimizers_and_the_spec_syntax(capsys):
+    for argv in (["--help"], ["choose", "--help"], ["lr-find", "--help"]):
+        assert cli.main(argv) == 0
+        text = " ".join(capsys.readouterr().out.split())  # undo the line wrapping
+        assert "NAME[:KEY=VALUE,...]" in text and "adam:lr=0.1" in text
+        for name in cli.explore.optimizer_names():
+            assert f" {name}," in text or f" {name} (" in text, (argv, name)
+    assert cli.main(["demo", "--help"]) == 0
+    assert "Run the built-in tour" in capsys.readouterr().out
+
+
+def test_progress_is_plain_lines_when_not_a_terminal(tmp_path, capsys):
+    # capsys's stderr is not a terminal: one line per finished item, no carriage returns.
+    code = cli.main(["choose", "booth", "--optimizers", "sgd", "adam", "--lrs", "0.01",
+                     "--steps", "3", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert [line.split(" (")[0] for line in lines] == ["optimizers: 1/2 done",
+                                                      "optimizers: 2/2 done"]
+
+
+def test_progress_is_a_bar_on_a_terminal():
+    import io
+
+    from optxform.explore.progress import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    assert list(progress_bar(range(3), total=3, desc="work", stream=stream)) == [0, 1, 2]
+    assert "\r" in stream.getvalue() and "work" in stream.getvalue()

@@ -211,3 +211,38 @@ def test_analyze_sweep_picks_the_steepest_descent_before_the_minimum():
     assert result.suggestion == pytest.approx(1e-2)
     assert result.stopped_early and len(result.losses) == 37  # cut at 3.0 > 4 x 0.5...
     assert result.min_loss_lr == pytest.approx(lrs[34])
+
+
+def test_iter_choose_yields_the_result_so_far_after_each_optimizer():
+    loss = lambda p: 0.5 * jnp.sum(p ** 2)  # noqa: E731  gradient descent diverges for lr > 2
+    start = jnp.ones((4,), jnp.float32)
+    results = list(optxform.explore.iter_choose(loss, start, None, ["sgd", "adam"],
+                                                [0.1, 1e4], steps=5))
+    assert [r.optimizers() for r in results] == [["sgd"], ["sgd", "adam"]]
+    assert len(results[0].rows) == 2 and len(results[1].rows) == 4
+    final = optxform.choose(loss, start, None, ["sgd", "adam"], [0.1, 1e4], steps=5)
+    assert [r[:6] for r in results[-1].rows] == [r[:6] for r in final.rows]
+    fates = {(r.optimizer, r.learning_rate): r.fate for r in final.rows}
+    assert fates[("sgd", 0.1)] == "converged" and fates[("sgd", 1e4)] == "non-finite"
+    assert final.converged
+    worse = optxform.choose(loss, start, None, ["adam"], [1e4], steps=5)
+    assert not worse.converged and worse.rows[0].fate == "rose"  # finite, above the start
+
+
+def test_a_loss_that_is_nan_at_the_start_is_not_blamed_on_the_learning_rate():
+    loss = lambda p: jnp.sum(jnp.log(p))  # noqa: E731  nan for negative params
+    start = -jnp.ones((3,), jnp.float32)
+    with pytest.raises(ValueError, match="the loss is nan at the start point, before any step"):
+        optxform.choose(loss, start, None, ["sgd"], [0.1], steps=3)
+    with pytest.raises(ValueError, match="at the start point") as info:
+        optxform.lr_range_test(loss, start, steps=10)
+    assert "min_lr" not in str(info.value)
+
+
+def test_analyze_sweep_stops_on_the_blow_up_of_a_negative_loss():
+    lrs = np.logspace(-4, 0, 30)
+    losses = -np.linspace(1.0, 2.0, 30)  # still improving: no stop
+    assert not analyze_sweep(lrs, losses, smoothing=0.0).stopped_early
+    losses[25:] = [-1.5, 1.0, 10.0, 30.0, 100.0]  # 1.0 is 3 x |best| above the best (-1.8)
+    result = analyze_sweep(lrs, losses, smoothing=0.0, stop_factor=2.0)
+    assert result.stopped_early and len(result.losses) == 26

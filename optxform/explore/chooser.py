@@ -17,7 +17,10 @@ batches. The result is a ranked table::
 for each optimizer, and the loss curves of the best runs.
 
 Ranking: runs that did not diverge come first, by final loss; a run *diverged* when some
-loss was not finite or the final loss ended above the starting loss.
+loss was not finite or the final loss ended above the starting loss. When every run
+diverged, ``result.converged`` is False and ``result.best`` is merely the least bad run.
+:func:`iter_choose` is the same race one optimizer at a time: it yields the ranked result
+so far after each optimizer, so an interrupted race still has its finished rows.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +39,8 @@ from optxform.explore.specs import OptimizerSpec, parse_optimizers
 from optxform.explore.trajectory import as_start, run_optimizer
 from optxform import wrappers as _wrappers
 
-__all__ = ["ChoiceResult", "ChoiceRow", "choose", "check_learning_rates"]
+__all__ = ["ChoiceResult", "ChoiceRow", "choose", "check_learning_rates", "check_start_loss",
+           "iter_choose"]
 
 DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw",
                       "lion")
@@ -80,6 +84,14 @@ class ChoiceRow(NamedTuple):
     time_s: float
     compile_s: float
 
+    @property
+    def fate(self) -> str:
+        """``"converged"`` (ended at or below the start loss), ``"non-finite"`` (the loss
+        became nan or inf) or ``"rose"`` (finite, but ended above the start loss)."""
+        if not self.diverged:
+            return "converged"
+        return "rose" if math.isfinite(self.final_loss) else "non-finite"
+
 
 @dataclasses.dataclass
 class ChoiceResult:
@@ -100,7 +112,13 @@ class ChoiceResult:
 
     @property
     def best(self) -> ChoiceRow:
+        """The first row; when nothing converged (see :attr:`converged`) it diverged too."""
         return self.rows[0]
+
+    @property
+    def converged(self) -> bool:
+        """Whether at least one run did not diverge."""
+        return any(not row.diverged for row in self.rows)
 
     def optimizers(self) -> list[str]:
         """Optimizer labels in the order they were given."""
@@ -189,6 +207,15 @@ def _rank(rows: list[ChoiceRow]) -> list[ChoiceRow]:
     return [row._replace(rank=i + 1) for i, row in enumerate(sorted(rows, key=key))]
 
 
+def check_start_loss(loss: float) -> float:
+    """``loss`` if finite; else a ValueError saying the start point itself is broken."""
+    if not math.isfinite(loss):
+        raise ValueError(f"the loss is {loss} at the start point, before any step: check the "
+                         "params, the data and the loss function (no learning rate can fix "
+                         "this)")
+    return loss
+
+
 def choose(loss_fn: Callable, params, data: Any = None,
            optimizers: Iterable[str | OptimizerSpec] = DEFAULT_OPTIMIZERS,
            learning_rates: Sequence[float] | Mapping[str, Sequence[float]] =
@@ -213,6 +240,30 @@ def choose(loss_fn: Callable, params, data: Any = None,
 
     Returns:
       A :class:`ChoiceResult`; ``print(result)`` shows the ranked table.
+
+    Raises:
+      ValueError: for bad arguments, or a loss that is not finite at the start point.
+    """
+    result = None
+    for result in iter_choose(loss_fn, params, data, optimizers, learning_rates, steps,
+                              batch_size=batch_size, seed=seed, progress=progress):
+        pass
+    assert result is not None  # parse_optimizers rejects an empty list
+    return result
+
+
+def iter_choose(loss_fn: Callable, params, data: Any = None,
+                optimizers: Iterable[str | OptimizerSpec] = DEFAULT_OPTIMIZERS,
+                learning_rates: Sequence[float] | Mapping[str, Sequence[float]] =
+                DEFAULT_LEARNING_RATES, steps: int = 200, *, batch_size: int | None = None,
+                seed: int = 0, progress: bool = False) -> Iterator[ChoiceResult]:
+    """:func:`choose`, yielding the ranked result so far after each optimizer's race.
+
+    Takes the arguments of :func:`choose`. The last result yielded is what :func:`choose`
+    returns; stopping early (Ctrl-C, a time budget) keeps the optimizers that finished::
+
+        for result in optxform.explore.iter_choose(loss_fn, params, data, ["sgd", "adam"]):
+            print(len(result.optimizers()), "optimizers done; best so far:", result.best)
     """
     if int(steps) < 1:
         raise ValueError(f"Invalid steps: {steps!r} (steps must be >= 1)")
@@ -228,7 +279,7 @@ def choose(loss_fn: Callable, params, data: Any = None,
         grids = {spec.label: learning_rates for spec in specs}
     params = as_start(params)
     step_loss, batch_fn, full_loss = _batching(loss_fn, data, batch_size, seed)
-    initial_loss = float(jax.jit(full_loss)(params))
+    initial_loss = check_start_loss(float(jax.jit(full_loss)(params)))
 
     rows, curves = [], {}
     for spec in progress_bar(specs, total=len(specs), desc="optimizers", enabled=progress):
@@ -245,7 +296,7 @@ def choose(loss_fn: Callable, params, data: Any = None,
                                   float(finite.min()) if finite.size else math.nan,
                                   diverged, run_s, compile_s))
             curves[(spec.label, lr)] = curve
-    return ChoiceResult(_rank(rows), curves, initial_loss, int(steps))
+        yield ChoiceResult(_rank(rows), dict(curves), initial_loss, int(steps))
 
 
 def _race(spec: OptimizerSpec, lrs: tuple[float, ...], step_loss, params, steps, batch_fn,

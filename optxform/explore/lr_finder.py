@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optxform.explore.chooser import _batching
+from optxform.explore.chooser import _batching, check_start_loss
 from optxform.explore.specs import OptimizerSpec, parse_optimizer
 from optxform.explore.trajectory import as_start, run_optimizer
 
@@ -78,7 +78,8 @@ def analyze_sweep(learning_rates: np.ndarray, losses: np.ndarray, *, smoothing: 
     end = len(losses) if finite.all() else int(np.argmin(finite))
     smoothed = _smooth(losses[:end], smoothing)
     for i in range(1, end):
-        if smoothed[i] > stop_factor * smoothed[:i].min():
+        best = smoothed[:i].min()  # "above stop_factor x best", for losses of either sign
+        if smoothed[i] - best > (stop_factor - 1.0) * abs(best):
             end = i
             break
     if end < 2:
@@ -114,6 +115,10 @@ def lr_range_test(loss_fn: Callable, params, data: Any = None,
     Returns:
       An :class:`LRRangeResult`; ``result.suggestion`` is the suggested rate and
       ``optxform.viz.plot_lr_range(result, "lr.png")`` draws the curve.
+
+    Raises:
+      ValueError: for bad arguments, a loss that is not finite at the start point, or a
+        loss that blew up at the first step (then ``min_lr`` is too large).
     """
     if not (math.isfinite(min_lr) and math.isfinite(max_lr) and 0.0 < min_lr < max_lr):
         raise ValueError(f"Invalid min_lr/max_lr: {min_lr!r}, {max_lr!r} "
@@ -143,6 +148,7 @@ def lr_range_test(loss_fn: Callable, params, data: Any = None,
         return losses
 
     losses = np.asarray(sweep(), np.float64)
+    check_start_loss(float(losses[0]))  # a broken start is not the learning rate's fault
     lrs = min_lr * np.exp(log_ratio * np.arange(steps) / (steps - 1))
     # losses[t + 1] is the loss after the step taken with lrs[t].
     return analyze_sweep(lrs, losses[1:], smoothing=smoothing, stop_factor=stop_factor,

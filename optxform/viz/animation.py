@@ -14,14 +14,15 @@ import numpy as np
 
 from optxform.explore import Trajectory
 from optxform.problems import Surface
-from optxform.viz.plots import color, draw_surface, finite_prefix, palette_image, rgb, surface_start
+from optxform.viz.plots import (color, draw_surface, finite_prefix, legend_outside,
+                                palette_image, rgb, surface_start)
 
 __all__ = ["animate_paths"]
 
 
 def animate_paths(surface: Surface, runs: Mapping[str, Trajectory] | Sequence[Trajectory],
                   path, *, frames: int = 50, duration_ms: int = 80, hold_ms: int = 1500,
-                  size: tuple[int, int] = (480, 400), title: str | None = None) -> str:
+                  size: tuple[int, int] = (600, 400), title: str | None = None) -> str:
     """Write a looping GIF of the optimizers' paths growing step by step; returns ``path``.
 
     Args:
@@ -49,9 +50,8 @@ def animate_paths(surface: Surface, runs: Mapping[str, Trajectory] | Sequence[Tr
     fig = Figure(figsize=(width / 100, height / 100), dpi=100, layout="constrained")
     ax = fig.subplots()
     draw_surface(ax, surface, resolution=120)
-    ax.legend(handles=[Line2D([], [], color=color(i), linewidth=2, label=run.label)
-                       for i, run in enumerate(runs)], loc="best", fontsize=7,
-              framealpha=0.85)
+    legend_outside(fig, [Line2D([], [], color=color(i), linewidth=2, label=run.label)
+                         for i, run in enumerate(runs)])
     ax.set_title(title or f"{surface.name} from {surface_start(runs)}", fontsize=10)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()

@@ -4,6 +4,9 @@ Matplotlib is imported inside each function (the ``viz`` extra: ``pip install
 optxform[viz]``), and figures are built with ``matplotlib.figure.Figure`` directly, so no
 GUI backend or pyplot global state is involved. Every function returns the Figure and, given
 ``path``, also writes it there (PNG, or any format matplotlib knows from the suffix).
+
+Optimizer ``i`` (in the order given) has its own color, marker and line style, so ten
+optimizers stay apart even in grey; legends sit outside the plotting area.
 """
 
 from __future__ import annotations
@@ -26,8 +29,26 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
           "#7f7f7f", "#bcbd22", "#17becf")
 
 
+# Markers and dashes of optimizer i; no stars or crosses (those mark minima, saddles and
+# diverged runs).
+MARKERS = ("o", "s", "^", "D", "v", "P", "h", "<", ">", "p")
+LINESTYLES = ("-", "--", "-.", ":", (0, (6, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)),
+              (0, (6, 2, 1, 2)), (0, (10, 3)), (0, (2, 2, 6, 2)))
+
+
 def color(i: int) -> str:
     return COLORS[i % len(COLORS)]
+
+
+def style(i: int) -> dict:
+    """Matplotlib line properties of optimizer ``i``: color, marker and line style."""
+    return {"color": color(i), "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": LINESTYLES[i % len(LINESTYLES)]}
+
+
+def legend_outside(fig, handles=None) -> None:
+    """The figure's legend to the right of its axes (constrained layout makes room)."""
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8, framealpha=0.9)
 
 
 def rgb(hex_color: str) -> tuple[int, int, int]:
@@ -52,14 +73,14 @@ def palette_image():
     return palette
 
 
-def _figure(width: float, height: float, ncols: int = 1):
+def _figure(width: float, height: float, ncols: int = 1, *, axes: bool = True):
+    """A constrained-layout Figure with ``ncols`` axes in a row (or none: ``(fig, None)``)."""
     try:
         from matplotlib.figure import Figure
     except ImportError as err:
         raise ImportError("plotting needs matplotlib: pip install 'optxform[viz]'") from err
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    axes = fig.subplots(1, ncols)
-    return fig, axes
+    return fig, fig.subplots(1, ncols) if axes else None
 
 
 def _save(fig, path):
@@ -121,14 +142,17 @@ def draw_surface(ax, surface: Surface, *, resolution: int = 160, filled: bool = 
 
 
 def draw_paths(ax, runs: Sequence[Trajectory], *, upto: int | None = None) -> None:
+    """Each run's path in its style, its marker at the last point (a run whose path became
+    nan or inf stops at its last finite point and says so in its label)."""
     for i, run in enumerate(runs):
         points = finite_prefix(run.params)[: None if upto is None else upto + 1]
         if len(points) == 0:
             continue
+        broken = len(finite_prefix(run.params)) < len(run.losses)
         # Earlier runs are drawn wider, so a run hidden under a later one still shows.
-        ax.plot(points[:, 0], points[:, 1], "-", color=color(i), label=run.label,
-                linewidth=max(3.2 - 0.35 * i, 1.2), alpha=0.95)
-        ax.plot(points[-1, 0], points[-1, 1], "o", color=color(i), markersize=5,
+        ax.plot(points[:, 0], points[:, 1], **style(i), markevery=[len(points) - 1],
+                label=run.label + (" (became nan/inf)" if broken else ""),
+                linewidth=max(3.2 - 0.2 * i, 1.4), alpha=0.95, markersize=6,
                 markeredgecolor="k", markeredgewidth=0.5)
     if runs:
         start = np.asarray(runs[0].params)[0]
@@ -136,7 +160,7 @@ def draw_paths(ax, runs: Sequence[Trajectory], *, upto: int | None = None) -> No
 
 
 def plot_paths(surface: Surface, runs: Mapping[str, Trajectory] | Sequence[Trajectory],
-               path=None, *, title: str | None = None, size: tuple[float, float] = (6, 5)):
+               path=None, *, title: str | None = None, size: tuple[float, float] = (7.5, 5)):
     """Every optimizer's path on the contours of ``surface`` (start: black dot)."""
     runs = list(runs.values()) if isinstance(runs, Mapping) else list(runs)
     fig, ax = _figure(*size)
@@ -144,7 +168,7 @@ def plot_paths(surface: Surface, runs: Mapping[str, Trajectory] | Sequence[Traje
     draw_paths(ax, runs)
     steps = len(runs[0].losses) - 1 if runs else 0
     ax.set_title(title or f"{surface.name}: {steps} steps from {tuple(surface_start(runs))}")
-    ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    legend_outside(fig)
     return _save(fig, path)
 
 
@@ -161,28 +185,48 @@ def _excess(losses: np.ndarray, floor: float | None) -> np.ndarray:
 
 def plot_losses(runs: Mapping[str, Trajectory] | Sequence[Trajectory], path=None, *,
                 minimum: float | None = None, log: bool = True, title: str | None = None,
-                size: tuple[float, float] = (6, 4), ax=None):
-    """Loss against step for each run; with ``minimum``, plots ``loss - minimum`` (log y)."""
+                size: tuple[float, float] = (7.5, 4), ax=None):
+    """Loss against step for each run; with ``minimum``, plots ``loss - minimum`` (log y).
+
+    Given ``ax``, draws there (legend to its right) and returns its figure.
+    """
     runs = list(runs.values()) if isinstance(runs, Mapping) else list(runs)
-    fig, ax = _figure(*size) if ax is None else (ax.figure, ax)
+    own = ax is None
+    fig, ax = _figure(*size) if own else (ax.figure, ax)
+    positive = False
     for i, run in enumerate(runs):
         y = _excess(run.losses, minimum)
         if log:
             y = np.where(y > 0, y, np.nan)
-        ax.plot(np.arange(len(y)), y, color=color(i), linewidth=1.5, label=run.label)
-    if log:
+        positive = positive or bool(np.any(np.isfinite(y) & (y > 0)))
+        ax.plot(np.arange(len(y)), y, **style(i), markevery=_marks(len(y), i), markersize=4,
+                linewidth=1.5, label=run.label)
+    if log and positive:
         ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss - minimum" if minimum is not None else "loss")
     ax.grid(True, which="major", alpha=0.3)
     if title:
         ax.set_title(title)
-    ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    if own:
+        legend_outside(fig)
+    else:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, framealpha=0.9)
     return _save(fig, path)
 
 
+def _marks(n: int, i: int = 0, count: int = 8) -> list[int]:
+    """About ``count`` evenly spaced marker positions on a curve of ``n`` points, shifted a
+    little for optimizer ``i`` so that the markers of different curves do not stack."""
+    spacing = max(n - 1, 0) / (count - 1)
+    shift = (i % len(MARKERS)) * spacing / len(MARKERS)
+    return sorted({min(int(round(k + shift)), n - 1)
+                   for k in np.linspace(0, max(n - 1, 0), count)})
+
+
 def plot_saddle(surface: Surface, runs: Mapping[str, Trajectory] | Sequence[Trajectory],
-                path=None, *, title: str | None = None, size: tuple[float, float] = (11, 4.6)):
+                path=None, *, title: str | None = None,
+                size: tuple[float, float] = (12.5, 4.6)):
     """How fast each optimizer leaves a saddle: the paths, and the distance from the saddle.
 
     Left: paths on the contours (the saddle is the white cross). Right: the distance from the
@@ -193,14 +237,13 @@ def plot_saddle(surface: Surface, runs: Mapping[str, Trajectory] | Sequence[Traj
     fig, (left, right) = _figure(*size, ncols=2)
     draw_surface(left, surface)
     draw_paths(left, runs)
-    left.legend(loc="best", fontsize=8, framealpha=0.85)
     left.set_title(f"{surface.name}: paths from {surface_start(runs)}")
     centre = np.asarray(surface.saddles[0] if surface.saddles else (0.0, 0.0))
     for i, run in enumerate(runs):
         points = finite_prefix(run.params)
         distance = np.linalg.norm(points - centre[None, :], axis=1)
-        right.plot(np.arange(len(distance)), distance, color=color(i), linewidth=1.5,
-                   label=run.label)
+        right.plot(np.arange(len(distance)), distance, **style(i), linewidth=1.5,
+                   markevery=_marks(len(distance), i), markersize=4)
     (x0, x1), (y0, y1) = surface.bounds
     edge = math.hypot(max(abs(x0), abs(x1)), max(abs(y0), abs(y1)))
     right.axhline(edge, color="0.5", linestyle=":", linewidth=1)
@@ -210,60 +253,100 @@ def plot_saddle(surface: Surface, runs: Mapping[str, Trajectory] | Sequence[Traj
     right.set_ylabel("distance from the saddle point")
     right.set_title("escape from the saddle (dotted: edge of the left plot)")
     right.grid(True, which="major", alpha=0.3)
+    legend_outside(fig)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
 
 
-def plot_choice(result: ChoiceResult, path=None, *, title: str | None = None,
-                size: tuple[float, float] = (11, 4.4)):
-    """The chooser's results: final loss against learning rate, and the best runs' curves.
+def _log_axis(values) -> bool:
+    """Whether ``values`` (the finite ones) can go on a log axis: some, all positive."""
+    finite = [float(v) for v in values if math.isfinite(float(v))]
+    return bool(finite) and min(finite) > 0.0
 
-    Left: one line per optimizer over the learning-rate grid (log-log); diverged runs are
-    drawn as crosses at the top edge. Right: the loss curve of each optimizer at its best
-    learning rate.
+
+def plot_choice(result: ChoiceResult, path=None, *, title: str | None = None,
+                size: tuple[float, float] = (12.5, 5.2)):
+    """The chooser's results: every run's fate, final loss against learning rate, and the
+    best runs' curves.
+
+    Top left: the runs that diverged, one row per optimizer: a cross where the loss became
+    nan or inf, an open circle where it ended above the start loss. Below: the final loss of
+    the other runs against learning rate (log-log; dotted: the start loss). Right: the loss
+    curve of each optimizer at its best learning rate. When no run converged, the titles
+    say so.
     """
-    fig, (left, right) = _figure(*size, ncols=2)
+    from matplotlib.lines import Line2D
+
+    fig, _ = _figure(*size, axes=False)
     labels = result.optimizers()
-    finite = [r.final_loss for r in result.rows if not r.diverged and math.isfinite(r.final_loss)
-              and r.final_loss > 0]
-    top = max([result.initial_loss, *finite]) * 1.5 if finite else result.initial_loss * 1.5
+    grid = fig.add_gridspec(2, 2, height_ratios=(1.0 + 0.12 * len(labels), 4.0))
+    fates = fig.add_subplot(grid[0, 0])
+    left = fig.add_subplot(grid[1, 0], sharex=fates)
+    right = fig.add_subplot(grid[:, 1])
+    kept = [r.final_loss for r in result.rows if not r.diverged]
+    log = _log_axis([*kept, result.initial_loss])
+    best = {row.optimizer: row for row in result.best_per_optimizer()}
+    handles = []
     for i, label in enumerate(labels):
         rows = sorted((r for r in result.rows if r.optimizer == label),
                       key=lambda r: r.learning_rate)
         ok = [r for r in rows if not r.diverged]
-        bad = [r for r in rows if r.diverged]
-        left.plot([r.learning_rate for r in ok], [r.final_loss for r in ok], "o-",
-                  color=color(i), label=label, markersize=4, linewidth=1.4)
-        left.plot([r.learning_rate for r in bad], [top] * len(bad), "x", color=color(i),
-                  markersize=7)
-    left.axhline(result.initial_loss, color="0.5", linestyle=":", linewidth=1)
+        left.plot([r.learning_rate for r in ok], [r.final_loss for r in ok], **style(i),
+                  markersize=5, linewidth=1.4)
+        for fate, marker, face in (("non-finite", "x", color(i)), ("rose", "o", "none")):
+            lrs = [r.learning_rate for r in rows if r.fate == fate]
+            fates.plot(lrs, [i] * len(lrs), linestyle="none", marker=marker, markersize=7,
+                       color=color(i), markerfacecolor=face, markeredgewidth=1.6)
+        row = best[label]
+        curve = result.curves[(row.optimizer, row.learning_rate)]
+        shown = np.where(np.isfinite(curve) & ((curve > 0) | (not log)), curve, np.nan)
+        right.plot(np.arange(len(curve)), shown, **style(i), markevery=_marks(len(curve), i),
+                   markersize=4, linewidth=1.4)
+        handles.append(Line2D([], [], **style(i), linewidth=1.4, markersize=5,
+                              label=f"{label} (lr {row.learning_rate:g}, diverged)"
+                              if row.diverged else f"{label} (best lr {row.learning_rate:g})"))
+    handles += [Line2D([], [], color="0.3", marker="x", linestyle="none", markersize=7,
+                       label="loss became nan/inf"),
+                Line2D([], [], color="0.3", marker="o", markerfacecolor="none",
+                       linestyle="none", markersize=7, label="ended above the start"),
+                Line2D([], [], color="0.5", linestyle=":", label="start loss")]
+    diverged = sum(r.diverged for r in result.rows)
+    fates.set_yticks(range(len(labels)), labels, fontsize=7)
+    fates.set_ylim(len(labels) - 0.5, -0.5)
+    fates.tick_params(labelbottom=False)
+    fates.grid(True, axis="x", which="major", alpha=0.3)
+    fates.set_title(f"diverged: {diverged} of {len(result.rows)} runs", fontsize=10)
+    if math.isfinite(result.initial_loss):
+        left.axhline(result.initial_loss, color="0.5", linestyle=":", linewidth=1)
     left.set_xscale("log")
-    left.set_yscale("log")
+    if log:
+        left.set_yscale("log")
+        right.set_yscale("log")
     left.set_xlabel("learning rate")
     left.set_ylabel(f"final loss after {result.steps} steps")
-    left.set_title("final loss vs learning rate (x: diverged; dotted: start)")
+    left.set_title("final loss of the runs that converged" if result.converged
+                   else "no run converged: every run diverged", fontsize=10)
     left.grid(True, which="major", alpha=0.3)
-    left.legend(loc="best", fontsize=8, framealpha=0.85)
-    for row in result.best_per_optimizer():
-        i = labels.index(row.optimizer)
-        curve = result.curves[(row.optimizer, row.learning_rate)]
-        right.plot(np.arange(len(curve)), np.where(curve > 0, curve, np.nan), color=color(i),
-                   linewidth=1.4, label=f"{row.optimizer} (lr={row.learning_rate:g})")
-    right.set_yscale("log")
     right.set_xlabel("step")
     right.set_ylabel("loss")
-    right.set_title("each optimizer at its best learning rate")
+    right.set_title("each optimizer at its best learning rate" if result.converged
+                    else "the least bad run of each optimizer (none converged)")
     right.grid(True, which="major", alpha=0.3)
-    right.legend(loc="best", fontsize=8, framealpha=0.85)
+    legend_outside(fig, handles)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
 
 
 def plot_lr_range(result: LRRangeResult, path=None, *, title: str | None = None,
-                  size: tuple[float, float] = (6, 4)):
-    """The LR range test: loss (raw and smoothed) against learning rate, suggestion marked."""
+                  size: tuple[float, float] = (6.5, 4)):
+    """The LR range test: loss (raw and smoothed) against learning rate, suggestion marked.
+
+    The loss axis is logarithmic (when every loss is positive) and clipped to the useful
+    range: from just below the lowest smoothed loss to a little above the start, so a single
+    spike of the raw loss cannot flatten the curve.
+    """
     fig, ax = _figure(*size)
     ax.plot(result.learning_rates, result.losses, color="0.6", linewidth=1, label="loss")
     ax.plot(result.learning_rates, result.smoothed, color=color(0), linewidth=2,
@@ -273,6 +356,15 @@ def plot_lr_range(result: LRRangeResult, path=None, *, title: str | None = None,
     ax.axvline(result.min_loss_lr / 10, color=color(2), linestyle=":", linewidth=1.2,
                label=f"min-loss lr / 10 = {result.min_loss_lr / 10:.3g}")
     ax.set_xscale("log")
+    low = float(np.min(result.smoothed))
+    high = float(max(result.smoothed[0], result.smoothed[-1]))
+    if _log_axis(result.losses):
+        ax.set_yscale("log")
+        span = max(high / low, 1.05)
+        ax.set_ylim(low / span ** 0.15, high * span ** 0.25)
+    else:
+        span = max(high - low, 1e-12)
+        ax.set_ylim(low - 0.15 * span, high + 0.25 * span)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")
     ax.set_title(title or f"learning-rate range test: {result.optimizer}")
