@@ -54,7 +54,7 @@ def test_state_dict_has_readable_keys_and_round_trips_exactly():
     assert int(sd["1.count"]) == 3 and sd["1.count"].dtype == np.int32
     assert all(isinstance(v, np.ndarray) for v in sd.values())
     assert list(sd) == optxform.state_keys(state) + ["<structure>"]
-    assert sd["<structure>"].dtype.kind == "U"  # the node types, one JSON line per node
+    assert sd["<structure>"].dtype.kind == "U"  # the node types, as JSON text
     _assert_bitwise_equal(optxform.load_state_dict(state, sd), state)
     # An abstract template works too, and the result continues under jit.
     loaded = optxform.load_state_dict(jax.eval_shape(tx.init, params), sd)

@@ -9,7 +9,7 @@ describing the state's structure::
     optxform.state_dict(tx.init({"layer1": {"w": w, "b": b}}))
     # {"1.count": array(0, dtype=int32), "1.mu/layer1/b": ..., "1.mu/layer1/w": ...,
     #  "1.nu/layer1/b": ..., "1.nu/layer1/w": ..., "2.count": array(0, dtype=int32),
-    #  "<structure>": array(['["<root>", "tuple", ["0", "1", "2"]]', ...])}
+    #  "<structure>": array('[["<root>", "tuple", ["0", "1", "2"]], ...]')}
 
 Key grammar (:mod:`optxform.state.keys`): the path of the leaf in the state tree, where a
 NamedTuple field is joined with ``"."`` and every other step (chain index, dict key, list
@@ -19,8 +19,9 @@ index) with ``"/"``; so ``"1.mu/layer1/w"`` reads "field ``mu`` of chain member 
 (``jax.random.key``) is stored as its key data (``jax.random.key_data``).
 
 ``"<structure>"`` holds the state's node types and structure
-(:func:`optxform.state.structure.describe_structure`), one JSON line per node, as a numpy
-string array: it is what tells an Adam state from an Adamax state with the same keys.
+(:func:`optxform.state.structure.describe_structure`) as JSON text, one line per node, in
+a 0-d numpy string array: it is what tells an Adam state from an Adamax state with the
+same keys.
 """
 
 from __future__ import annotations
@@ -56,20 +57,21 @@ def _to_host(leaf: Any) -> np.ndarray:
 
 
 def encode_structure(nodes: list[Node]) -> np.ndarray:
-    """The ``"<structure>"`` entry: one JSON line ``[key, kind, children]`` per node."""
-    return np.array([json.dumps([key, kind, list(children)]) for key, kind, children in nodes],
-                    dtype=str)
+    """The ``"<structure>"`` entry: a JSON list with one ``[key, kind, children]`` line per
+    node, as a 0-d numpy string array."""
+    lines = ",\n".join(json.dumps([key, kind, list(children)]) for key, kind, children in nodes)
+    return np.array(f"[\n{lines}\n]")
 
 
 def decode_structure(value: Any) -> list[Node]:
     """The nodes of a ``"<structure>"`` entry; ``ValueError`` if it is malformed."""
-    lines = np.asarray(value)
-    if lines.ndim != 1 or lines.dtype.kind != "U":
-        raise ValueError(f"the {STRUCTURE_KEY!r} entry is not a 1-D string array")
+    text = np.asarray(value)
+    if text.ndim != 0 or text.dtype.kind != "U":
+        raise ValueError(f"the {STRUCTURE_KEY!r} entry is not a 0-d string array")
     try:
-        return structure_from_json([json.loads(line) for line in lines.tolist()])
+        return structure_from_json(json.loads(str(text)))
     except json.JSONDecodeError as err:
-        raise ValueError(f"the {STRUCTURE_KEY!r} entry is not JSON lines ({err})") from err
+        raise ValueError(f"the {STRUCTURE_KEY!r} entry is not JSON ({err})") from err
 
 
 def state_dict(state: Any) -> dict[str, np.ndarray]:

@@ -14,19 +14,25 @@ import jax
 
 from optxform.core.trees import path_to_str
 
-__all__ = ["key_of_path", "keyed_leaves"]
+__all__ = ["ROOT_KEY", "child_key", "key_of_path", "keyed_leaves"]
+
+ROOT_KEY = "<root>"
+
+
+def child_key(parent: str, step) -> str:
+    """The key of the child reached from the node keyed ``parent`` by one path ``step``."""
+    name = path_to_str((step,))
+    if parent == ROOT_KEY:
+        return name
+    return parent + ("." if isinstance(step, jax.tree_util.GetAttrKey) else "/") + name
 
 
 def key_of_path(path) -> str:
     """``(SequenceKey(1), GetAttrKey('mu'), DictKey('w'))`` -> ``"1.mu/w"``."""
-    if not path:
-        return "<root>"
-    parts = []
-    for i, step in enumerate(path):
-        if i:
-            parts.append("." if isinstance(step, jax.tree_util.GetAttrKey) else "/")
-        parts.append(path_to_str((step,)))
-    return "".join(parts)
+    key = ROOT_KEY
+    for step in path:
+        key = child_key(key, step)
+    return key
 
 
 def keyed_leaves(state: Any) -> tuple[list[tuple[str, Any]], Any]:

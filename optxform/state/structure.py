@@ -23,7 +23,7 @@ from typing import Any
 
 import jax
 
-from optxform.state.keys import key_of_path
+from optxform.state.keys import ROOT_KEY, child_key
 
 __all__ = ["Node", "check_structure", "describe_structure", "is_prng_key",
            "structure_from_json"]
@@ -50,8 +50,7 @@ def describe_structure(state: Any) -> list[Node]:
     """
     nodes: list[Node] = []
 
-    def visit(node: Any, path: tuple) -> None:
-        key = key_of_path(path)
+    def visit(node: Any, key: str) -> None:
         if node is None:
             nodes.append((key, "None", ()))
             return
@@ -59,12 +58,12 @@ def describe_structure(state: Any) -> list[Node]:
         if len(flat) == 1 and not flat[0][0]:
             nodes.append((key, _leaf_kind(node), ()))
             return
-        children = [(path + child_path, child) for child_path, child in flat]
-        nodes.append((key, type(node).__name__, tuple(key_of_path(p) for p, _ in children)))
-        for child_path, child in children:
-            visit(child, child_path)
+        children = [(child_key(key, child_path[0]), child) for child_path, child in flat]
+        nodes.append((key, type(node).__name__, tuple(k for k, _ in children)))
+        for k, child in children:
+            visit(child, k)
 
-    visit(state, ())
+    visit(state, ROOT_KEY)
     return nodes
 
 
@@ -107,19 +106,20 @@ def _difference(found: Node, expected: Node, found_name: str, expected_name: str
     if found[1] != expected[1]:
         return (f"at {key!r} the {found_name} has {_kind_text(found)} where the "
                 f"{expected_name} has {_kind_text(expected)}")
-    only_found = [child for child in found[2] if child not in set(expected[2])]
+    if found[2] == expected[2]:
+        return None
+    found_children, expected_children = set(found[2]), set(expected[2])
+    only_found = [child for child in found[2] if child not in expected_children]
     if only_found:
         return (f"entry {only_found[0]!r} is in the {found_name} but not in the "
                 f"{expected_name} ({len(only_found)} such under {key!r})")
     if additions and found[1] in _GROWABLE:
         return None
-    only_expected = [child for child in expected[2] if child not in set(found[2])]
+    only_expected = [child for child in expected[2] if child not in found_children]
     if only_expected:
         return (f"entry {only_expected[0]!r} is in the {expected_name} but not in the "
                 f"{found_name} ({len(only_expected)} such under {key!r})")
-    if found[2] != expected[2]:
-        return f"at {key!r} the entries come in another order"
-    return None
+    return f"at {key!r} the entries come in another order"
 
 
 def check_structure(found: list[Node], expected: list[Node], *, where: str,
