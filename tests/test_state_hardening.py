@@ -120,6 +120,16 @@ def test_every_loader_names_the_first_difference_of_structure(case, tmp_path):
             optxform.extend_state(tx, saved, None)
 
 
+def test_the_structure_entry_grows_with_the_number_of_nodes_not_their_square():
+    n = 4000
+    state = (_First(x={f"param{i}": jnp.zeros(1) for i in range(n)}), {"count": jnp.zeros(1)})
+    entry = optxform.state_dict(state)["<structure>"]
+    assert entry.ndim == 0 and entry.dtype.kind == "U"
+    # Two mentions of each param's key (its own line and its parent's list), ~40 characters.
+    assert entry.nbytes < 4 * 100 * n, entry.nbytes
+    assert json.loads(str(entry))[1] == ["0", "_First", ["0.x"]]
+
+
 def test_state_dicts_without_a_structure_entry_and_version_1_files_still_load(tmp_path):
     state = _trained(optxform.adam(1e-2), PARAMS)
     flat = optxform.state_dict(state)
