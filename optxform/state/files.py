@@ -64,6 +64,8 @@ _TRAILER_LEN = len(_TRAILER_PREFIX) + _DIGEST_LEN
 _HEX = re.compile(r"[0-9a-f]{64}")
 _DTYPE_NAME = re.compile(r"[a-z][a-z0-9_]*")  # canonical names: float32, bfloat16, int4, ...
 _MAX_NDIM = 32
+_DIGEST_MISMATCH = ("is corrupted: the whole-file sha256 does not match (damage outside the "
+                    "arrays: a zip header or the structure description)")
 
 
 def _checkpoint_dtype(name: str) -> np.dtype | None:
@@ -94,8 +96,13 @@ def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
     return buffer.getvalue()
 
 
+def _stored(array: np.ndarray) -> np.ndarray:
+    """The array as its ``.npy`` member holds it (C order, storage dtype)."""
+    return np.require(array, requirements="C").view(_storage_dtype(array.dtype))
+
+
 def _npy_bytes(array: np.ndarray) -> bytes:
-    stored = np.require(array, requirements="C").view(_storage_dtype(array.dtype))
+    stored = _stored(array)
     return _npy_header(stored.dtype, array.shape) + stored.tobytes()
 
 
@@ -137,10 +144,9 @@ def save_state(path: str | os.PathLike, state: Any) -> None:
             raise ValueError(f"save_state: state leaf {key!r} has dtype {array.dtype}; a "
                              f"checkpoint holds only bool and numeric arrays")
         member = f"a{index}.npy"
-        stored = np.require(array, requirements="C").view(_storage_dtype(array.dtype))
         leaves_meta.append({"key": key, "member": member, "dtype": str(array.dtype),
                             "shape": list(array.shape),
-                            "sha256": hashlib.sha256(stored.tobytes()).hexdigest()})
+                            "sha256": hashlib.sha256(_stored(array).tobytes()).hexdigest()})
         members.append((member, array))
     meta = {"format": FORMAT, "version": VERSION,
             "structure": [[key, kind, list(children)] for key, kind, children in structure],
@@ -178,8 +184,7 @@ def _digest_problem(handle, size: int) -> str | None:
     if not _HEX.fullmatch(expected.decode("ascii", errors="replace")):
         return "is corrupted: its whole-file checksum is not a sha256 digest"
     if _file_digest(handle, size - _DIGEST_LEN).encode("ascii") != expected:
-        return ("is corrupted: the whole-file sha256 does not match (damage outside the "
-                "arrays: a zip header or the structure description)")
+        return _DIGEST_MISMATCH
     return None
 
 
@@ -347,7 +352,7 @@ def _read_checkpoint(path: str) -> tuple[list[Node] | str, dict[str, np.ndarray]
         problem = _digest_problem(handle, size)
         if problem is None:
             return _parse(handle, size, path)
-        if problem.startswith("is corrupted: the whole-file"):
+        if problem is _DIGEST_MISMATCH:
             try:  # only to name the damaged array, if the damage is in one
                 _parse(handle, size, path)
             except CheckpointError as err:
