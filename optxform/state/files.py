@@ -233,7 +233,7 @@ def _members(archive: zipfile.ZipFile, handle, size: int,
 
 def _field(entry: dict, name: str, kind: type, path: str) -> Any:
     value = entry.get(name) if isinstance(entry, dict) else None
-    if not isinstance(value, kind) or isinstance(value, bool) is not (kind is bool):
+    if not isinstance(value, kind):
         raise CheckpointError(f"load_state: {path!r} has a malformed structure description: "
                               f"an array entry has no valid {name!r} ({entry!r:.200})")
     return value
