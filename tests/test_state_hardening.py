@@ -483,7 +483,7 @@ def test_a_temp_file_left_by_a_killed_save_is_removed_by_the_next_save(tmp_path)
     live = atomic._create_temp(str(tmp_path), atomic._temp_stem(str(tmp_path), "opt.ckpt"))
     try:
         with os.fdopen(live[0], "w+b") as handle:
-            assert atomic._lock(handle.fileno(), blocking=False)
+            assert atomic._lock(handle.fileno(), blocking=False) is True
             optxform.save_state(path, {"w": jnp.zeros(2)})
             assert sorted(os.listdir(tmp_path)) == sorted(["opt.ckpt",
                                                            os.path.basename(live[1])])

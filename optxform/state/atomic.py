@@ -9,7 +9,8 @@ point leaves either the previous file or the new one, never a mix. Besides:
 * a symlink is followed: its target is replaced and the link kept;
 * names up to the filesystem's limit work (the temporary name is shortened to fit);
 * a temporary file abandoned by a killed writer is removed by the next write to the same
-  path (a live writer holds a lock on its temporary file, so it is never removed);
+  path (a live writer holds a lock on its temporary file, so it is never removed; where
+  files cannot be locked, nothing is removed);
 * missing parent folders are created.
 """
 
@@ -51,14 +52,17 @@ def _is_temp_of(candidate: str, stem: str) -> bool:
             and len(token) == _TOKEN_LEN and all(c in "0123456789abcdef" for c in token))
 
 
-def _lock(fd: int, blocking: bool) -> bool:
-    """Take an exclusive lock on ``fd``; ``False`` if another process holds one."""
+def _lock(fd: int, blocking: bool) -> bool | None:
+    """Take an exclusive lock on ``fd``: ``True`` if taken, ``False`` if another process
+    holds one, ``None`` where files cannot be locked (Windows, some network filesystems)."""
     if fcntl is None:
-        return True
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
     except BlockingIOError:
         return False
+    except OSError:
+        return None
     return True
 
 
@@ -77,7 +81,7 @@ def _remove_abandoned(directory: str, stem: str) -> None:
         except OSError:
             continue
         try:
-            if _lock(fd, blocking=False):
+            if _lock(fd, blocking=False) is True:  # no live writer holds it
                 os.unlink(full)
         except OSError:
             pass
