@@ -31,7 +31,9 @@ def extend_state(tx: GradientTransformation, state: Any, new_params: Any, *,
 
     The old state must fit the new one: every node of ``state`` must be in the fresh state
     at the same key with the same type (a ``ScaleByAdamState`` stays a ``ScaleByAdamState``;
-    dicts, lists and tuples may gain entries). Raises ``ValueError`` naming the first
+    dicts, lists and tuples may gain entries, and a param that had no state under a label,
+    a ``MaskedNode``, may get some: moving a param from a frozen label to a trained one
+    starts its moments afresh). Raises ``ValueError`` naming the first
     difference if not (a param was removed or renamed, or ``tx`` is another optimizer, even
     one whose state has the same keys, such as Adamax for Adam), or naming the key if an
     entry's shape or dtype changed (e.g. a param was resized, or ``tx`` is a

@@ -31,6 +31,7 @@ __all__ = ["Node", "check_structure", "describe_structure", "is_prng_key",
 Node = tuple[str, str, tuple[str, ...]]
 
 _GROWABLE = frozenset({"dict", "list", "tuple"})  # containers that may gain entries
+_PLACEHOLDERS = frozenset({"MaskedNode"})  # "no state for this param here": may gain one
 
 
 def is_prng_key(leaf: Any) -> bool:
@@ -103,6 +104,8 @@ def _difference(found: Node, expected: Node, found_name: str, expected_name: str
     if key != expected[0]:
         return (f"the {found_name} describes entry {key!r} where the {expected_name} has "
                 f"{expected[0]!r}")
+    if additions and found[1] in _PLACEHOLDERS:
+        return None
     if found[1] != expected[1]:
         return (f"at {key!r} the {found_name} has {_kind_text(found)} where the "
                 f"{expected_name} has {_kind_text(expected)}")
@@ -130,8 +133,9 @@ def check_structure(found: list[Node], expected: list[Node], *, where: str,
     a different optimizer is named by its state type (``at '0' the checkpoint has a
     ScaleByAdamaxState where the template has a ScaleByAdamState``), a different param by
     its entry. With ``additions`` (for :func:`optxform.extend_state`), ``expected`` may
-    have more entries than ``found``: dicts, lists and tuples may gain children, and
-    every node of ``found`` must be in ``expected`` with the same kind.
+    have more entries than ``found``: dicts, lists and tuples may gain children, a
+    ``MaskedNode`` (a param that had no state there) may become anything, and every other
+    node of ``found`` must be in ``expected`` with the same kind.
     """
     if additions:
         by_key = {node[0]: node for node in expected}
