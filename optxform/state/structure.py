@@ -129,8 +129,8 @@ def check_structure(found: list[Node], expected: list[Node], *, where: str,
                     found_name: str, expected_name: str, additions: bool = False) -> None:
     """Raise ``ValueError`` naming the first node where ``found`` differs from ``expected``.
 
-    Nodes are compared in order, so the first difference reported is the shallowest one:
-    a different optimizer is named by its state type (``at '0' the checkpoint has a
+    Nodes are compared depth first, a node before its children, so a difference is
+    reported where it starts: a different optimizer is named by its state type (``at '0' the checkpoint has a
     ScaleByAdamaxState where the template has a ScaleByAdamState``), a different param by
     its entry. With ``additions`` (for :func:`optxform.extend_state`), ``expected`` may
     have more entries than ``found``: dicts, lists and tuples may gain children, a
