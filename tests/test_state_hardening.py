@@ -421,6 +421,21 @@ def test_prng_keys_and_python_scalars_round_trip_exactly(tmp_path):
         optxform.load_state(path, {**keys, "key": jnp.zeros(2, jnp.uint32)})
 
 
+def test_sharded_checkpoints_keep_prng_keys(tmp_path):
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh_a = Mesh(np.array(jax.devices()[:8]).reshape(8), ("x",))
+    mesh_b = Mesh(np.array(jax.devices()[:4]).reshape(4), ("x",))
+    state = {"keys": jax.random.split(jax.random.key(3), 8), "w": jnp.arange(8.0)}
+    on_a = jax.device_put(state, NamedSharding(mesh_a, PartitionSpec("x")))
+    optxform.save_sharded_state(tmp_path / "keys.ckpt", on_a)
+    shardings = jax.tree.map(lambda _: NamedSharding(mesh_b, PartitionSpec("x")), state)
+    restored = optxform.load_sharded_state(tmp_path / "keys.ckpt", jax.eval_shape(lambda: state),
+                                           shardings)
+    _assert_bitwise_equal(restored, state)
+    assert restored["keys"].sharding == shardings["keys"]
+
+
 def test_save_refuses_leaves_a_checkpoint_cannot_hold(tmp_path):
     with pytest.raises(ValueError, match="'name' has dtype <U3"):
         optxform.save_state(tmp_path / "s.ckpt", {"name": "abc", "w": jnp.ones(2)})
