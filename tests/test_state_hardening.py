@@ -233,6 +233,35 @@ def test_every_byte_flip_and_every_truncation_raises_checkpoint_error(small, tmp
             optxform.load_state(bad, template)
 
 
+def test_random_edits_of_a_resealed_file_load_intact_or_raise_checkpoint_error(small, tmp_path):
+    """A crafted file has a valid whole-file checksum: the reader's own checks must hold."""
+    path, state, template = small
+    data = path.read_bytes()
+    rng = np.random.default_rng(0)
+    bad = tmp_path / "edited.ckpt"
+    outcomes = {"refused": 0, "loaded": 0}
+    for _ in range(400):
+        edited = bytearray(data[:-64])
+        for _ in range(int(rng.integers(1, 5))):
+            position = int(rng.integers(len(edited) - 16))
+            if rng.random() < 0.7:
+                edited[position] = int(rng.integers(256))
+            elif rng.random() < 0.5:
+                edited[position:position + 4] = bytes(rng.choice([0, 255], 4).tolist())
+            else:
+                del edited[position:position + int(rng.integers(1, 40))]
+        edited += b"0" * 64
+        bad.write_bytes(_seal(bytes(edited)))
+        try:
+            loaded = optxform.load_state(bad, template)
+        except CheckpointError:
+            outcomes["refused"] += 1
+        else:  # the edit hit bytes nothing depends on (a timestamp, padding)
+            _assert_bitwise_equal(loaded, state)
+            outcomes["loaded"] += 1
+    assert outcomes["refused"] > 300, outcomes
+
+
 def _edit_entry(field, value):
     def edit(meta):
         meta["leaves"][1][field] = value
