@@ -32,19 +32,24 @@ from jax.sharding import Mesh
 from optxform.core import GradientTransformation
 from optxform.parallel.sharding import state_shardings
 from optxform.state import load_state, save_state
+from optxform.state.structure import is_prng_key
 
 __all__ = ["gather_to_host", "load_sharded_state", "place_on", "save_sharded_state",
            "sharded_template"]
 
 
 def gather_to_host(tree: Any) -> Any:
-    """Every leaf of ``tree`` as a whole numpy array on this host.
+    """Every leaf of ``tree`` as a whole numpy array on this host (a PRNG key array stays a
+    key array, whole, on the default device).
 
     Arrays spread over several processes are all-gathered across processes (a collective:
     every process must call this with the same tree).
     """
 
     def gather(x):
+        if is_prng_key(x):  # a typed key: gather its data, keep it a key
+            return jax.random.wrap_key_data(gather(jax.random.key_data(x)),
+                                            impl=jax.random.key_impl(x))
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
             from jax.experimental import multihost_utils
 
@@ -62,7 +67,7 @@ def place_on(host_tree: Any, shardings: Any) -> Any:
     """
 
     def place(value, sharding):
-        value = np.asarray(value)
+        value = value if is_prng_key(value) else np.asarray(value)
         return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
     return jax.tree.map(place, host_tree, shardings)
@@ -117,5 +122,4 @@ def load_sharded_state(path: str | os.PathLike, template_state: Any,
         shardings = jax.tree.map(sharding_of, template_state)
     host_template = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(tuple(np.shape(leaf)), leaf.dtype), template_state)
-    loaded = load_state(path, host_template)
-    return place_on(jax.tree.map(np.asarray, loaded), shardings)
+    return place_on(load_state(path, host_template), shardings)

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from optxform.core import GradientTransformation
-from optxform.state.dict import _flatten
+from optxform.state.keys import keyed_leaves
+from optxform.state.structure import check_structure, describe_structure
 from optxform.wrappers.multi_transform import MultiTransformState
 
 __all__ = ["extend_state"]
@@ -28,10 +29,16 @@ def extend_state(tx: GradientTransformation, state: Any, new_params: Any, *,
     fresh ``init`` values (zeros for moments). Matching is by path: params are recognised
     by their names, so add params under new names rather than re-indexing a list.
 
-    Raises ``ValueError`` naming the key if an old entry has no place in the new state (a
-    param was removed or renamed, or ``tx`` is another optimizer), or if its shape or dtype
-    changed (e.g. a param was resized, or ``tx`` is a :func:`flatten` transform whose single
-    vector cannot keep per-param state: re-initialise instead).
+    The old state must fit the new one: every node of ``state`` must be in the fresh state
+    at the same key with the same type (a ``ScaleByAdamState`` stays a ``ScaleByAdamState``;
+    dicts, lists and tuples may gain entries, and a param that had no state under a label,
+    a ``MaskedNode``, may get some: moving a param from a frozen label to a trained one
+    starts its moments afresh). Raises ``ValueError`` naming the first
+    difference if not (a param was removed or renamed, or ``tx`` is another optimizer, even
+    one whose state has the same keys, such as Adamax for Adam), or naming the key if an
+    entry's shape or dtype changed (e.g. a param was resized, or ``tx`` is a
+    :func:`flatten` transform whose single vector cannot keep per-param state:
+    re-initialise instead).
 
     torch equivalent: ``optimizer.add_param_group({"params": new_params, ...})``. A
     difference to know: torch keeps a step count per param, so added params start at step
@@ -68,16 +75,13 @@ def extend_state(tx: GradientTransformation, state: Any, new_params: Any, *,
 
 def _merge(fresh: Any, state: Any) -> Any:
     """``fresh`` with every entry that ``state`` also has replaced by the old value."""
-    fresh_keyed, treedef = _flatten(fresh)
-    old_keyed, _ = _flatten(state)
-    old = dict(old_keyed)
-    fresh_keys = {key for key, _ in fresh_keyed}
-    dropped = [key for key in old if key not in fresh_keys]
-    if dropped:
-        raise ValueError(
-            f"extend_state: the old state's entry {dropped[0]!r} has no place in the new "
-            f"state ({len(dropped)} in all): new_params must contain every old param under "
-            f"the same name, and tx must be the same kind of optimizer")
+    check_structure(describe_structure(state), describe_structure(fresh),
+                    where="extend_state: the old state does not fit tx's state for "
+                          "new_params (new_params must contain every old param under the "
+                          "same name, and tx must be the same kind of optimizer)",
+                    found_name="old state", expected_name="new state", additions=True)
+    fresh_keyed, treedef = keyed_leaves(fresh)
+    old = dict(keyed_leaves(state)[0])
     leaves = []
     for key, fresh_leaf in fresh_keyed:
         if key not in old:
