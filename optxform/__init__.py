@@ -19,6 +19,7 @@ from optxform.core import EmptyState as EmptyState
 from optxform.core import GradientTransformation as GradientTransformation
 from optxform.core import identity as identity
 from optxform.core import named_chain as named_chain
+from optxform.core import to_optax as to_optax
 from optxform.explore import check_learning_rates as check_learning_rates
 from optxform.explore import ChoiceResult as ChoiceResult
 from optxform.explore import ChoiceRow as ChoiceRow
@@ -115,6 +116,7 @@ from optxform.schedules import ReduceOnPlateauState as ReduceOnPlateauState
 from optxform.schedules import step_decay as step_decay
 from optxform.schedules import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
 from optxform.schedules import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
+from optxform.state import CheckpointError as CheckpointError
 from optxform.state import extend_state as extend_state
 from optxform.state import load_state as load_state
 from optxform.state import load_state_dict as load_state_dict
@@ -193,6 +195,7 @@ from optxform import viz as viz
 __version__ = "0.1.0"
 
 __all__ = [
+    "__version__",
     "adadelta",
     "adafactor",
     "adagrad",
@@ -217,6 +220,7 @@ __all__ = [
     "bytes_per_device",
     "chain",
     "check_learning_rates",
+    "CheckpointError",
     "ChoiceResult",
     "ChoiceRow",
     "choose",
@@ -347,6 +351,7 @@ __all__ = [
     "step_decay",
     "Surface",
     "SURFACES",
+    "to_optax",
     "trace",
     "TraceState",
     "TRAINING_PROBLEMS",
