@@ -85,7 +85,7 @@ def call_update(tx: GradientTransformation, updates, state, params, extra: dict)
 
 def _check_updates_match_params(updates, params) -> None:
     if params is not None:
-        check_same_structure(params, updates, "params", "updates")
+        check_same_structure(params, updates, "params", "updates", none_passes=True)
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:

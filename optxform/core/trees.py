@@ -30,13 +30,34 @@ def leaves_with_paths(tree: Any, is_leaf=None) -> list[tuple[str, Any]]:
     return [(path_to_str(path), leaf) for path, leaf in flat]
 
 
+def _is_none(x) -> bool:
+    return x is None
+
+
+def _fill_nones(other: Any, reference: Any) -> Any:
+    """``other`` with each ``None`` that stands where ``reference`` has a leaf replaced by
+    that leaf (a partial gradient: the param gets no update this step)."""
+    ref_def = jax.tree_util.tree_structure(reference, is_leaf=_is_none)
+    try:
+        parts = ref_def.flatten_up_to(other)
+    except (ValueError, TypeError):
+        return other
+    ref_leaves = ref_def.flatten_up_to(reference)
+    filled = [r if (o is None and r is not None) else o for o, r in zip(parts, ref_leaves)]
+    return jax.tree_util.tree_unflatten(ref_def, filled)
+
+
 def check_same_structure(reference: Any, other: Any, reference_name: str, other_name: str,
-                         check_shapes: bool = True) -> None:
+                         check_shapes: bool = True, none_passes: bool = False) -> None:
     """Raise ``ValueError`` naming the first path where ``other`` differs from ``reference``.
 
     ``None`` leaves in ``reference`` (e.g. frozen params) must be ``None`` in ``other`` too.
-    With ``check_shapes`` the leaves' shapes must agree as well.
+    With ``none_passes``, ``other`` may hold ``None`` where ``reference`` has a leaf
+    (gradients with ``None`` leaves: those params are not updated this step). With
+    ``check_shapes`` the leaves' shapes must agree as well.
     """
+    if none_passes:
+        other = _fill_nones(other, reference)
     ref_def = jax.tree_util.tree_structure(reference)
     other_def = jax.tree_util.tree_structure(other)
     ref_leaves = leaves_with_paths(reference)
@@ -80,4 +101,4 @@ def require_params(params: Any, updates: Any, who: str) -> None:
     """
     if params is None:
         raise ValueError(f"{who} needs params: call update(updates, state, params)")
-    check_same_structure(params, updates, "params", "updates")
+    check_same_structure(params, updates, "params", "updates", none_passes=True)

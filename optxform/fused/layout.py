@@ -44,6 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from optxform.core.trees import check_same_structure, path_to_str
+from optxform.tree.masks import is_tree_function
 
 __all__ = ["PackedLayout", "label_mask", "packed_layout"]
 
@@ -113,7 +114,7 @@ class PackedLayout:
         if labels is None:
             leaf_labels = [None] * len(flat)
         else:
-            label_tree = labels(tree) if callable(labels) else labels
+            label_tree = labels(tree) if is_tree_function(labels) else labels
             leaf_labels = _broadcast_labels(label_tree, tree)
         sizes: dict[str, int] = {}
         dtypes: dict[str, Any] = {}

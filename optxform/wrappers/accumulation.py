@@ -77,19 +77,23 @@ class MultiSteps:
 
     def update(self, updates, state: MultiStepsState, params=None, **extra):
         """Accumulate ``updates``; every ``k``-th call, step the inner transform."""
-        acc = otu.tree_map(lambda a, g: a + g.astype(a.dtype), state.acc_grads, updates)
+        # A None gradient leaf adds nothing; its update is None in the window it arrives in.
+        acc = jax.tree.map(lambda a, g: a if g is None else a + g.astype(a.dtype),
+                           state.acc_grads, updates)
         count = increment(state.mini_step)  # micro-batches in the window, this one included
         emit = count >= self._k(state.gradient_step)
 
         def inner_step():
             divisor = count if self._use_grad_mean else jnp.ones([], jnp.int32)
-            grads = otu.tree_map(lambda a, g: (a / divisor.astype(a.dtype)).astype(g.dtype),
-                                 acc, updates)
+            grads = otu.tree_map(lambda g, a: (a / divisor.astype(a.dtype)).astype(g.dtype),
+                                 updates, acc)
             new_updates, inner_state = call_update(
                 self._tx, grads, state.inner_opt_state, params, extra)
             return new_updates, MultiStepsState(
                 mini_step=zero_count(), gradient_step=increment(state.gradient_step),
-                inner_opt_state=inner_state, acc_grads=otu.zeros_like(acc))
+                inner_opt_state=inner_state,
+                acc_grads=jax.tree.map(lambda a, g: a if g is None else jnp.zeros_like(a),
+                                       acc, updates))
 
         out_shapes = jax.eval_shape(inner_step)[0]
 

@@ -94,10 +94,13 @@ def lookahead(inner: GradientTransformation, sync_period: int = 5,
             synced = (pulled.astype(wide) - p.astype(wide)).astype(u.dtype)
             return jnp.where(sync, synced, u)
 
-        fast = otu.tree_map(advance, params, fast_updates)
-        pulled = otu.tree_map(pull, state.slow, fast)
+        # A None update (a param without a gradient this step) stays None, its slow copy
+        # untouched.
+        fast = otu.tree_map(lambda u, p: advance(p, u), fast_updates, params)
+        pulled = otu.tree_map(lambda f, s: pull(s, f), fast, state.slow)
         new_updates = otu.tree_map(emit, fast_updates, params, pulled)
-        new_slow = otu.tree_map(lambda n, s: jnp.where(sync, n, s), pulled, state.slow)
+        new_slow = jax.tree.map(lambda s, n: s if n is None else jnp.where(sync, n, s),
+                                state.slow, pulled)
         new_state = LookaheadState(
             inner_state=inner_state, slow=new_slow,
             period_step=jnp.where(sync, 0, period_step).astype(jnp.int32))

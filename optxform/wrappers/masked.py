@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 import jax
-import numpy as np
 
 from optxform.core import GradientTransformation, call_update
-from optxform.core.trees import path_to_str
+from optxform.tree.masks import resolve_mask
 
 __all__ = ["MaskedNode", "MaskedState", "masked"]
 
@@ -30,44 +29,9 @@ def _is_masked_node(x) -> bool:
     return isinstance(x, MaskedNode) or x is None
 
 
-def _as_python_bool(flag: Any, where: str) -> bool:
-    if isinstance(flag, jax.core.Tracer):
-        raise ValueError(f"masked: the mask at {where!r} is a traced value; a mask must be "
-                         f"concrete booleans (it decides the state's structure)")
-    array = np.asarray(flag)
-    if array.shape != () or array.dtype != np.bool_:
-        raise ValueError(f"masked: the mask at {where!r} must be a boolean, got {flag!r}")
-    return bool(array)
-
-
-def broadcast_prefix(prefix_tree: Any, tree: Any, what: str) -> Any:
-    """Repeat each leaf of ``prefix_tree`` over the matching subtree of ``tree``.
-
-    ``prefix_tree`` has the structure of ``tree`` or of a prefix of it (a single value for a
-    whole sub-dict). Raises ``ValueError`` if it is not a prefix of ``tree``.
-    """
-    try:
-        return jax.tree.map(
-            lambda value, sub: jax.tree.map(lambda _: value, sub, is_leaf=_is_none),
-            prefix_tree, tree, is_leaf=_is_none)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{what} does not match the params' structure (it must be a "
-                         f"tree with the params' structure or a prefix of it): {err}") from err
-
-
-def resolve_mask(mask: Any, tree: Any) -> Any:
-    """The mask as a tree of Python bools with ``tree``'s structure (None leaves kept)."""
-    mask_tree = mask(tree) if callable(mask) else mask
-    full = broadcast_prefix(mask_tree, tree, "masked: the mask")
-    flat, treedef = jax.tree_util.tree_flatten_with_path(full, is_leaf=_is_none)
-    flags = [None if flag is None else _as_python_bool(flag, path_to_str(path))
-             for path, flag in flat]
-    return jax.tree_util.tree_unflatten(treedef, flags)
-
-
 def mask_tree(tree: Any, full_mask: Any) -> Any:
     """``tree`` with every leaf whose mask is False replaced by a :class:`MaskedNode`."""
-    return jax.tree.map(lambda x, keep: x if (x is None or keep) else MaskedNode(),
+    return jax.tree.map(lambda x, keep: MaskedNode() if keep is False else x,
                         tree, full_mask, is_leaf=_is_none)
 
 
@@ -102,7 +66,7 @@ def masked(tx: GradientTransformation, mask: Any | Callable[[Any], Any], *,
     """
 
     def full_mask(tree):
-        return resolve_mask(mask, tree)
+        return resolve_mask(mask, tree, "masked: the mask")
 
     def mask_extra(extra, the_mask, reference):
         if not mask_compatible_extra_args:

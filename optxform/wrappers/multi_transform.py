@@ -29,8 +29,9 @@ import jax
 from optxform import tree as otu
 from optxform.core import EmptyState, GradientTransformation, call_update
 from optxform.core.trees import path_to_str
+from optxform.tree.masks import resolve_prefix
 from optxform.wrappers.masked import (
-    _is_none, broadcast_prefix, mask_tree, masked, unmask_tree)
+    _is_none, mask_tree, masked, unmask_tree)
 
 __all__ = ["MultiTransformState", "freeze", "multi_transform"]
 
@@ -84,8 +85,7 @@ def multi_transform(transforms: Mapping[Hashable, GradientTransformation],
     labels_known = list(transforms)
 
     def full_labels(tree):
-        labels = param_labels(tree) if callable(param_labels) else param_labels
-        full = broadcast_prefix(labels, tree, "multi_transform: param_labels")
+        full = resolve_prefix(param_labels, tree, "multi_transform: param_labels")
         for path, label in jax.tree_util.tree_flatten_with_path(full, is_leaf=_is_none)[0]:
             if label is not None and label not in transforms:
                 raise ValueError(
