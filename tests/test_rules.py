@@ -233,3 +233,29 @@ def test_the_declaration_is_readable_and_validated():
 def test_inject_hyperparams_rejects_unknown_static_names():
     with pytest.raises(ValueError, match="lerning_rate"):
         optxform.inject_hyperparams(optxform.adam, static_args=("lerning_rate",))
+
+
+PACKED_EXTRA = {
+    "adamw_mask_fn": lambda: optxform.adamw(
+        0.05, weight_decay=0.5, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p)),
+    "clip_adam": lambda: optxform.chain(optxform.clip_by_global_norm(0.5), optxform.adam(0.05)),
+    "masked_sgd": lambda: optxform.masked(optxform.sgd(0.1, momentum=0.9),
+                                          {"w1": True, "b1": True, "w2": True, "k": True}),
+    "inject_adam": lambda: optxform.inject_hyperparams(optxform.adam)(learning_rate=0.05),
+}
+
+
+@pytest.mark.parametrize("name", sorted({c.alias for c in DEFAULT_CASES}) + sorted(PACKED_EXTRA))
+def test_packed_equals_the_plain_optimizer(name):
+    """``packed`` runs elementwise rules on buffers and shape-dependent ones per leaf."""
+    if name in PACKED_EXTRA:
+        make, problem = PACKED_EXTRA[name], "mlp"
+    else:
+        case = next(c for c in DEFAULT_CASES if c.alias == name)
+        make, problem = case.build, case.problem
+    params = _params(problem)
+    plain, _ = _steps(make(), params, make().init(params), 8, problem)
+    tx = optxform.packed(make())
+    packed, _ = _steps(tx, params, tx.init(params), 8, problem)
+    for key in plain:
+        np.testing.assert_allclose(packed[key], plain[key], rtol=2e-6, atol=1e-7, err_msg=key)

@@ -64,6 +64,7 @@ def identity() -> GradientTransformation:
         del params, extra
         return updates, state
 
+    update.parts = ()
     return GradientTransformation(init, update)
 
 
@@ -111,6 +112,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             new_state.append(tx_state)
         return updates, tuple(new_state)
 
+    update.parts = tuple(transforms)  # the members, for tools that read declarations
     return GradientTransformation(init, update)
 
 
@@ -133,4 +135,5 @@ def named_chain(*named_transforms: tuple[str, GradientTransformation]) -> Gradie
             updates, new_state[name] = call_update(tx, updates, state[name], params, extra)
         return updates, new_state
 
+    update.parts = tuple(tx for _, tx in named_transforms)
     return GradientTransformation(init, update)

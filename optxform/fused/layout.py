@@ -74,6 +74,7 @@ class LeafSlot:
     offset: int
     shape: tuple[int, ...]
     dtype: Any
+    keeps_shape: bool = False  # the leaf is its group's buffer, in its own shape
 
     @property
     def size(self) -> int:
@@ -99,8 +100,8 @@ class PackedLayout:
     # --- construction ------------------------------------------------------------------
 
     @classmethod
-    def of(cls, tree: Any, labels: Any = None,
-           solo_size: int | None = SOLO_SIZE) -> "PackedLayout":
+    def of(cls, tree: Any, labels: Any = None, solo_size: int | None = SOLO_SIZE,
+           keep_shapes: bool = False) -> "PackedLayout":
         """The layout of ``tree`` (arrays or ``jax.ShapeDtypeStruct``s).
 
         ``labels``: ``None`` (group by dtype only), a tree of labels matching ``tree`` (or a
@@ -108,6 +109,8 @@ class PackedLayout:
         dtype share a buffer, keyed ``"<label>/<dtype>"`` (labels must not contain ``/``
         or ``@``). ``solo_size``: leaves with at least this many elements keep a buffer of
         their own, keyed ``"<dtype>@<path>"`` (``None``: pack every leaf).
+        ``keep_shapes``: every leaf is its own buffer, in its own shape (for transforms
+        whose math depends on each leaf's shape; :func:`optxform.packed` decides).
         """
         path_leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
         flat = [leaf for _, leaf in path_leaves]
@@ -123,10 +126,11 @@ class PackedLayout:
             dtype = jnp.dtype(leaf.dtype)
             shape = tuple(int(d) for d in jnp.shape(leaf))
             key = _group_key(label, dtype)
-            if solo_size is not None and int(np.prod(shape, dtype=np.int64)) >= solo_size:
+            if keep_shapes or (solo_size is not None
+                               and int(np.prod(shape, dtype=np.int64)) >= solo_size):
                 key = f"{key}{_SOLO}{path_to_str(path)}"
             offset = sizes.get(key, 0)
-            slot = LeafSlot(key, offset, shape, dtype)
+            slot = LeafSlot(key, offset, shape, dtype, keeps_shape=keep_shapes)
             sizes[key] = offset + slot.size
             dtypes[key] = dtype
             slots.append(slot)
@@ -148,8 +152,16 @@ class PackedLayout:
         return jax.tree.unflatten(self.treedef, [jax.ShapeDtypeStruct(s.shape, s.dtype)
                                                  for s in self.slots])
 
+    def group_shape(self, key: str) -> tuple[int, ...]:
+        """A buffer's shape: ``(size,)``, or its one leaf's shape where that is kept."""
+        for slot in self.slots:
+            if slot.group == key and slot.keeps_shape:
+                return slot.shape
+        return (dict((k, size) for k, _, size in self.groups)[key],)
+
     def packed_shapes(self) -> dict[str, jax.ShapeDtypeStruct]:
-        return {key: jax.ShapeDtypeStruct((size,), dtype) for key, dtype, size in self.groups}
+        return {key: jax.ShapeDtypeStruct(self.group_shape(key), dtype)
+                for key, dtype, _ in self.groups}
 
     def matches_tree(self, tree: Any) -> bool:
         """Whether ``tree`` has this layout's structure and leaf shapes (any dtypes)."""
@@ -162,7 +174,21 @@ class PackedLayout:
         """Whether ``value`` is a packed dict of this layout (any dtypes)."""
         if not isinstance(value, dict) or tuple(sorted(value)) != self.keys:
             return False
-        return all(tuple(jnp.shape(value[key])) == (size,) for key, _, size in self.groups)
+        return all(tuple(jnp.shape(value[key])) == self.group_shape(key)
+                   for key, _, _ in self.groups)
+
+    def flags_per_buffer(self, flags: Any) -> dict:
+        """Per-leaf flags (a tree like the params) as one flag per buffer: a Python bool
+        where all of a buffer's leaves agree, else a bool array over the buffer."""
+        parts: dict[str, list] = {key: [] for key in self.keys}
+        for slot, flag in zip(self.slots, jax.tree.leaves(flags)):
+            parts[slot.group].append((slot.size, bool(flag)))
+        out = {}
+        for key, pieces in parts.items():
+            values = {flag for _, flag in pieces}
+            out[key] = values.pop() if len(values) == 1 else np.concatenate(
+                [np.full(size, flag) for size, flag in pieces])
+        return out
 
     # --- pack / unpack -----------------------------------------------------------------
 
@@ -177,7 +203,8 @@ class PackedLayout:
         check_same_structure(self.shape_tree(), tree, "the packed layout", "tree")
         parts: dict[str, list] = {key: [] for key in self.keys}
         for slot, leaf in zip(self.slots, jax.tree.leaves(tree)):
-            parts[slot.group].append(jnp.ravel(jnp.asarray(leaf)))
+            leaf = jnp.asarray(leaf)
+            parts[slot.group].append(leaf if slot.keeps_shape else jnp.ravel(leaf))
         out = {}
         for key, dtype, _ in self.groups:
             leaves = parts[key]
@@ -270,6 +297,7 @@ def label_mask(*labels) -> Callable[[dict], dict]:
     def mask(packed: dict) -> dict:
         return {key: label_of(key) in wanted for key in packed}
 
+    mask.on_packed_buffers = True  # read by the mask resolution inside ``packed``
     return mask
 
 
@@ -315,6 +343,9 @@ def _slice_static(layout: PackedLayout, packed: dict) -> list:
     out = []
     for slot in layout.slots:
         buffer = packed[slot.group]
+        if slot.keeps_shape:
+            out.append(buffer)
+            continue
         piece = jax.lax.slice(buffer, (slot.offset,), (slot.offset + slot.size,))
         out.append(piece.reshape(slot.shape))
     return out
@@ -324,6 +355,9 @@ def _slice_dynamic(layout: PackedLayout, packed: dict, offsets: Any) -> list:
     out = []
     for slot, start in zip(layout.slots, jax.tree.leaves(offsets)):
         buffer = packed[slot.group]
+        if slot.keeps_shape:
+            out.append(buffer)
+            continue
         piece = jax.lax.dynamic_slice(buffer, (jnp.asarray(start, jnp.int32),), (slot.size,))
         out.append(piece.reshape(slot.shape))
     return out
@@ -332,7 +366,8 @@ def _slice_dynamic(layout: PackedLayout, packed: dict, offsets: Any) -> list:
 def _pack_cotangents(layout: PackedLayout, packed: dict, cotangents: list) -> dict:
     parts: dict[str, list] = {key: [] for key in layout.keys}
     for slot, ct in zip(layout.slots, cotangents):
-        parts[slot.group].append(jnp.ravel(ct).astype(packed[slot.group].dtype))
+        ct = ct if slot.keeps_shape else jnp.ravel(ct)
+        parts[slot.group].append(ct.astype(packed[slot.group].dtype))
     return {key: (p[0] if len(p) == 1 else jnp.concatenate(p)) for key, p in parts.items()}
 
 

@@ -11,6 +11,8 @@ from optxform import tree as otu
 from optxform.core import GradientTransformation, OptState, call_update
 from optxform.core.trees import check_same_structure
 from optxform.fused.layout import SOLO_SIZE, PackedLayout
+from optxform.rules import kinds_of
+from optxform.tree.masks import masks_over_params
 
 __all__ = ["PackedState", "pack_state", "packed", "unpack_state"]
 
@@ -74,25 +76,42 @@ def packed(tx: GradientTransformation, labels: Any = None, materialize: bool = F
         Array([-0.1, -0.1], dtype=float32)
     """
 
+    keep_shapes = keeps_shapes(tx)
+
     def init(params):
-        layout = PackedLayout.of(params, labels, solo_size)
-        return PackedState(inner=tx.init(layout.pack(params)), offsets=layout.offsets())
+        layout = PackedLayout.of(params, labels, solo_size, keep_shapes)
+        with masks_over_params(params, layout.keys, layout.flags_per_buffer):
+            inner = tx.init(layout.pack(params))
+        return PackedState(inner=inner, offsets=layout.offsets())
 
     def update(updates, state, params=None, **extra):
         reference = updates if params is None else params
         check_same_structure(state.offsets, reference, "the packed state's offsets",
                              "params" if params is not None else "updates",
                              check_shapes=False)
-        layout = PackedLayout.of(reference, labels, solo_size)
+        layout = PackedLayout.of(reference, labels, solo_size, keep_shapes)
         flat_updates = layout.pack(updates)
         flat_params = None if params is None else layout.pack(params)
         flat_extra = {name: _pack_extra(layout, name, value) for name, value in extra.items()}
-        new_flat, inner = call_update(tx, flat_updates, state.inner, flat_params, flat_extra)
+        with masks_over_params(reference, layout.keys, layout.flags_per_buffer):
+            new_flat, inner = call_update(tx, flat_updates, state.inner, flat_params,
+                                          flat_extra)
         if materialize:
             new_flat = _materialize(new_flat)
         return layout.unpack(new_flat, state.offsets), PackedState(inner, state.offsets)
 
     return GradientTransformation(init, update)
+
+
+def keeps_shapes(tx: GradientTransformation) -> bool:
+    """Whether ``packed(tx)`` keeps every leaf as its own buffer, in its own shape.
+
+    Elementwise and global rules run on packed buffers unchanged. A rule whose math reads
+    each leaf's shape (``"matrix"``: factored moments, per-leaf norms, rows) or a member
+    that declares nothing (a transform from another library) runs per leaf instead: the
+    updates are then those of ``tx`` itself, without the speed-up.
+    """
+    return not kinds_of(tx) <= {"elementwise", "global"}
 
 
 def _pack_extra(layout: PackedLayout, name: str, value: Any) -> Any:
@@ -105,21 +124,24 @@ def _pack_extra(layout: PackedLayout, name: str, value: Any) -> Any:
 
 
 def unpack_state(state: PackedState, params: Any, labels: Any = None,
-                 solo_size: int | None = SOLO_SIZE) -> OptState:
+                 solo_size: int | None = SOLO_SIZE,
+                 tx: GradientTransformation | None = None) -> OptState:
     """The state ``tx.init``/``tx.update`` would hold on the plain tree, from ``packed(tx)``'s.
 
     Every packed buffer in ``state.inner`` becomes a tree like ``params`` (keeping its
     dtype, e.g. bfloat16 moments); counters and hyperparameters are kept as they are.
-    ``labels`` and ``solo_size`` must be those given to :func:`packed`.
+    ``labels`` and ``solo_size`` must be those given to :func:`packed`, and ``tx`` the
+    transform, where it holds rules that run per leaf (see :func:`keeps_shapes`).
     """
-    layout = PackedLayout.of(params, labels, solo_size)
+    layout = PackedLayout.of(params, labels, solo_size, tx is not None and keeps_shapes(tx))
     return layout.unpack_state(state.inner)
 
 
 def pack_state(state: OptState, params: Any, labels: Any = None,
-               solo_size: int | None = SOLO_SIZE) -> PackedState:
+               solo_size: int | None = SOLO_SIZE,
+               tx: GradientTransformation | None = None) -> PackedState:
     """``packed(tx)``'s state from ``tx``'s state on the plain tree (the inverse of unpack_state)."""
-    layout = PackedLayout.of(params, labels, solo_size)
+    layout = PackedLayout.of(params, labels, solo_size, tx is not None and keeps_shapes(tx))
     return PackedState(inner=layout.pack_state(state), offsets=layout.offsets())
 
 

@@ -6,6 +6,7 @@ in its family file under ``transforms/`` plus a factory that calls :func:`lift`.
 
 from optxform.rules.lift import Declaration as Declaration
 from optxform.rules.lift import declaration_of as declaration_of
+from optxform.rules.lift import kinds_of as kinds_of
 from optxform.rules.lift import lift as lift
 from optxform.rules.rule import Buffer as Buffer
 from optxform.rules.rule import Hyperparameter as Hyperparameter
@@ -16,4 +17,4 @@ from optxform.rules.rule import Scalar as Scalar
 from optxform.rules.rule import Step as Step
 
 __all__ = ["Buffer", "Declaration", "Hyperparameter", "Kind", "Leaf", "Rule", "Scalar",
-           "Step", "declaration_of", "lift"]
+           "Step", "declaration_of", "kinds_of", "lift"]

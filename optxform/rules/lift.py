@@ -38,7 +38,7 @@ from optxform.rules.rule import Leaf, Rule, Step
 from optxform.tree.masks import resolve_mask
 from optxform.tree.numerics import is_zero
 
-__all__ = ["Declaration", "declaration_of", "lift"]
+__all__ = ["Declaration", "declaration_of", "kinds_of", "lift"]
 
 _is_none = lambda x: x is None  # noqa: E731
 
@@ -55,6 +55,22 @@ class Declaration:
 def declaration_of(tx: GradientTransformation) -> Declaration | None:
     """The declaration behind a transform built by :func:`lift` (``None`` for others)."""
     return getattr(tx.update, "declaration", None)
+
+
+def kinds_of(tx: GradientTransformation) -> frozenset:
+    """The kinds of the rules inside ``tx``: ``"elementwise"``, ``"matrix"``, ``"global"``,
+    and ``"unknown"`` for a member that declares nothing (a transform from elsewhere).
+
+    Combinators record their members as ``update.parts`` (``chain``, ``named_chain`` and
+    optxform's wrappers do); a transform with no members is elementwise.
+    """
+    declaration = declaration_of(tx)
+    if declaration is not None:
+        return frozenset({declaration.rule.kind})
+    parts = getattr(tx.update, "parts", None)
+    if parts is None:
+        return frozenset({"unknown"})
+    return frozenset({"elementwise"}).union(*(kinds_of(p) for p in parts))
 
 
 def _bind(rule: Rule, arguments: dict) -> tuple[dict, dict]:
@@ -158,19 +174,22 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
         flat_buffers = {b.name: treedef.flatten_up_to(getattr(state, b.name))
                         for b in enabled}
         flat_p = treedef.flatten_up_to(params) if rule.reads_params else [None] * len(flat_g)
-        flat_mask = (treedef.flatten_up_to(resolve_mask(mask, params if params is not None
-                                                        else updates))
-                     if rule.masked and mask is not None else [True] * len(flat_g))
+        flat_mask = (treedef.flatten_up_to(resolve_mask(
+            mask, params if params is not None else updates, f"{rule.name}: the mask",
+            elementwise=rule.kind == "elementwise"))
+            if rule.masked and mask is not None else [True] * len(flat_g))
 
         out_u, out_buffers = [], {b.name: [] for b in enabled}
         for i, g in enumerate(flat_g):
             old = {name: leaves[i] for name, leaves in flat_buffers.items()}
-            if g is None or not flat_mask[i]:
+            if g is None or flat_mask[i] is False:
                 out_u.append(g)
                 for name, leaf in old.items():
                     out_buffers[name].append(leaf)
                 continue
             u, new = _one_leaf(rule, g, old, flat_p[i], scalars, options, zero, paths[i])
+            if flat_mask[i] is not True:  # a packed buffer of selected and other leaves
+                u, new = _select(flat_mask[i], (u, new), (g, old))
             out_u.append(u)
             for name, leaf in new.items():
                 out_buffers[name].append(leaf)
@@ -185,6 +204,17 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
 
     update.declaration = Declaration(rule, values, options)
     return GradientTransformation(init, update)
+
+
+def _select(flags, chosen, other):
+    """Elementwise ``chosen`` where ``flags`` else ``other`` (trees; ``flags`` 1-D)."""
+    flags = jnp.asarray(flags)
+
+    def pick(a, b):
+        mask = flags.reshape(flags.shape + (1,) * (jnp.ndim(a) - flags.ndim))
+        return jnp.where(mask, a, b)
+
+    return jax.tree.map(pick, chosen, other)
 
 
 def _one_leaf(rule: Rule, g, old: dict, p, scalars: dict, options: dict, zero: frozenset,

@@ -9,7 +9,9 @@ Module, a flax struct with ``__call__``) whose leaves are booleans is a mask *tr
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import contextvars
+from typing import Any, Callable, Iterator
 
 import jax
 import numpy as np
@@ -59,12 +61,49 @@ def _as_python_bool(flag: Any, where: str, what: str) -> bool:
     return bool(array)
 
 
-def resolve_mask(mask: Any, tree: Any, what: str = "the mask") -> Any:
+class _Packing:
+    """The params tree behind packed buffers, and how per-leaf flags map onto the buffers."""
+
+    def __init__(self, params: Any, keys: frozenset, to_buffers: Callable[[Any], dict]):
+        self.params, self.keys, self.to_buffers = params, keys, to_buffers
+
+
+_PACKING: contextvars.ContextVar = contextvars.ContextVar("optxform_packing", default=None)
+
+
+@contextlib.contextmanager
+def masks_over_params(params: Any, keys, to_buffers: Callable[[Any], dict]) -> Iterator[None]:
+    """While active, a mask resolved on a packed dict (keys ``keys``) is evaluated on the
+    ``params`` tree, as the user wrote it, and carried to the buffers by ``to_buffers``
+    (per-leaf flags -> ``{key: bool or bool array}``). ``packed`` sets this around the
+    transform it runs, so a mask function never sees packed buffers (unless it is marked
+    ``on_packed_buffers``, as :func:`optxform.label_mask`'s are)."""
+    token = _PACKING.set(_Packing(params, frozenset(keys), to_buffers))
+    try:
+        yield
+    finally:
+        _PACKING.reset(token)
+
+
+def resolve_mask(mask: Any, tree: Any, what: str = "the mask",
+                 elementwise: bool = False) -> Any:
     """The mask as a tree of Python bools with ``tree``'s structure (``None`` leaves kept).
 
     ``mask=None`` selects every leaf. Raises ``ValueError`` naming the first leaf whose
-    flag is not a concrete boolean.
+    flag is not a concrete boolean. Under :func:`masks_over_params`, on packed buffers, the
+    mask is evaluated on the params tree; a buffer that holds selected and unselected
+    leaves gets a bool array, which only ``elementwise`` callers accept.
     """
+    packing = _PACKING.get()
+    if (mask is not None and packing is not None and isinstance(tree, dict)
+            and frozenset(tree) == packing.keys
+            and not getattr(mask, "on_packed_buffers", False)):
+        flags = packing.to_buffers(resolve_mask(mask, packing.params, what))
+        mixed = [key for key, flag in flags.items() if not isinstance(flag, bool)]
+        if mixed and not elementwise:
+            raise ValueError(f"{what} selects part of the packed buffer {mixed[0]!r}; give "
+                             "packed(..., labels=...) so that each buffer is selected whole")
+        return flags
     if mask is None:
         return jax.tree.map(lambda _: True, tree, is_leaf=_is_none)
     full = resolve_prefix(mask, tree, what)

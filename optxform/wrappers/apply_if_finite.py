@@ -65,4 +65,5 @@ def apply_if_finite(tx: GradientTransformation,
             notfinite_count=notfinite_count.astype(jnp.int32), last_finite=finite,
             total_notfinite=total.astype(jnp.int32), inner_state=inner_state)
 
+    update.parts = (tx,)
     return GradientTransformation(init, update)

@@ -67,6 +67,7 @@ def ema(decay=0.999) -> GradientTransformation:
         new_ema = otu.tree_map(average, state.ema, new_params)
         return updates, EmaState(count=increment(state.count), ema=new_ema)
 
+    update.parts = ()  # elementwise: an average of each param
     return GradientTransformation(init, update)
 
 

@@ -158,7 +158,7 @@ def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
                     for name in dtypes}
 
         # Build once now so the alias validates the values at construction.
-        build(initial_values(zero_count()))
+        example = build(initial_values(zero_count()))
 
         def init(params):
             count = zero_count()
@@ -177,6 +177,7 @@ def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
             return updates, InjectHyperparamsState(count=count, hyperparams=hyperparams,
                                                    inner_state=inner_state)
 
+        update.parts = (example,)
         return GradientTransformation(init, update)
 
     wrapped.__name__ = f"inject_hyperparams({getattr(inner_factory, '__name__', 'factory')})"

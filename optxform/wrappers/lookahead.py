@@ -106,4 +106,5 @@ def lookahead(inner: GradientTransformation, sync_period: int = 5,
             period_step=jnp.where(sync, 0, period_step).astype(jnp.int32))
         return new_updates, new_state
 
+    update.parts = (inner,)
     return GradientTransformation(init, update)

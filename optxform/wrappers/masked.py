@@ -88,4 +88,5 @@ def masked(tx: GradientTransformation, mask: Any | Callable[[Any], Any], *,
             mask_extra(extra, the_mask, updates))
         return unmask_tree(new_updates, updates), MaskedState(inner_state=inner_state)
 
+    update.parts = (tx,)
     return GradientTransformation(init, update)

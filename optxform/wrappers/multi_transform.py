@@ -125,4 +125,5 @@ def multi_transform(transforms: Mapping[Hashable, GradientTransformation],
             new_updates = unmask_tree(group_updates, new_updates)
         return new_updates, MultiTransformState(inner_states=new_states)
 
+    update.parts = tuple(transforms.values())
     return GradientTransformation(init, update)
