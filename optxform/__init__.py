@@ -15,6 +15,7 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
 
 from optxform.core import apply_updates as apply_updates
 from optxform.core import chain as chain
+from optxform.core import declares_hyperparameters as declares_hyperparameters
 from optxform.core import EmptyState as EmptyState
 from optxform.core import GradientTransformation as GradientTransformation
 from optxform.core import identity as identity
@@ -234,6 +235,7 @@ __all__ = [
     "cosine_decay_restarts",
     "cosine_decay_schedule",
     "cyclic",
+    "declares_hyperparameters",
     "cyclic_momentum",
     "DecoupledWeightDecayState",
     "ema",

@@ -259,3 +259,14 @@ def test_packed_equals_the_plain_optimizer(name):
     packed, _ = _steps(tx, params, tx.init(params), 8, problem)
     for key in plain:
         np.testing.assert_allclose(packed[key], plain[key], rtol=2e-6, atol=1e-7, err_msg=key)
+
+
+def test_inject_hyperparams_injects_exactly_the_declared_hyperparameters():
+    for case in DEFAULT_CASES:
+        declared = case.make.hyperparameters
+        tx = optxform.inject_hyperparams(case.make)(**case.kwargs)
+        problem = case.problem
+        state = tx.init(_params(problem))
+        assert tuple(sorted(state.hyperparams)) == tuple(sorted(declared)), case.alias
+    with pytest.raises(ValueError, match="declares hyperparameter 'lr'"):
+        optxform.declares_hyperparameters("lr")(lambda learning_rate: None)

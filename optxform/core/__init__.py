@@ -10,6 +10,7 @@ from optxform.core.base import Schedule as Schedule
 from optxform.core.base import Updates as Updates
 from optxform.core.base import call_update as call_update
 from optxform.core.base import chain as chain
+from optxform.core.base import declares_hyperparameters as declares_hyperparameters
 from optxform.core.base import identity as identity
 from optxform.core.base import named_chain as named_chain
 from optxform.core.interop import to_optax as to_optax
@@ -20,5 +21,6 @@ from optxform.core.trees import path_to_str as path_to_str
 __all__ = [
     "EmptyState", "GradientTransformation", "OptState", "Params", "ScalarOrSchedule",
     "Schedule", "Updates", "apply_updates", "call_update", "chain", "check_same_structure",
+    "declares_hyperparameters",
     "identity", "leaves_with_paths", "named_chain", "path_to_str", "to_optax",
 ]

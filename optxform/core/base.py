@@ -137,3 +137,23 @@ def named_chain(*named_transforms: tuple[str, GradientTransformation]) -> Gradie
 
     update.parts = tuple(tx for _, tx in named_transforms)
     return GradientTransformation(init, update)
+
+
+def declares_hyperparameters(*names: str) -> Callable[[Callable], Callable]:
+    """Mark a transform factory's numeric arguments: those :func:`inject_hyperparams` keeps
+    in the state (as float32 or wider) and may schedule. Everything else it takes is static.
+
+    Usage: ``@declares_hyperparameters("learning_rate", "b1", "b2", "eps", "weight_decay")``
+    above an alias. The names are stored as ``factory.hyperparameters``.
+    """
+
+    def mark(factory: Callable) -> Callable:
+        parameters = inspect.signature(factory).parameters
+        missing = [name for name in names if name not in parameters]
+        if missing:
+            raise ValueError(f"{factory.__name__} declares hyperparameter {missing[0]!r} "
+                             "but takes no such argument")
+        factory.hyperparameters = tuple(names)
+        return factory
+
+    return mark

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
+from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
 from optxform.optimizers.recipe import gradient_prelude, recipe
 from optxform.transforms.rms import scale_by_adadelta
@@ -11,6 +12,7 @@ from optxform.transforms.scaling import scale_by_learning_rate
 __all__ = ["adadelta"]
 
 
+@declares_hyperparameters("learning_rate", "rho", "eps", "weight_decay")
 def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
              maximize: bool = False) -> GradientTransformation:
     r"""Adadelta (Zeiler 2012) as torch implements it, with a learning rate on top.

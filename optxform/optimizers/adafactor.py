@@ -3,6 +3,7 @@ r"""The adafactor alias (torch.optim.Adafactor)."""
 from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
+from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_learning_rate, check_non_negative
 from optxform.optimizers.recipe import gradient_prelude, recipe
 from optxform.transforms.weight_decay import add_decoupled_weight_decay
@@ -12,6 +13,7 @@ from optxform.transforms.scaling import scale_by_learning_rate
 __all__ = ["adafactor"]
 
 
+@declares_hyperparameters("learning_rate", "beta2_decay", "d", "weight_decay")
 def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay=-0.8, eps=(None, 1e-3),
               d=1.0, weight_decay=0.0, maximize: bool = False) -> GradientTransformation:
     r"""Adafactor with torch's conventions: factored second moments, relative step size.

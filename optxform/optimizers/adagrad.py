@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
+from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_learning_rate, check_non_negative
 from optxform.optimizers.recipe import gradient_prelude, recipe
 from optxform.tree.numerics import is_zero
@@ -26,6 +27,8 @@ def _decayed_learning_rate(learning_rate, lr_decay):
     return schedule
 
 
+@declares_hyperparameters(
+    "learning_rate", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 def adagrad(learning_rate: ScalarOrSchedule = 1e-2, lr_decay=0.0, weight_decay=0.0,
             initial_accumulator_value=0.0, eps=1e-10, maximize: bool = False
             ) -> GradientTransformation:

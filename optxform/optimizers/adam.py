@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
+from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_flag, check_learning_rate, check_positive
 from optxform.optimizers.recipe import gradient_prelude, recipe
 from optxform.transforms.adam import (scale_by_adam, scale_by_adamax, scale_by_nadam,
@@ -48,6 +49,7 @@ def _recipe(learning_rate, role: str, block: GradientTransformation, *, maximize
     return recipe(*members)
 
 
+@declares_hyperparameters("learning_rate", "b1", "b2", "eps", "weight_decay")
 def adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
          weight_decay=0.0, amsgrad: bool = False, maximize: bool = False, *,
          mu_dtype=None, nu_dtype=None) -> GradientTransformation:
@@ -103,6 +105,7 @@ def adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
                    maximize=maximize, weight_decay=weight_decay)
 
 
+@declares_hyperparameters("learning_rate", "b1", "b2", "eps", "weight_decay")
 def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
           weight_decay=1e-2, amsgrad: bool = False, maximize: bool = False,
           mask: Any | Callable | None = None, *, mu_dtype=None,
@@ -160,6 +163,7 @@ def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
                    maximize=maximize, weight_decay=weight_decay, decoupled=True, mask=mask)
 
 
+@declares_hyperparameters("learning_rate", "b1", "b2", "eps", "weight_decay")
 def adamax(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
            weight_decay=0.0, maximize: bool = False, *, mu_dtype=None,
            nu_dtype=None) -> GradientTransformation:
@@ -204,6 +208,7 @@ def adamax(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
                    maximize=maximize, weight_decay=weight_decay)
 
 
+@declares_hyperparameters("learning_rate", "b1", "b2", "eps", "weight_decay", "momentum_decay")
 def nadam(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
           weight_decay=0.0, momentum_decay=4e-3, decoupled_weight_decay: bool = False,
           maximize: bool = False, *, mu_dtype=None, nu_dtype=None) -> GradientTransformation:
@@ -263,6 +268,7 @@ def nadam(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
                    decoupled=decoupled_weight_decay)
 
 
+@declares_hyperparameters("learning_rate", "b1", "b2", "eps", "weight_decay")
 def radam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
           weight_decay=0.0, decoupled_weight_decay: bool = False, maximize: bool = False,
           *, mu_dtype=None, nu_dtype=None) -> GradientTransformation:
@@ -321,6 +327,7 @@ def radam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
                    decoupled=decoupled_weight_decay)
 
 
+@declares_hyperparameters("learning_rate", "b1", "b2", "eps")
 def sparse_adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
                 maximize: bool = False) -> GradientTransformation:
     r"""Adam for embedding tables: rows with an all-zero gradient are left alone (SparseAdam).

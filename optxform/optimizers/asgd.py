@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
+from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_learning_rate, check_non_negative
 from optxform.optimizers.recipe import gradient_prelude, recipe
 from optxform.transforms.averaging import asgd_averaging, asgd_learning_rate
@@ -12,6 +13,7 @@ from optxform.transforms.weight_decay import add_decayed_weights
 __all__ = ["asgd"]
 
 
+@declares_hyperparameters("learning_rate", "lambd", "alpha", "t0", "weight_decay")
 def asgd(learning_rate: ScalarOrSchedule = 1e-2, lambd=1e-4, alpha=0.75, t0=1e6,
          weight_decay=0.0, maximize: bool = False) -> GradientTransformation:
     r"""Averaged SGD as torch implements it: decaying step size, decay term, iterate average.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule, chain
+from optxform.core.base import declares_hyperparameters
 from optxform.quasi_newton.iterations import lbfgs_iterations
 
 __all__ = ["lbfgs"]
 
 
+@declares_hyperparameters("learning_rate", "tolerance_grad", "tolerance_change")
 def lbfgs(learning_rate: ScalarOrSchedule = 1.0, max_iter=20, max_eval=None,
           tolerance_grad=1e-7, tolerance_change=1e-9, history_size: int = 100,
           line_search_fn: str | None = None) -> GradientTransformation:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
+from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
 from optxform.optimizers.recipe import recipe
 from optxform.transforms.scaling import scale_by_learning_rate
@@ -12,6 +13,7 @@ from optxform.transforms.weight_decay import add_decayed_weights
 __all__ = ["lion"]
 
 
+@declares_hyperparameters("learning_rate", "b1", "b2", "weight_decay")
 def lion(learning_rate: ScalarOrSchedule = 1e-4, b1=0.9, b2=0.99, weight_decay=0.0
          ) -> GradientTransformation:
     r"""Lion, "EvoLved Sign Momentum" (Chen et al. 2023), with decoupled weight decay.

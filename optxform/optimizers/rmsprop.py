@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
+from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
 from optxform.optimizers.recipe import gradient_prelude, recipe
 from optxform.tree.numerics import is_zero
@@ -13,6 +14,7 @@ from optxform.transforms.scaling import scale_by_learning_rate
 __all__ = ["rmsprop"]
 
 
+@declares_hyperparameters("learning_rate", "alpha", "eps", "weight_decay", "momentum")
 def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
             momentum=0.0, centered: bool = False, maximize: bool = False
             ) -> GradientTransformation:

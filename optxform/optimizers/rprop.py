@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
+from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_learning_rate, concrete_value
 from optxform.optimizers.recipe import gradient_prelude, recipe
 from optxform.transforms.scaling import scale
@@ -19,6 +20,7 @@ def _pair(name: str, value) -> tuple:
     return first, second
 
 
+@declares_hyperparameters("learning_rate")
 def rprop(learning_rate: ScalarOrSchedule = 1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0),
           maximize: bool = False) -> GradientTransformation:
     r"""Rprop as torch implements it: per-element step sizes adapted from gradient signs.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
+from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import (check_learning_rate, check_non_negative, check_range,
                                       concrete_value)
 from optxform.optimizers.recipe import gradient_prelude, recipe
@@ -13,6 +14,7 @@ from optxform.transforms.scaling import scale_by_learning_rate
 __all__ = ["sgd"]
 
 
+@declares_hyperparameters("learning_rate", "momentum", "dampening", "weight_decay")
 def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum=0.0, dampening=0.0,
         weight_decay=0.0, nesterov: bool = False, maximize: bool = False
         ) -> GradientTransformation:

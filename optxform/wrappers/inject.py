@@ -85,7 +85,11 @@ def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
       scheduled hyperparameter is used for the next update, after which the schedule
       resumes (as a manual ``param_group`` edit lasts until the next ``scheduler.step()``).
 
-    What stays static (fixed at construction, part of the compiled program): booleans,
+    Which arguments are hyperparameters: those the factory declares (every optxform
+    alias does, with :func:`~optxform.declares_hyperparameters`; ``factory.hyperparameters``
+    lists them), except names in ``static_args``. A factory that declares nothing (one of
+    your own, an optax alias) has its arguments recognised by type instead.
+    What stays static then (fixed at construction, part of the compiled program): booleans,
     strings, ``None``, tuples (``etas``, ``eps=(None, 1e-3)``), transforms (``inner``),
     callables that are not schedules (``mask``, ``param_labels``, ``value_fn``, ...),
     integer-valued options whose default is an integer (``sync_period``, ``history_size``),
@@ -108,6 +112,7 @@ def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
     """
     static_names = frozenset([static_args] if isinstance(static_args, str) else static_args)
     signature = inspect.signature(inner_factory)
+    declared = getattr(inner_factory, "hyperparameters", None)
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD
                     for p in signature.parameters.values())
     unknown = sorted(static_names - set(signature.parameters))
@@ -129,8 +134,12 @@ def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
 
         numeric, schedules = {}, {}
         for name, value in flat.items():
-            kind = _classify(name, value, defaults.get(name, inspect.Parameter.empty),
-                             static_names)
+            if declared is not None:  # the factory says which arguments are numeric
+                kind = ("static" if name not in declared or name in static_names
+                        else "schedule" if callable(value) else "numeric")
+            else:
+                kind = _classify(name, value, defaults.get(name, inspect.Parameter.empty),
+                                 static_names)
             if kind == "numeric":
                 numeric[name] = value
             elif kind == "schedule":

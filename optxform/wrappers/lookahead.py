@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from optxform import tree as otu
 from optxform.core import GradientTransformation, call_update
+from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_integer, check_range
 from optxform.core.trees import require_params
 
@@ -21,6 +22,7 @@ class LookaheadState(NamedTuple):
     period_step: jax.Array  # int32 in [0, sync_period): fast steps since the last sync
 
 
+@declares_hyperparameters("alpha")
 def lookahead(inner: GradientTransformation, sync_period: int = 5,
               alpha=0.5) -> GradientTransformation:
     r"""Lookahead (Zhang et al. 2019): ``k`` fast steps of ``inner``, then a pull toward the slow.
