@@ -34,6 +34,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 
 from optxform.core.trees import check_same_structure
+from optxform.core.validation import check_hyperparameter
 
 Params = Any
 Updates = Any
@@ -144,16 +145,28 @@ def declares_hyperparameters(*names: str) -> Callable[[Callable], Callable]:
     in the state (as float32 or wider) and may schedule. Everything else it takes is static.
 
     Usage: ``@declares_hyperparameters("learning_rate", "b1", "b2", "eps", "weight_decay")``
-    above an alias. The names are stored as ``factory.hyperparameters``.
+    above an alias. The names are stored as ``factory.hyperparameters``, and each call
+    checks them first: a real, finite scalar (or a schedule for ``learning_rate``), else a
+    ``ValueError`` naming the argument and the value.
     """
 
     def mark(factory: Callable) -> Callable:
-        parameters = inspect.signature(factory).parameters
-        missing = [name for name in names if name not in parameters]
+        signature = inspect.signature(factory)
+        missing = [name for name in names if name not in signature.parameters]
         if missing:
             raise ValueError(f"{factory.__name__} declares hyperparameter {missing[0]!r} "
                              "but takes no such argument")
-        factory.hyperparameters = tuple(names)
-        return factory
+
+        @functools.wraps(factory)
+        def checked(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            for name in names:
+                check_hyperparameter(name, bound.arguments[name],
+                                     schedule=name == "learning_rate")
+            return factory(*args, **kwargs)
+
+        checked.hyperparameters = tuple(names)
+        return checked
 
     return mark

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.base import declares_hyperparameters
-from optxform.core.validation import check_learning_rate, check_non_negative, check_range
+from optxform.core.validation import (check_flag, check_learning_rate, check_non_negative,
+                                      check_range)
 from optxform.optimizers.recipe import gradient_prelude, recipe
 from optxform.tree.numerics import is_zero
 from optxform.transforms.momentum import trace
@@ -64,6 +65,7 @@ def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight
         [-0.1, -0.1]
     """
     check_learning_rate(learning_rate)
+    check_flag("centered", centered)
     check_range("alpha", alpha, 0.0, 1.0, high_closed=True)
     check_non_negative("eps", eps)
     check_non_negative("weight_decay", weight_decay)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.base import declares_hyperparameters
-from optxform.core.validation import (check_learning_rate, check_non_negative, check_range,
-                                      concrete_value)
+from optxform.core.validation import (check_flag, check_learning_rate, check_non_negative,
+                                      check_range, concrete_value)
 from optxform.optimizers.recipe import gradient_prelude, recipe
 from optxform.tree.numerics import is_zero
 from optxform.transforms.momentum import trace
@@ -61,6 +61,7 @@ def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum=0.0, dampening=0.0,
         Array([-0.1, -0.1, -0.1], dtype=float32)
     """
     check_learning_rate(learning_rate)
+    check_flag("nesterov", nesterov)
     check_non_negative("momentum", momentum)
     check_range("dampening", dampening, 0.0, 1.0, high_closed=True)
     check_non_negative("weight_decay", weight_decay)

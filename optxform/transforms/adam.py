@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from optxform.core import GradientTransformation, Updates
-from optxform.core.validation import check_non_negative, check_range
+from optxform.core.validation import check_flag, check_non_negative, check_range
 from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Scalar, Step, lift
 from optxform.tree.numerics import (as_f32, bias_correction, ema_of_square, is_number, lerp,
                                     log, one_minus)
@@ -150,6 +150,7 @@ def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad: bool = Fals
         >>> u["w"]   # the first step is sign(g) up to eps
         Array([ 1., -1.], dtype=float32)
     """
+    check_flag("amsgrad", amsgrad)
     return lift(ADAM, b1=b1, b2=b2, eps=eps, eps_root=eps_root, amsgrad=bool(amsgrad),
                 mu_dtype=mu_dtype, nu_dtype=nu_dtype)
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from optxform import tree as otu
 from optxform.core import GradientTransformation, apply_updates
+from optxform.core.base import declares_hyperparameters
 from optxform.core.counters import increment, zero_count
 from optxform.core.validation import check_range
 from optxform.core.trees import require_params
@@ -21,6 +22,7 @@ class EmaState(NamedTuple):
     ema: Any  # the averaged params, in float32 or the param's dtype if wider
 
 
+@declares_hyperparameters("decay")
 def ema(decay=0.999) -> GradientTransformation:
     """Keep an exponential moving average of the params; pass the updates through unchanged.
 
