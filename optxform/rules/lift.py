@@ -13,7 +13,8 @@
   - dtypes: the math runs in float32 or wider, updates leave in the gradient's dtype,
     buffers are stored in their declared storage dtype;
   - complex params: torch's convention, real and imaginary parts as separate elements
-    (``torch.view_as_real``); buffers of a complex param are stored as that real view;
+    (``torch.view_as_real``); buffers of a complex param are stored as that real view,
+    and a global rule's ``reduce`` sees complex updates and params as real views too;
   - masks: where a masked rule's mask is False the update passes unchanged.
 
 The transform's ``update`` carries its declaration (:func:`declaration_of`), which
@@ -89,6 +90,13 @@ def _real_view(x: jax.Array) -> jax.Array:
     return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1) if jnp.iscomplexobj(x) else x
 
 
+def _computable(buffer, dtype):
+    """A floating buffer leaf in the compute dtype; flags (bool) and ``None`` as they are."""
+    if buffer is None or not jnp.issubdtype(buffer.dtype, jnp.floating):
+        return buffer
+    return buffer.astype(dtype)
+
+
 def _storage(rule: Rule, options: dict):
     """``(shape, dtype)`` of each buffer's leaf for a param leaf."""
 
@@ -96,6 +104,8 @@ def _storage(rule: Rule, options: dict):
         dtype = _real_dtype(p.dtype)
         shape = tuple(jnp.shape(p)) + ((2,) if jnp.iscomplexobj(p) else ())
         override = options.get(buffer.dtype_option) if buffer.dtype_option else None
+        if buffer.storage == "flag":
+            return (), jnp.dtype(jnp.bool_)
         if override is not None:
             return shape, jnp.dtype(override)
         if buffer.storage == "accumulator":
@@ -121,7 +131,7 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
     def init(params):
         state = {b.name: None for b in rule.buffers}
         for b in enabled:
-            fill = 0.0 if b.fill is None else values[b.fill]
+            fill = 0.0 if b.fill is None else value_at(values[b.fill], zero_count())
 
             def make(p, b=b, fill=fill):
                 shape, dtype = storage_of(b, p)
@@ -145,7 +155,9 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
         h = {name: value_at(value, count) if callable(value) else value
              for name, value in values.items()}
         carried = {s.name: getattr(state, s.name) for s in rule.scalars}
-        reduced = rule.reduce(updates, params, h) if rule.reduce is not None else {}
+        reduced = ({} if rule.reduce is None else
+                   rule.reduce(otu.tree_map(_real_view, updates),
+                               None if params is None else otu.tree_map(_real_view, params), h))
         if rule.per_step is not None:
             scalars, carried = rule.per_step(Step(t, count, h, carried, reduced, options))
         else:
@@ -198,7 +210,7 @@ def _one_leaf(rule: Rule, g, old: dict, p, scalars: dict, options: dict, zero: f
     dtype = otu.at_least_float32(real_g.dtype)
     leaf = Leaf(
         g=real_g.astype(dtype),
-        buffers={name: None if b is None else b.astype(dtype) for name, b in old.items()},
+        buffers={name: _computable(b, dtype) for name, b in old.items()},
         s={name: jnp.asarray(v).astype(dtype) for name, v in scalars.items()},
         p=None if p is None else _real_view(jnp.asarray(p)).astype(dtype),
         opt=options, zero=zero)
