@@ -103,7 +103,7 @@ def asgd_averaging(t0=1e6) -> GradientTransformation:
 
     The new iterate and the average are computed in float32 (or the param's dtype where
     wider) and ``ax`` is stored in the param dtype. Complex params follow torch: real and
-    imaginary parts are averaged as separate elements.
+    imaginary parts are averaged as separate elements, and ``ax`` keeps the real view.
 
     State: :class:`AsgdAveragingState`; ``ax`` in the param dtype, ``count`` int32.
     """
@@ -131,7 +131,9 @@ def asgd_average(state) -> Any:
 
     Searches ``state`` (an :func:`optxform.asgd` state, or any nesting of tuples, lists,
     dicts and NamedTuples containing an :class:`AsgdAveragingState`) and returns its
-    ``ax`` tree. Raises ``ValueError`` if there is none.
+    ``ax`` tree. A complex param's average is its real view (a trailing axis of 2: real
+    and imaginary parts, torch's ``view_as_real(state['ax'])``). Raises ``ValueError`` if
+    there is none.
     """
     found = _find_averaging_state(state)
     if found is None:
