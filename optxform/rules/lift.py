@@ -13,7 +13,8 @@
   - dtypes: the math runs in float32 or wider, updates leave in the gradient's dtype,
     buffers are stored in their declared storage dtype;
   - complex params: torch's convention, real and imaginary parts as separate elements
-    (``torch.view_as_real``); buffers of a complex param are stored as that real view;
+    (``torch.view_as_real``); buffers of a complex param are stored as that real view,
+    and a global rule's ``reduce`` sees complex updates and params as real views too;
   - masks: where a masked rule's mask is False the update passes unchanged.
 
 The transform's ``update`` carries its declaration (:func:`declaration_of`), which
@@ -96,6 +97,20 @@ def _bind(rule: Rule, arguments: dict) -> tuple[dict, dict]:
     return values, options
 
 
+def _params_at_none(updates, params):
+    """``updates`` with each ``None`` leaf (a partial gradient) replaced by the param there.
+
+    So that a rule reading params checks the structure of the gradients it was given, not
+    their completeness; a mismatch is left for ``require_params`` to name.
+    """
+    flat, treedef = jax.tree_util.tree_flatten(updates, is_leaf=_is_none)
+    try:
+        flat_p = treedef.flatten_up_to(params)
+    except (TypeError, ValueError):
+        return updates
+    return treedef.unflatten([p if u is None else u for u, p in zip(flat, flat_p)])
+
+
 def _real_dtype(dtype) -> Any:
     dtype = jnp.dtype(dtype)
     return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
@@ -105,6 +120,13 @@ def _real_view(x: jax.Array) -> jax.Array:
     return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1) if jnp.iscomplexobj(x) else x
 
 
+def _computable(buffer, dtype):
+    """A floating buffer leaf in the compute dtype; flags (bool) and ``None`` as they are."""
+    if buffer is None or not jnp.issubdtype(buffer.dtype, jnp.floating):
+        return buffer
+    return buffer.astype(dtype)
+
+
 def _storage(rule: Rule, options: dict):
     """``(shape, dtype)`` of each buffer's leaf for a param leaf."""
 
@@ -112,6 +134,8 @@ def _storage(rule: Rule, options: dict):
         dtype = _real_dtype(p.dtype)
         shape = tuple(jnp.shape(p)) + ((2,) if jnp.iscomplexobj(p) else ())
         override = options.get(buffer.dtype_option) if buffer.dtype_option else None
+        if buffer.storage == "flag":
+            return (), jnp.dtype(jnp.bool_)
         if override is not None:
             return shape, jnp.dtype(override)
         if buffer.storage == "accumulator":
@@ -138,6 +162,8 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
         state = {b.name: None for b in rule.buffers}
         for b in enabled:
             fill = 0.0 if b.fill is None else values[b.fill]
+            if callable(fill):  # a schedule: its value at step 0
+                fill = value_at(fill, zero_count())
 
             def make(p, b=b, fill=fill):
                 shape, dtype = storage_of(b, p)
@@ -157,11 +183,13 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
         if neutral:
             return updates, (state._replace(count=t) if rule.counts_steps else state)
         if rule.reads_params:
-            require_params(params, updates, rule.name)
+            require_params(params, _params_at_none(updates, params), rule.name)
         h = {name: value_at(value, count) if callable(value) else value
              for name, value in values.items()}
         carried = {s.name: getattr(state, s.name) for s in rule.scalars}
-        reduced = rule.reduce(updates, params, h) if rule.reduce is not None else {}
+        reduced = ({} if rule.reduce is None else
+                   rule.reduce(otu.tree_map(_real_view, updates),
+                               None if params is None else otu.tree_map(_real_view, params), h))
         if rule.per_step is not None:
             scalars, carried = rule.per_step(Step(t, count, h, carried, reduced, options))
         else:
@@ -228,7 +256,7 @@ def _one_leaf(rule: Rule, g, old: dict, p, scalars: dict, options: dict, zero: f
     dtype = otu.at_least_float32(real_g.dtype)
     leaf = Leaf(
         g=real_g.astype(dtype),
-        buffers={name: None if b is None else b.astype(dtype) for name, b in old.items()},
+        buffers={name: _computable(b, dtype) for name, b in old.items()},
         s={name: jnp.asarray(v).astype(dtype) for name, v in scalars.items()},
         p=None if p is None else _real_view(jnp.asarray(p)).astype(dtype),
         opt=options, zero=zero)

@@ -53,13 +53,15 @@ class Buffer:
 
     ``storage``: ``"param"`` keeps the param's dtype (torch's ``exp_avg``);
     ``"accumulator"`` keeps float32 or wider (second-moment-like sums and averages: a
-    float16 square overflows at 256). ``dtype_option`` names the argument that overrides
-    it (``mu_dtype``); ``fill`` names the hyperparameter holding its initial value (zeros
-    otherwise); ``enabled_by`` names the option that adds the buffer (``None`` otherwise).
+    float16 square overflows at 256); ``"flag"`` keeps one bool per leaf, a scalar
+    whatever the param's shape (a per-leaf record such as "the last update held a NaN").
+    ``dtype_option`` names the argument that overrides it (``mu_dtype``); ``fill`` names
+    the hyperparameter holding its initial value (zeros otherwise; a schedule is read at
+    step 0); ``enabled_by`` names the option that adds the buffer (``None`` otherwise).
     """
 
     name: str
-    storage: Literal["param", "accumulator"] = "param"
+    storage: Literal["param", "accumulator", "flag"] = "param"
     dtype_option: str | None = None
     fill: str | None = None
     enabled_by: str | None = None
@@ -93,7 +95,7 @@ class Leaf(NamedTuple):
     """
 
     g: jax.Array               # the incoming update
-    buffers: dict              # name -> the buffer's leaf (None where not enabled)
+    buffers: dict              # name -> the buffer's leaf (None where not enabled; flags bool)
     s: dict                    # per-step scalars (and hyperparameters), compute dtype
     p: jax.Array | None        # the param, for rules that read params
     opt: dict                  # static options

@@ -19,16 +19,12 @@ import jax.numpy as jnp
 
 from optxform import tree as otu
 from optxform.core import GradientTransformation, ScalarOrSchedule, Schedule
-from optxform.core.counters import increment, zero_count
 from optxform.core.validation import check_learning_rate, check_non_negative
-from optxform.core.trees import require_params
+from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Step, lift
+from optxform.tree.numerics import as_f32
 
 __all__ = ["AsgdAveragingState", "asgd_average", "asgd_averaging", "asgd_averaging_weight",
            "asgd_learning_rate"]
-
-
-def _f32(x) -> jax.Array:
-    return jnp.asarray(x).astype(jnp.float32)
 
 
 def asgd_learning_rate(learning_rate: ScalarOrSchedule = 1e-2, lambd=1e-4,
@@ -44,9 +40,9 @@ def asgd_learning_rate(learning_rate: ScalarOrSchedule = 1e-2, lambd=1e-4,
     check_non_negative("alpha", alpha)
 
     def schedule(count):
-        lr = _f32(learning_rate(count) if callable(learning_rate) else learning_rate)
-        t = _f32(count)
-        return lr / jnp.power(1.0 + _f32(lambd) * lr * t, _f32(alpha))
+        lr = as_f32(learning_rate(count) if callable(learning_rate) else learning_rate)
+        t = as_f32(count)
+        return lr / jnp.power(1.0 + as_f32(lambd) * lr * t, as_f32(alpha))
 
     return schedule
 
@@ -58,16 +54,34 @@ def asgd_averaging_weight(t0=1e6) -> Schedule:
     weight is 1 (the first ``t0 + 1`` updates) the "average" is just the latest iterate.
     """
     check_non_negative("t0", t0)
+    return lambda count: _averaging_weight(count, t0)
 
-    def schedule(count):
-        return 1.0 / jnp.maximum(1.0, _f32(count) - _f32(t0))
 
-    return schedule
+def _averaging_weight(count, t0) -> jax.Array:
+    return 1.0 / jnp.maximum(1.0, as_f32(count) - as_f32(t0))
 
 
 class AsgdAveragingState(NamedTuple):
     count: jax.Array  # int32: updates made so far
     ax: Any           # the averaged params (torch's ``ax``), in the param dtype
+
+
+def _asgd_averaging_step(st: Step) -> tuple[dict, dict]:
+    return {"mu": _averaging_weight(st.count, st.h["t0"])}, {}
+
+
+def _asgd_averaging_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    ax, mu = x.buffers["ax"], x.s["mu"]
+    new_param = x.p + x.g
+    # torch: ax.add_(param.sub(ax).mul_(mu)), each op rounded on its own.
+    averaged = jnp.where(mu == 1.0, new_param, ax + otu.unfused((new_param - ax) * mu))
+    return x.g, {"ax": averaged}
+
+
+ASGD_AVERAGING = Rule(
+    name="asgd_averaging", kind="elementwise", state=AsgdAveragingState,
+    hyperparameters=(Hyperparameter("t0", check_non_negative),), buffers=(Buffer("ax"),),
+    reads_params=True, per_step=_asgd_averaging_step, leaf=_asgd_averaging_leaf)
 
 
 def asgd_averaging(t0=1e6) -> GradientTransformation:
@@ -87,29 +101,13 @@ def asgd_averaging(t0=1e6) -> GradientTransformation:
     Args:
       t0: the number of steps before averaging starts (``>= 0``).
 
+    The new iterate and the average are computed in float32 (or the param's dtype where
+    wider) and ``ax`` is stored in the param dtype. Complex params follow torch: real and
+    imaginary parts are averaged as separate elements, and ``ax`` keeps the real view.
+
     State: :class:`AsgdAveragingState`; ``ax`` in the param dtype, ``count`` int32.
     """
-    weight = asgd_averaging_weight(t0)
-
-    def init(params):
-        return AsgdAveragingState(count=zero_count(), ax=otu.zeros_like(params))
-
-    def update(updates, state, params=None, **extra):
-        del extra
-        require_params(params, updates, "asgd_averaging")
-        mu = weight(state.count)
-
-        def average(ax, p, u):
-            wide = otu.wider_dtype(p.dtype, u.dtype)
-            new_param = (p.astype(wide) + u.astype(wide)).astype(p.dtype)
-            m = otu.as_dtype_of(mu, ax)
-            # torch: ax.add_(param.sub(ax).mul_(mu)), each op rounded on its own.
-            return jnp.where(mu == 1.0, new_param, ax + otu.unfused((new_param - ax) * m))
-
-        ax = otu.tree_map(average, state.ax, params, updates)
-        return updates, AsgdAveragingState(count=increment(state.count), ax=ax)
-
-    return GradientTransformation(init, update)
+    return lift(ASGD_AVERAGING, t0=t0)
 
 
 def _find_averaging_state(state) -> AsgdAveragingState | None:
@@ -133,7 +131,9 @@ def asgd_average(state) -> Any:
 
     Searches ``state`` (an :func:`optxform.asgd` state, or any nesting of tuples, lists,
     dicts and NamedTuples containing an :class:`AsgdAveragingState`) and returns its
-    ``ax`` tree. Raises ``ValueError`` if there is none.
+    ``ax`` tree. A complex param's average is its real view (a trailing axis of 2: real
+    and imaginary parts, torch's ``view_as_real(state['ax'])``). Raises ``ValueError`` if
+    there is none.
     """
     found = _find_averaging_state(state)
     if found is None:

@@ -1,21 +1,33 @@
-"""Clipping and cleaning updates: clip, clip_by_global_norm, clip_by_block_rms, zero_nans."""
+"""Clipping and cleaning updates: clip, clip_by_global_norm, clip_by_block_rms, zero_nans.
+
+Each is a declared rule (see :mod:`optxform.rules`) of a different kind: ``clip`` and the
+rescaling after the norm are elementwise, ``clip_by_global_norm`` first reduces over the
+whole tree (``global``), ``clip_by_block_rms`` and ``zero_nans`` read each leaf as a whole
+(``matrix``: a per-leaf RMS, a per-leaf record).
+"""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from optxform import tree as otu
 from optxform.core import EmptyState, GradientTransformation
 from optxform.core.validation import check_non_negative, check_positive
+from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Step, lift
 
 __all__ = ["ZeroNansState", "clip", "clip_by_block_rms", "clip_by_global_norm", "zero_nans"]
 
 
-def _empty_init(params):
-    del params
-    return EmptyState()
+def _clip_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    return jnp.clip(x.g, -x.s["max_delta"], x.s["max_delta"]), {}
+
+
+CLIP = Rule(name="clip", kind="elementwise", state=EmptyState, counts_steps=False,
+            hyperparameters=(Hyperparameter("max_delta", check_non_negative),),
+            leaf=_clip_leaf)
 
 
 def clip(max_delta) -> GradientTransformation:
@@ -26,17 +38,35 @@ def clip(max_delta) -> GradientTransformation:
     Args:
       max_delta: :math:`\delta \ge 0`.
 
+    A complex update's real and imaginary parts are clipped separately (torch's
+    ``view_as_real`` elements).
+
     State: ``EmptyState``.
     """
-    check_non_negative("max_delta", max_delta)
+    return lift(CLIP, max_delta=max_delta)
 
-    def update(updates, state, params=None, **extra):
-        del params, extra
-        return otu.tree_map(
-            lambda u: jnp.clip(u, -otu.as_dtype_of(max_delta, u), otu.as_dtype_of(max_delta, u)),
-            updates), state
 
-    return GradientTransformation(_empty_init, update)
+def _global_norm(updates: Any, params: Any, h: dict) -> dict:
+    del params, h
+    return {"norm": otu.global_norm(updates)}
+
+
+def _clip_by_global_norm_step(st: Step) -> tuple[dict, dict]:
+    norm = st.reduced["norm"]
+    max_norm = jnp.asarray(st.h["max_norm"]).astype(norm.dtype)
+    # One scalar for every leaf (1 exactly where the norm is below max_norm): XLA fuses
+    # the multiply into the next transform's kernel.
+    return {"factor": jnp.where(norm < max_norm, jnp.ones([], norm.dtype), max_norm / norm)}, {}
+
+
+def _scaled(x: Leaf) -> tuple[jax.Array, dict]:
+    return x.g * x.s["factor"], {}
+
+
+CLIP_BY_GLOBAL_NORM = Rule(
+    name="clip_by_global_norm", kind="global", state=EmptyState, counts_steps=False,
+    hyperparameters=(Hyperparameter("max_norm", check_non_negative),),
+    reduce=_global_norm, per_step=_clip_by_global_norm_step, leaf=_scaled)
 
 
 def clip_by_global_norm(max_norm) -> GradientTransformation:
@@ -55,25 +85,26 @@ def clip_by_global_norm(max_norm) -> GradientTransformation:
     from 2.5x to 1.2x the time of plain Adam on the CPU). Torch's ``clip_grad_norm_``
     differs slightly: it always multiplies by ``min(1, c / (norm + 1e-6))``.
 
+    A complex update counts as its real and imaginary parts (:math:`|z|^2` each).
+
     Args:
       max_norm: :math:`c \ge 0`.
 
     State: ``EmptyState``.
     """
-    check_non_negative("max_norm", max_norm)
+    return lift(CLIP_BY_GLOBAL_NORM, max_norm=max_norm)
 
-    def update(updates, state, params=None, **extra):
-        del params, extra
-        norm = otu.global_norm(updates)
-        keep = norm < jnp.asarray(max_norm).astype(norm.dtype)
-        factor = jnp.asarray(max_norm).astype(norm.dtype) / norm
 
-        def rescale(u):
-            return jnp.where(keep, u, u * factor.astype(u.dtype))
+def _clip_by_block_rms_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    rms = jnp.sqrt(jnp.mean(jnp.square(x.g)))
+    return x.g / jnp.maximum(1.0, rms / x.s["threshold"]), {}
 
-        return otu.tree_map(rescale, updates), state
 
-    return GradientTransformation(_empty_init, update)
+CLIP_BY_BLOCK_RMS = Rule(
+    # The RMS is taken over each leaf: the rule needs the leaves' boundaries.
+    name="clip_by_block_rms", kind="matrix", state=EmptyState, counts_steps=False,
+    hyperparameters=(Hyperparameter("threshold", check_positive),),
+    leaf=_clip_by_block_rms_leaf)
 
 
 def clip_by_block_rms(threshold) -> GradientTransformation:
@@ -83,48 +114,41 @@ def clip_by_block_rms(threshold) -> GradientTransformation:
 
         u \leftarrow u \,/\, \max\!\big(1,\ \sqrt{\operatorname{mean}(u^2)} / \tau\big)
 
-    per leaf (a "block"). Equals ``optax.clip_by_block_rms``.
+    per leaf (a "block"), computed in float32 or wider. Equals ``optax.clip_by_block_rms``.
+    A complex leaf's mean is over its real and imaginary parts (torch's ``view_as_real``
+    elements).
 
     Args:
       threshold: :math:`\tau > 0`.
 
     State: ``EmptyState``.
     """
-    check_positive("threshold", threshold)
-
-    def update(updates, state, params=None, **extra):
-        del params, extra
-
-        def rescale(u):
-            rms = jnp.sqrt(jnp.mean(jnp.square(u)))
-            return u / jnp.maximum(jnp.ones([], u.dtype), rms / otu.as_dtype_of(threshold, u))
-
-        return otu.tree_map(rescale, updates), state
-
-    return GradientTransformation(_empty_init, update)
+    return lift(CLIP_BY_BLOCK_RMS, threshold=threshold)
 
 
 class ZeroNansState(NamedTuple):
     found_nan: Any  # one bool scalar per leaf: did the last update of that leaf hold a NaN?
 
 
+def _zero_nans_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    nan = jnp.isnan(x.g)
+    return jnp.where(nan, 0.0, x.g), {"found_nan": jnp.any(nan)}
+
+
+ZERO_NANS = Rule(
+    # found_nan records each leaf as a whole: the rule needs the leaves' boundaries.
+    name="zero_nans", kind="matrix", state=ZeroNansState, counts_steps=False,
+    buffers=(Buffer("found_nan", "flag"),), leaf=_zero_nans_leaf)
+
+
 def zero_nans() -> GradientTransformation:
     """Replace NaN elements of the updates by 0 and record, per leaf, whether any were found.
 
     Equals ``optax.zero_nans`` (same state: a bool scalar per leaf, ``found_nan``, set from
-    the latest update only). Infinities are left as they are.
+    the latest update only). Infinities are left as they are. A complex element whose real
+    or imaginary part is NaN has that part zeroed (torch's ``view_as_real`` elements); a
+    ``None`` update leaf keeps its previous ``found_nan``.
 
     State: :class:`ZeroNansState`, bool scalars.
     """
-
-    def init(params):
-        return ZeroNansState(found_nan=otu.tree_map(lambda p: jnp.zeros([], jnp.bool_), params))
-
-    def update(updates, state, params=None, **extra):
-        del params, extra, state
-        found = otu.tree_map(lambda u: jnp.any(jnp.isnan(u)), updates)
-        cleaned = otu.tree_map(lambda u: jnp.where(jnp.isnan(u), jnp.zeros([], u.dtype), u),
-                               updates)
-        return cleaned, ZeroNansState(found_nan=found)
-
-    return GradientTransformation(init, update)
+    return lift(ZERO_NANS)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
-from optxform import tree as otu
 from optxform.core import EmptyState, GradientTransformation
-from optxform.core.trees import require_params
+from optxform.rules import Leaf, Rule, lift
 
 __all__ = ["keep_params_nonnegative"]
+
+
+def _keep_params_nonnegative_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    return jnp.where(x.p + x.g < 0, -x.p, x.g), {}
+
+
+KEEP_PARAMS_NONNEGATIVE = Rule(
+    name="keep_params_nonnegative", kind="elementwise", state=EmptyState,
+    counts_steps=False, reads_params=True, leaf=_keep_params_nonnegative_leaf)
 
 
 def keep_params_nonnegative() -> GradientTransformation:
@@ -17,23 +26,10 @@ def keep_params_nonnegative() -> GradientTransformation:
 
     Put it last in a chain (it sees the final updates). A param that is already negative
     is moved to 0. Equals ``optax.keep_params_nonnegative``; torch has no counterpart
-    (one clamps the params after ``step()``).
+    (one clamps the params after ``step()``). A complex param is kept in the quadrant
+    where both its real and imaginary parts are non-negative (each part is an element, as
+    torch's ``view_as_real`` sees it).
 
     State: ``EmptyState``.
     """
-
-    def init(params):
-        del params
-        return EmptyState()
-
-    def update(updates, state, params=None, **extra):
-        del extra
-        require_params(params, updates, "keep_params_nonnegative")
-
-        def constrain(u, p):
-            p = p.astype(u.dtype)
-            return jnp.where(p + u < 0, -p, u)
-
-        return otu.tree_map(constrain, updates, params), state
-
-    return GradientTransformation(init, update)
+    return lift(KEEP_PARAMS_NONNEGATIVE)

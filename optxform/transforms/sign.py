@@ -1,23 +1,53 @@
-"""Sign-based updates: Rprop and Lion."""
+"""Sign-based updates: Rprop and Lion, as declared rules (see :mod:`optxform.rules`)."""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
-from optxform import tree as otu
 from optxform.core import GradientTransformation, ScalarOrSchedule
-from optxform.core.counters import zero_count
-from optxform.core.validation import (check_learning_rate, check_non_negative, check_range,
-                                      concrete_value)
+from optxform.core.validation import check_non_negative, check_range, concrete_value
+from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Step, lift
+from optxform.tree.numerics import one_minus
 
 __all__ = ["ScaleByLionState", "ScaleByRpropState", "scale_by_lion", "scale_by_rprop"]
 
 
+def _open_interval(low: float, high: float):
+    return lambda name, value: check_range(name, value, low, high, low_closed=False)
+
+
+# --- Rprop -------------------------------------------------------------------------------
+
+
 class ScaleByRpropState(NamedTuple):
     step_sizes: Any  # per-element step sizes, float32 or wider
-    prev: Any        # the previous (masked) update, in the update dtype
+    prev: Any        # the previous (masked) gradient, in the param dtype
+
+
+def _rprop_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    s, g = x.s, x.g
+    # torch: sign = grad.mul(prev).sign(), the sign of the product (0 when it underflows),
+    # then step_size.mul_(factor).clamp_(min, max), the product rounded on its own.
+    sign = jnp.sign(g * x.buffers["prev"])
+    factor = jnp.where(sign > 0, s["eta_plus"], jnp.where(sign < 0, s["eta_minus"], 1.0))
+    step_sizes = jnp.clip(x.buffers["step_sizes"] * factor, s["min_step_size"],
+                          s["max_step_size"])
+    masked = jnp.where(sign < 0, 0.0, g)
+    return jnp.sign(masked) * step_sizes, {"step_sizes": step_sizes, "prev": masked}
+
+
+RPROP = Rule(
+    name="scale_by_rprop", kind="elementwise", state=ScaleByRpropState, counts_steps=False,
+    hyperparameters=(Hyperparameter("learning_rate", check_non_negative, schedule=True),
+                     Hyperparameter("eta_minus", _open_interval(0.0, 1.0)),
+                     Hyperparameter("eta_plus", _open_interval(1.0, float("inf"))),
+                     Hyperparameter("min_step_size", check_non_negative),
+                     Hyperparameter("max_step_size", check_non_negative)),
+    buffers=(Buffer("step_sizes", "accumulator", fill="learning_rate"), Buffer("prev")),
+    leaf=_rprop_leaf)
 
 
 def scale_by_rprop(learning_rate: ScalarOrSchedule = 1e-2, eta_minus=0.5, eta_plus=1.2,
@@ -47,55 +77,45 @@ def scale_by_rprop(learning_rate: ScalarOrSchedule = 1e-2, eta_minus=0.5, eta_pl
       eta_minus, eta_plus: the multiplicative factors, ``0 < eta_minus < 1 < eta_plus``.
       min_step_size, max_step_size: the step-size bounds, ``0 <= min <= max``.
 
+    Complex params follow torch: real and imaginary parts are separate elements, each
+    with its own step size.
+
     State: :class:`ScaleByRpropState`; step sizes float32 or wider, ``prev`` in the
-    update dtype.
+    param dtype.
     """
-    check_learning_rate(learning_rate)
-    check_range("eta_minus", eta_minus, 0.0, 1.0, low_closed=False)
-    check_range("eta_plus", eta_plus, 1.0, float("inf"), low_closed=False)
-    check_non_negative("min_step_size", min_step_size)
-    check_non_negative("max_step_size", max_step_size)
     low, high = concrete_value(min_step_size), concrete_value(max_step_size)
     if low is not None and high is not None and low > high:
         raise ValueError(f"Invalid min_step_size: {min_step_size!r} > max_step_size "
                          f"{max_step_size!r} (min_step_size must be <= max_step_size)")
+    return lift(RPROP, learning_rate=learning_rate, eta_minus=eta_minus, eta_plus=eta_plus,
+                min_step_size=min_step_size, max_step_size=max_step_size)
 
-    def init(params):
-        lr = learning_rate(zero_count()) if callable(learning_rate) else learning_rate
-        step_sizes = otu.tree_map(
-            lambda p: jnp.full(jnp.shape(p), lr, otu.at_least_float32(p.dtype)),
-            params)
-        return ScaleByRpropState(step_sizes=step_sizes, prev=otu.zeros_like(params))
 
-    def update(updates, state, params=None, **extra):
-        del params, extra
-
-        # torch: sign = grad.mul(prev).sign(), the sign of the product (0 when it
-        # underflows), then step_size.mul_(factor).clamp_(min, max).
-        signs = otu.tree_map(lambda g, prev: jnp.sign(g * prev.astype(g.dtype)),
-                             updates, state.prev)
-
-        def new_step_size(step, s):
-            factor = jnp.where(s > 0, otu.as_dtype_of(eta_plus, step),
-                               jnp.where(s < 0, otu.as_dtype_of(eta_minus, step),
-                                         jnp.ones([], step.dtype)))
-            return jnp.clip(step * factor, otu.as_dtype_of(min_step_size, step),
-                            otu.as_dtype_of(max_step_size, step))
-
-        new_steps = otu.tree_map(new_step_size, state.step_sizes, signs)
-        masked = otu.tree_map(lambda g, s: jnp.where(s < 0, jnp.zeros([], g.dtype), g),
-                              updates, signs)
-        new_updates = otu.tree_map(
-            lambda g, step: (jnp.sign(g).astype(step.dtype) * step).astype(g.dtype),
-            masked, new_steps)
-        return new_updates, ScaleByRpropState(step_sizes=new_steps,
-                                              prev=otu.cast_like(masked, state.prev))
-
-    return GradientTransformation(init, update)
+# --- Lion --------------------------------------------------------------------------------
 
 
 class ScaleByLionState(NamedTuple):
     mu: Any  # EMA of updates, in the param dtype
+
+
+def _lion_step(st: Step) -> tuple[dict, dict]:
+    h = st.h
+    return {"w1": one_minus(h["b1"]), "b1": h["b1"], "w2": one_minus(h["b2"]),
+            "b2": h["b2"]}, {}
+
+
+def _lion_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    s, g, m = x.s, x.g, x.buffers["mu"]
+    return jnp.sign(s["w1"] * g + s["b1"] * m), {"mu": s["w2"] * g + s["b2"] * m}
+
+
+def _beta(name: str) -> Hyperparameter:
+    return Hyperparameter(name, lambda n, v: check_range(n, v, 0.0, 1.0))
+
+
+LION = Rule(name="scale_by_lion", kind="elementwise", state=ScaleByLionState,
+            counts_steps=False, hyperparameters=(_beta("b1"), _beta("b2")),
+            buffers=(Buffer("mu"),), per_step=_lion_step, leaf=_lion_leaf)
 
 
 def scale_by_lion(b1=0.9, b2=0.99) -> GradientTransformation:
@@ -114,25 +134,4 @@ def scale_by_lion(b1=0.9, b2=0.99) -> GradientTransformation:
 
     State: :class:`ScaleByLionState`; ``mu`` in the param dtype.
     """
-    check_range("b1", b1, 0.0, 1.0)
-    check_range("b2", b2, 0.0, 1.0)
-
-    def init(params):
-        return ScaleByLionState(mu=otu.zeros_like(params))
-
-    def update(updates, state, params=None, **extra):
-        del params, extra
-
-        def direction(g, m):
-            m = m.astype(g.dtype)
-            return jnp.sign(otu.as_dtype_of(1.0 - b1, g) * g + otu.as_dtype_of(b1, g) * m)
-
-        def moment(m, g):
-            g = g.astype(m.dtype)
-            return otu.as_dtype_of(1.0 - b2, m) * g + otu.as_dtype_of(b2, m) * m
-
-        new_updates = otu.tree_map(direction, updates, state.mu)
-        mu = otu.tree_map(moment, state.mu, updates)
-        return new_updates, ScaleByLionState(mu=mu)
-
-    return GradientTransformation(init, update)
+    return lift(LION, b1=b1, b2=b2)
