@@ -15,6 +15,8 @@ from optxform.rules.rule import Leaf as Leaf
 from optxform.rules.rule import Rule as Rule
 from optxform.rules.rule import Scalar as Scalar
 from optxform.rules.rule import Step as Step
+from optxform.rules.rule import beta as beta
+from optxform.rules.rule import non_negative as non_negative
 
 __all__ = ["Buffer", "Declaration", "Hyperparameter", "Kind", "Leaf", "Rule", "Scalar",
-           "Step", "declaration_of", "kinds_of", "lift"]
+           "Step", "beta", "declaration_of", "kinds_of", "lift", "non_negative"]

@@ -97,20 +97,6 @@ def _bind(rule: Rule, arguments: dict) -> tuple[dict, dict]:
     return values, options
 
 
-def _params_at_none(updates, params):
-    """``updates`` with each ``None`` leaf (a partial gradient) replaced by the param there.
-
-    So that a rule reading params checks the structure of the gradients it was given, not
-    their completeness; a mismatch is left for ``require_params`` to name.
-    """
-    flat, treedef = jax.tree_util.tree_flatten(updates, is_leaf=_is_none)
-    try:
-        flat_p = treedef.flatten_up_to(params)
-    except (TypeError, ValueError):
-        return updates
-    return treedef.unflatten([p if u is None else u for u, p in zip(flat, flat_p)])
-
-
 def _real_dtype(dtype) -> Any:
     dtype = jnp.dtype(dtype)
     return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
@@ -183,7 +169,7 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
         if neutral:
             return updates, (state._replace(count=t) if rule.counts_steps else state)
         if rule.reads_params:
-            require_params(params, _params_at_none(updates, params), rule.name)
+            require_params(params, updates, rule.name)
         h = {name: value_at(value, count) if callable(value) else value
              for name, value in values.items()}
         carried = {s.name: getattr(state, s.name) for s in rule.scalars}

@@ -29,7 +29,10 @@ from typing import Any, Callable, Literal, NamedTuple
 
 import jax
 
-__all__ = ["Buffer", "Hyperparameter", "Kind", "Leaf", "Rule", "Scalar", "Step"]
+from optxform.core.validation import check_non_negative, check_range
+
+__all__ = ["Buffer", "Hyperparameter", "Kind", "Leaf", "Rule", "Scalar", "Step", "beta",
+           "non_negative"]
 
 Kind = Literal["elementwise", "matrix", "global"]
 
@@ -45,6 +48,16 @@ class Hyperparameter:
     name: str
     check: Callable[[str, Any], None] | None = None
     schedule: bool = False
+
+
+def beta(name: str) -> Hyperparameter:
+    """A decay rate in ``[0, 1)`` (Adam's ``b1``, ``b2``)."""
+    return Hyperparameter(name, lambda n, v: check_range(n, v, 0.0, 1.0))
+
+
+def non_negative(name: str) -> Hyperparameter:
+    """A hyperparameter ``>= 0`` (``eps``, weight decay)."""
+    return Hyperparameter(name, check_non_negative)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,8 +24,9 @@ import jax
 import jax.numpy as jnp
 
 from optxform.core import GradientTransformation, Updates
-from optxform.core.validation import check_flag, check_non_negative, check_range
-from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Scalar, Step, lift
+from optxform.core.validation import check_flag
+from optxform.rules import (Buffer, Hyperparameter, Leaf, Rule, Scalar, Step, beta, lift,
+                            non_negative)
 from optxform.tree.numerics import (as_f32, bias_correction, ema_of_square, is_number, lerp,
                                     log, one_minus)
 
@@ -36,12 +37,6 @@ __all__ = [
 ]
 
 
-def _beta(name: str) -> Hyperparameter:
-    return Hyperparameter(name, lambda n, v: check_range(n, v, 0.0, 1.0))
-
-
-def _non_negative(name: str) -> Hyperparameter:
-    return Hyperparameter(name, check_non_negative)
 
 
 _MU = Buffer("mu", "param", dtype_option="mu_dtype")
@@ -90,8 +85,8 @@ def _adam_leaf(x: Leaf) -> tuple[jax.Array, dict]:
 
 ADAM = Rule(
     name="scale_by_adam", kind="elementwise", state=ScaleByAdamState,
-    hyperparameters=(_beta("b1"), _beta("b2"), _non_negative("eps"),
-                     _non_negative("eps_root")),
+    hyperparameters=(beta("b1"), beta("b2"), non_negative("eps"),
+                     non_negative("eps_root")),
     buffers=(_MU, _NU, Buffer("nu_max", "accumulator", dtype_option="nu_dtype",
                               enabled_by="amsgrad")),
     options=("amsgrad",), per_step=_adam_step, leaf=_adam_leaf)
@@ -178,7 +173,7 @@ def _adamax_leaf(x: Leaf) -> tuple[jax.Array, dict]:
 
 ADAMAX = Rule(
     name="scale_by_adamax", kind="elementwise", state=ScaleByAdamaxState,
-    hyperparameters=(_beta("b1"), _beta("b2"), _non_negative("eps")),
+    hyperparameters=(beta("b1"), beta("b2"), non_negative("eps")),
     # The infinity norm is kept like the params (a max of |g|: no overflow to fear).
     buffers=(_MU, Buffer("nu", "param", dtype_option="nu_dtype")),
     per_step=_adamax_step, leaf=_adamax_leaf)
@@ -250,8 +245,8 @@ def _nadam_leaf(x: Leaf) -> tuple[jax.Array, dict]:
 
 NADAM = Rule(
     name="scale_by_nadam", kind="elementwise", state=ScaleByNadamState,
-    hyperparameters=(_beta("b1"), _beta("b2"), _non_negative("eps"),
-                     _non_negative("momentum_decay")),
+    hyperparameters=(beta("b1"), beta("b2"), non_negative("eps"),
+                     non_negative("momentum_decay")),
     buffers=(_MU, _NU), scalars=(Scalar("mu_product", 1.0),),
     per_step=_nadam_step, leaf=_nadam_leaf)
 
@@ -350,7 +345,7 @@ def _radam_leaf(x: Leaf) -> tuple[jax.Array, dict]:
 
 RADAM = Rule(
     name="scale_by_radam", kind="elementwise", state=ScaleByRadamState,
-    hyperparameters=(_beta("b1"), _beta("b2"), _non_negative("eps"),
+    hyperparameters=(beta("b1"), beta("b2"), non_negative("eps"),
                      Hyperparameter("threshold")),
     buffers=(_MU, _NU), per_step=_radam_step, leaf=_radam_leaf)
 
@@ -434,7 +429,7 @@ def _sparse_adam_leaf(x: Leaf) -> tuple[jax.Array, dict]:
 SPARSE_ADAM = Rule(
     # Rows are slices of each leaf: the rule needs the leaf's shape.
     name="scale_by_sparse_adam", kind="matrix", state=ScaleBySparseAdamState,
-    hyperparameters=(_beta("b1"), _beta("b2"), _non_negative("eps")),
+    hyperparameters=(beta("b1"), beta("b2"), non_negative("eps")),
     buffers=(Buffer("mu"), Buffer("nu", "accumulator")), complex_params="reject",
     per_step=_sparse_adam_step, leaf=_sparse_adam_leaf)
 

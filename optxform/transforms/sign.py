@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import check_non_negative, check_range, concrete_value
-from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Step, lift
+from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Step, beta, lift
 from optxform.tree.numerics import one_minus
 
 __all__ = ["ScaleByLionState", "ScaleByRpropState", "scale_by_lion", "scale_by_rprop"]
@@ -109,12 +109,9 @@ def _lion_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     return jnp.sign(s["w1"] * g + s["b1"] * m), {"mu": s["w2"] * g + s["b2"] * m}
 
 
-def _beta(name: str) -> Hyperparameter:
-    return Hyperparameter(name, lambda n, v: check_range(n, v, 0.0, 1.0))
-
 
 LION = Rule(name="scale_by_lion", kind="elementwise", state=ScaleByLionState,
-            counts_steps=False, hyperparameters=(_beta("b1"), _beta("b2")),
+            counts_steps=False, hyperparameters=(beta("b1"), beta("b2")),
             buffers=(Buffer("mu"),), per_step=_lion_step, leaf=_lion_leaf)
 
 
