@@ -33,7 +33,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
-from optxform.core.trees import check_same_structure
+from optxform.core.trees import check_updates_match_params
 
 Params = Any
 Updates = Any
@@ -85,7 +85,7 @@ def call_update(tx: GradientTransformation, updates, state, params, extra: dict)
 
 def _check_updates_match_params(updates, params) -> None:
     if params is not None:
-        check_same_structure(params, updates, "params", "updates")
+        check_updates_match_params(params, updates)
 
 
 def chain(*transforms: GradientTransformation) -> GradientTransformation:

@@ -72,12 +72,26 @@ def check_same_structure(reference: Any, other: Any, reference_name: str, other_
                 )
 
 
+def check_updates_match_params(params: Any, updates: Any) -> None:
+    """:func:`check_same_structure` of ``updates`` against ``params``, where a ``None``
+    update leaf (a partial gradient, e.g. equinox's for a frozen param) matches its param."""
+
+    def param_where_none(g, p):
+        return p if g is None else g
+
+    try:
+        updates = jax.tree.map(param_where_none, updates, params, is_leaf=lambda x: x is None)
+    except ValueError:
+        pass  # the trees do not line up: check_same_structure names the first difference
+    check_same_structure(params, updates, "params", "updates")
+
+
 def require_params(params: Any, updates: Any, who: str) -> None:
     """For transforms that read the params: they must be given and match the updates.
 
     Raises ``ValueError`` naming the transform when ``params`` is ``None``, or naming the
-    first mismatching path (see :func:`check_same_structure`).
+    first mismatching path (see :func:`check_updates_match_params`).
     """
     if params is None:
         raise ValueError(f"{who} needs params: call update(updates, state, params)")
-    check_same_structure(params, updates, "params", "updates")
+    check_updates_match_params(params, updates)
