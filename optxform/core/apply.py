@@ -23,14 +23,15 @@ def apply_updates(params, updates):
 
     The sum is computed in the wider of the two dtypes and cast back to the param's dtype, so a
     bfloat16 param receiving a float32 update stays bfloat16. ``None`` leaves (frozen or
-    absent params) stay ``None``. A structure or shape mismatch raises ``ValueError`` naming
-    the first bad path.
+    absent params) stay ``None``; a ``None`` update leaf (a partial gradient) leaves its
+    param as it is (as ``equinox.apply_updates``). A structure or shape mismatch raises
+    ``ValueError`` naming the first bad path.
     """
-    check_same_structure(params, updates, "params", "updates")
+    check_same_structure(params, updates, "params", "updates", none_passes=True)
 
     def add(p, u):
-        if p is None:
-            return None
+        if p is None or u is None:
+            return p
         p = jnp.asarray(p)
         u = jnp.asarray(u)
         wide = _wider_dtype(p.dtype, u.dtype)

@@ -97,7 +97,7 @@ def require_params(params: Any, updates: Any, who: str) -> None:
     """For transforms that read the params: they must be given and match the updates.
 
     Raises ``ValueError`` naming the transform when ``params`` is ``None``, or naming the
-    first mismatching path (see :func:`check_same_structure`).
+    first mismatching path (see :func:`check_same_structure`; ``None`` update leaves pass).
     """
     if params is None:
         raise ValueError(f"{who} needs params: call update(updates, state, params)")

@@ -15,7 +15,8 @@ __all__ = ["adafactor"]
 
 @declares_hyperparameters("learning_rate", "beta2_decay", "d", "weight_decay")
 def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay=-0.8, eps=(None, 1e-3),
-              d=1.0, weight_decay=0.0, maximize: bool = False) -> GradientTransformation:
+              d=1.0, weight_decay=0.0, maximize: bool = False, *,
+              nu_dtype=None) -> GradientTransformation:
     r"""Adafactor with torch's conventions: factored second moments, relative step size.
 
     .. math::
@@ -50,12 +51,15 @@ def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay=-0.8, eps=(Non
       d: the update clipping threshold, ``>= 1``.
       weight_decay: :math:`\lambda \ge 0`, decoupled: ``theta *= 1 - lr * weight_decay``.
       maximize: ascend the objective instead.
+      nu_dtype: storage dtype of the factored second moments (e.g. ``jnp.bfloat16``);
+        default float32 or wider. Not in torch.
 
     Chain: ``scale(±1.)`` (maximize), ``scale_by_factored_rms(beta2_decay, eps, d,
     learning_rate)`` (everything but the final ``-lr`` factor),
     ``scale_by_learning_rate(learning_rate)``, ``add_decoupled_weight_decay(weight_decay,
     learning_rate)`` (a no-op when ``weight_decay`` is the number  0). State: see
-    :func:`scale_by_factored_rms` (factors in the param dtype, int32 counters).
+    :func:`scale_by_factored_rms` (factors in float32 or wider, where torch keeps the
+    param dtype; int32 counters). Complex params raise ``ValueError``, as in torch.
 
     Equivalents: ``torch.optim.Adafactor(params, lr, beta2_decay, eps, d, weight_decay,
     maximize=maximize)``. ``optax.adafactor`` follows the paper and differs (epsilon added
@@ -77,6 +81,7 @@ def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay=-0.8, eps=(Non
     check_non_negative("weight_decay", weight_decay)
     return recipe(*gradient_prelude(maximize),
                   ("factored_rms", scale_by_factored_rms(beta2_decay, eps, d,
-                                                         learning_rate=learning_rate)),
+                                                         learning_rate=learning_rate,
+                                                         nu_dtype=nu_dtype)),
                   ("lr", scale_by_learning_rate(learning_rate)),
                   ("decay", add_decoupled_weight_decay(weight_decay, learning_rate)))

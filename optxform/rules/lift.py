@@ -4,7 +4,8 @@
 ``GradientTransformation`` whose
 
 * ``init`` builds the rule's typed state: an int32 step counter, each buffer as a tree
-  like the params in its storage dtype, each scalar;
+  like the params in its storage dtype (each leaf shaped like its param, or as the
+  buffer's ``shape`` says), each scalar;
 * ``update`` advances the counter (saturating), evaluates schedules at the step,
   computes the rule's per-step scalars once, then maps the rule's ``leaf`` over the
   params. On each leaf it handles, for every rule alike:
@@ -87,6 +88,9 @@ def _bind(rule: Rule, arguments: dict) -> tuple[dict, dict]:
         if h.name not in arguments:
             raise ValueError(f"{rule.name}: missing hyperparameter {h.name!r}")
         value = arguments[h.name]
+        if value is None and h.optional:
+            values[h.name] = None
+            continue
         check_hyperparameter(h.name, value, schedule=h.schedule)
         if h.check is not None:
             h.check(h.name, value)
@@ -119,6 +123,8 @@ def _storage(rule: Rule, options: dict):
     def of(buffer, p):
         dtype = _real_dtype(p.dtype)
         shape = tuple(jnp.shape(p)) + ((2,) if jnp.iscomplexobj(p) else ())
+        if buffer.shape is not None:
+            shape = tuple(buffer.shape(shape))
         override = options.get(buffer.dtype_option) if buffer.dtype_option else None
         if buffer.storage == "flag":
             return (), jnp.dtype(jnp.bool_)
@@ -243,9 +249,10 @@ def _one_leaf(rule: Rule, g, old: dict, p, scalars: dict, options: dict, zero: f
     leaf = Leaf(
         g=real_g.astype(dtype),
         buffers={name: _computable(b, dtype) for name, b in old.items()},
-        s={name: jnp.asarray(v).astype(dtype) for name, v in scalars.items()},
+        s={name: None if v is None else jnp.asarray(v).astype(dtype)
+           for name, v in scalars.items()},
         p=None if p is None else _real_view(jnp.asarray(p)).astype(dtype),
-        opt=options, zero=zero)
+        opt=options, zero=zero, dtype=real_g.dtype)
     u, new = rule.leaf(leaf)
     u = u.astype(real_g.dtype)
     if is_complex:

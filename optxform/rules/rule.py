@@ -42,12 +42,15 @@ class Hyperparameter:
     """A numeric argument: validated at construction, kept at float32 or wider.
 
     ``check(name, value)`` raises ``ValueError`` naming ``name`` for a bad concrete value;
-    ``schedule`` allows a callable ``step -> value`` (learning rates).
+    ``schedule`` allows a callable ``step -> value`` (learning rates); ``optional`` allows
+    ``None``, which reaches ``per_step`` and ``leaf`` as ``None`` (an argument whose absence
+    means a default the rule works out itself, or a feature turned off).
     """
 
     name: str
     check: Callable[[str, Any], None] | None = None
     schedule: bool = False
+    optional: bool = False
 
 
 def beta(name: str) -> Hyperparameter:
@@ -71,6 +74,9 @@ class Buffer:
     ``dtype_option`` names the argument that overrides it (``mu_dtype``); ``fill`` names
     the hyperparameter holding its initial value (zeros otherwise; a schedule is read at
     step 0); ``enabled_by`` names the option that adds the buffer (``None`` otherwise).
+    ``shape`` maps the param's shape (its real view's for a complex param) to the buffer
+    leaf's shape, for a "matrix" rule whose state is not shaped like the param (Adafactor's
+    row and column factors); ``None``: the param's shape.
     """
 
     name: str
@@ -78,6 +84,7 @@ class Buffer:
     dtype_option: str | None = None
     fill: str | None = None
     enabled_by: str | None = None
+    shape: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +111,8 @@ class Leaf(NamedTuple):
 
     The compute dtype is float32, or the param's own dtype where wider. A complex param
     arrives as its real view (a trailing axis of 2: real and imaginary parts), as torch's
-    ``view_as_real`` gives it.
+    ``view_as_real`` gives it. ``dtype`` is the dtype the update arrived in (the real
+    dtype of a complex one), for constants that depend on it (a dtype's machine epsilon).
     """
 
     g: jax.Array               # the incoming update
@@ -113,6 +121,7 @@ class Leaf(NamedTuple):
     p: jax.Array | None        # the param, for rules that read params
     opt: dict                  # static options
     zero: frozenset            # hyperparameters given as the Python number 0
+    dtype: Any                 # the incoming update's (real) dtype, before the upcast
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,9 @@ The second moment of a matrix-shaped gradient is kept as a row mean and a column
 (memory O(m + n) instead of O(mn)), over the last two axes of any param with two or more
 dims; 0-D and 1-D params keep an ordinary (unfactored) moving average. The arithmetic
 follows torch's single-tensor code (``lerp_`` with torch's small/large weight formulas,
-``norm(...).square_()`` for the row/column means, ``clamp_`` + ``rsqrt_``).
+``norm(...).square_()`` for the row/column means, ``clamp_`` + ``rsqrt_``). It is a
+declared "matrix" :class:`~optxform.rules.Rule` (its buffers are shaped from each param's
+shape) lifted into a transform by :func:`~optxform.rules.lift`.
 """
 
 from __future__ import annotations
@@ -14,25 +16,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optxform import tree as otu
 from optxform.core import GradientTransformation, ScalarOrSchedule, Updates
-from optxform.core.counters import increment, zero_count
-from optxform.core.schedule import value_at
-from optxform.core.validation import check_learning_rate, check_non_negative, check_range
-from optxform.core.trees import require_params
+from optxform.core.validation import check_non_negative, check_range
+from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Step, lift
+from optxform.tree.numerics import as_f32, is_number, lerp
 
 __all__ = ["ScaleByFactoredRmsState", "scale_by_factored_rms"]
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _lerp(start, end, weight):
-    """torch's ``lerp_``: ``start + w (end - start)`` if ``|w| < 0.5``, else
-    ``end - (end - start)(1 - w)`` (so ``w = 1`` gives ``end`` exactly)."""
-    small = jnp.abs(weight) < 0.5
-    return jnp.where(small, start, end) + jnp.where(small, weight, weight - 1) * (end - start)
 
 
 def _mean_square(g, axis: int):
@@ -46,17 +35,85 @@ def _rms(x):
     return jnp.sqrt(jnp.sum(x * x)) / jnp.sqrt(jnp.asarray(x.size, x.dtype))
 
 
+# Buffer shapes as functions of the param's shape: factors over the last two axes for two
+# or more dims, a full moment otherwise; the unused slots are empty ``(0,)`` arrays.
+def _row_shape(shape):
+    return (*shape[:-1], 1) if len(shape) >= 2 else (0,)
+
+
+def _col_shape(shape):
+    return (*shape[:-2], 1, shape[-1]) if len(shape) >= 2 else (0,)
+
+
+def _full_shape(shape):
+    return (0,) if len(shape) >= 2 else shape
+
+
 class ScaleByFactoredRmsState(NamedTuple):
     count: jax.Array  # int32: updates made so far (torch's ``step``), saturating
     row: Updates      # ndim >= 2: row means of g^2, shape [..., m, 1] (``row_var``); else (0,)
     col: Updates      # ndim >= 2: column means of g^2, shape [..., 1, n] (``col_var``); else (0,)
     v: Updates        # ndim <= 1: moving average of g^2, the param's shape (``variance``);
-    #                   else (0,). All three in the param dtype, as torch stores them.
+    #                   else (0,). All three float32 or wider, or nu_dtype.
+
+
+def _factored_step(st: Step) -> tuple[dict, dict]:
+    h = st.h
+    t = st.t.astype(jnp.float32)
+    lr, eps1 = h["learning_rate"], h["eps1"]
+    relative = (jnp.ones([], jnp.float32) if lr is None
+                else jnp.minimum(1.0, 1.0 / (as_f32(lr) * jnp.sqrt(t))))
+    # torch squares eps1 in float64 before the float32 clamp (1e-30 ** 2 -> 0).
+    eps1_sq = None if eps1 is None else (eps1 * eps1 if is_number(eps1)
+                                         else jnp.square(jnp.asarray(eps1)))
+    return {"weight": jnp.power(t, as_f32(h["beta2_decay"])),  # 1 - beta2_t
+            "relative": relative, "eps1": eps1, "eps1_sq": eps1_sq, "eps2": h["eps2"],
+            "d": h["d"]}, {}
+
+
+def _factored_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    s, g = x.s, x.g
+    row, col, v = x.buffers["row"], x.buffers["col"], x.buffers["v"]
+    if g.size == 0:
+        return g, {"row": row, "col": col, "v": v}
+    if s["eps1"] is None:  # torch: the machine epsilon of the param's dtype
+        e1 = float(jnp.finfo(x.dtype).eps)
+        eps1, eps1_sq = jnp.asarray(e1, g.dtype), jnp.asarray(e1 * e1, g.dtype)
+    else:
+        eps1, eps1_sq = s["eps1"], s["eps1_sq"]
+    if g.ndim >= 2:
+        row = lerp(row, _mean_square(g, -1), s["weight"])
+        col = lerp(col, _mean_square(g, -2), s["weight"])
+        var = (row * col) / jnp.maximum(jnp.mean(row, axis=-2, keepdims=True), eps1)
+    else:
+        v = lerp(v, g * g, s["weight"])
+        var = v
+    u = jax.lax.rsqrt(jnp.maximum(var, eps1_sq)) * g
+    clip = jnp.maximum(1.0, _rms(u) / s["d"])
+    param_scale = jnp.maximum(s["eps2"], _rms(x.p))
+    return u * (param_scale * s["relative"] / clip), {"row": row, "col": col, "v": v}
+
+
+FACTORED_RMS = Rule(
+    # Factors are means over a leaf's rows and columns: the rule needs the leaf's shape.
+    name="scale_by_factored_rms", kind="matrix", state=ScaleByFactoredRmsState,
+    hyperparameters=(
+        Hyperparameter("beta2_decay", lambda n, v: check_range(
+            n, v, -float("inf"), 0.0, low_closed=False, high_closed=True)),
+        Hyperparameter("eps1", lambda n, v: check_non_negative("eps[0]", v), optional=True),
+        Hyperparameter("eps2", lambda n, v: check_non_negative("eps[1]", v)),
+        Hyperparameter("d", lambda n, v: check_range(n, v, 1.0, float("inf"))),
+        Hyperparameter("learning_rate", check_non_negative, schedule=True, optional=True)),
+    buffers=(Buffer("row", "accumulator", dtype_option="nu_dtype", shape=_row_shape),
+             Buffer("col", "accumulator", dtype_option="nu_dtype", shape=_col_shape),
+             Buffer("v", "accumulator", dtype_option="nu_dtype", shape=_full_shape)),
+    reads_params=True, complex_params="reject",  # torch's Adafactor rejects complex params
+    per_step=_factored_step, leaf=_factored_leaf)
 
 
 def scale_by_factored_rms(beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
-                          learning_rate: ScalarOrSchedule | None = None
-                          ) -> GradientTransformation:
+                          learning_rate: ScalarOrSchedule | None = None, *,
+                          nu_dtype=None) -> GradientTransformation:
     r"""torch.optim.Adafactor's direction: factored RMS scaling, update clipping, param scale.
 
     With :math:`t` the step, :math:`\hat\beta_{2,t} = 1 - t^{\tau}` (:math:`\tau` =
@@ -107,9 +164,14 @@ def scale_by_factored_rms(beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
         multiplies by afterwards; it caps the relative step as torch does. ``None``: no
         cap (the factor :math:`\min(1, 1/(\eta\sqrt t))` is 1).
 
-    Needs ``params`` in ``update``. State: :class:`ScaleByFactoredRmsState`; the factors in
-    the param dtype (as torch), computed in float32 or wider; unused slots are empty
-    ``(0,)`` arrays so every leaf has the same three fields.
+      nu_dtype: storage dtype of the factors and of the unfactored moment (e.g.
+        ``jnp.bfloat16``); ``None``: float32 or wider. Not in torch.
+
+    Needs ``params`` in ``update``. Complex params raise ``ValueError``, as torch's
+    Adafactor rejects them. State: :class:`ScaleByFactoredRmsState`; the factors are kept
+    in float32 or wider by default (torch keeps them in the param dtype, where a float16
+    mean of squares overflows at a gradient of 256) and computed in float32 or wider;
+    unused slots are empty ``(0,)`` arrays so every leaf has the same three fields.
 
     Equivalent: the direction of ``torch.optim.Adafactor``. ``optax.scale_by_factored_rms``
     follows the paper instead (:math:`\epsilon` added to :math:`G^2`, factoring only dims
@@ -118,90 +180,5 @@ def scale_by_factored_rms(beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
     """
     if not (isinstance(eps, (tuple, list)) and len(eps) == 2):
         raise ValueError(f"Invalid eps: {eps!r} (eps must be a pair (eps1, eps2))")
-    eps1, eps2 = eps
-    check_range("beta2_decay", beta2_decay, -float("inf"), 0.0, low_closed=False,
-                high_closed=True)
-    if eps1 is not None:
-        check_non_negative("eps[0]", eps1)
-    check_non_negative("eps[1]", eps2)
-    check_range("d", d, 1.0, float("inf"))
-    if learning_rate is not None:
-        check_learning_rate(learning_rate)
-
-    def init(params):
-        def empty(p):
-            return jnp.zeros((0,), jnp.asarray(p).dtype)
-
-        def reduced(p, axis):
-            p = jnp.asarray(p)
-            if p.ndim < 2:
-                return empty(p)
-            shape = list(p.shape)
-            shape[axis] = 1
-            return jnp.zeros(shape, p.dtype)
-
-        return ScaleByFactoredRmsState(
-            count=zero_count(),
-            row=otu.tree_map(lambda p: reduced(p, -1), params),
-            col=otu.tree_map(lambda p: reduced(p, -2), params),
-            v=otu.tree_map(lambda p: empty(p) if jnp.ndim(p) >= 2 else jnp.zeros_like(p),
-                           params))
-
-    def update(updates, state, params=None, **extra):
-        del extra
-        require_params(params, updates, "scale_by_factored_rms")
-        t = increment(state.count).astype(jnp.float32)
-        weight = jnp.power(t, jnp.asarray(beta2_decay, jnp.float32))  # 1 - beta2_t
-        if learning_rate is None:
-            relative = jnp.ones([], jnp.float32)
-        else:
-            lr = value_at(learning_rate, state.count)
-            relative = jnp.minimum(1.0, 1.0 / (lr * jnp.sqrt(t)))
-
-        def leaf(g, p, row, col, v):
-            dtype = otu.at_least_float32(g.dtype)
-            if g.size == 0:
-                return g, row, col, v
-            if eps1 is None:  # torch: the machine epsilon of the param's dtype
-                e1 = float(jnp.finfo(p.dtype).eps)
-            else:
-                e1 = eps1
-            # torch squares eps1 in float64 before the float32 clamp (1e-30 ** 2 -> 0).
-            e1_sq = jnp.asarray(e1 * e1 if _is_number(e1) else jnp.square(jnp.asarray(e1)),
-                                dtype)
-            e1 = jnp.asarray(e1, dtype)
-            gc = g.astype(dtype)
-            w = weight.astype(dtype)
-            if g.ndim >= 2:
-                row = _lerp(row.astype(dtype), _mean_square(gc, -1), w)
-                col = _lerp(col.astype(dtype), _mean_square(gc, -2), w)
-                normaliser = jnp.maximum(jnp.mean(row, axis=-2, keepdims=True), e1)
-                var = (row * col) / normaliser
-            else:
-                v = _lerp(v.astype(dtype), gc * gc, w)
-                var = v
-            u = jax.lax.rsqrt(jnp.maximum(var, e1_sq)) * gc
-            clip = jnp.maximum(1.0, _rms(u) / jnp.asarray(d, dtype))
-            param_scale = jnp.maximum(jnp.asarray(eps2, dtype), _rms(p.astype(dtype)))
-            factor = param_scale * relative.astype(dtype) / clip
-            return (u * factor).astype(g.dtype), row, col, v
-
-        leaves = []
-        flat_updates, treedef = jax.tree.flatten(updates)
-        flat = zip(flat_updates, treedef.flatten_up_to(params),
-                   treedef.flatten_up_to(state.row), treedef.flatten_up_to(state.col),
-                   treedef.flatten_up_to(state.v))
-        for g, p, row, col, v in flat:
-            leaves.append(leaf(g, p, row, col, v))
-        new_updates = treedef.unflatten([x[0] for x in leaves])
-
-        def store(i, old):
-            return treedef.unflatten([x[i].astype(o.dtype) for x, o in
-                                      zip(leaves, treedef.flatten_up_to(old))])
-
-        new_state = ScaleByFactoredRmsState(
-            count=increment(state.count), row=store(1, state.row), col=store(2, state.col),
-            v=store(3, state.v))
-        return new_updates, new_state
-
-    return GradientTransformation(init, update)
+    return lift(FACTORED_RMS, beta2_decay=beta2_decay, eps1=eps[0], eps2=eps[1], d=d,
+                learning_rate=learning_rate, nu_dtype=nu_dtype)
