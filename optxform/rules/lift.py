@@ -237,6 +237,22 @@ def _select(flags, chosen, other):
     return jax.tree.map(pick, chosen, other)
 
 
+def _nan_where_state_overflowed(u: jax.Array, new: dict) -> jax.Array:
+    """``u``, NaN wherever a new state value shaped like it is not finite.
+
+    An overflow in the state (a squared gradient of 3e37 is inf in float32) makes the step
+    non-finite whatever the compiler does next: eagerly ``inf - inf`` gives NaN, while a
+    fused, rewritten kernel under ``jit`` may give a finite number for the same element.
+    Marking the step NaN here gives one outcome both ways, which ``apply_if_finite`` and
+    the user can see. (Elementwise, so XLA fuses it into the update's own kernel.)
+    """
+    for value in new.values():
+        if (value is not None and jnp.shape(value) == jnp.shape(u)
+                and jnp.issubdtype(value.dtype, jnp.floating)):
+            u = jnp.where(jnp.isfinite(value), u, jnp.asarray(jnp.nan, u.dtype))
+    return u
+
+
 def _one_leaf(rule: Rule, g, old: dict, p, scalars: dict, options: dict, zero: frozenset,
               path) -> tuple[Any, dict]:
     g = jnp.asarray(g)
@@ -254,6 +270,7 @@ def _one_leaf(rule: Rule, g, old: dict, p, scalars: dict, options: dict, zero: f
         p=None if p is None else _real_view(jnp.asarray(p)).astype(dtype),
         opt=options, zero=zero, dtype=real_g.dtype)
     u, new = rule.leaf(leaf)
+    u = _nan_where_state_overflowed(u, new)
     u = u.astype(real_g.dtype)
     if is_complex:
         u = jax.lax.complex(u[..., 0], u[..., 1])
