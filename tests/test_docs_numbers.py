@@ -1,0 +1,115 @@
+"""The numbers the docs publish are the numbers the current code produces.
+
+- docs/figures/demo/results.md is ``optxform demo``'s output: rerun, it must match, all
+  but the chooser's timing column (timings carry their date, machine and load instead).
+- docs/figures/choosing_numbers.md holds every table and number that docs/choosing.md
+  quotes, written by docs/figures/choosing_numbers.py: each section is recomputed here
+  and compared, and choosing.md must quote each table and each fact word for word.
+
+Needs the ``test`` extra (matplotlib for the demo, scikit-learn for the digits and
+breast_cancer problems). The chooser section is the slow one (about a minute of CPU).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "docs" / "figures"
+NUMBERS = FIGURES / "choosing_numbers.md"
+
+
+def script_env() -> dict[str, str]:
+    """The environment the scripts run in: this checkout, and one CPU device, as a user has.
+
+    The suite's conftest simulates 8 host devices, which changes how XLA:CPU splits its
+    work and so the last bits of some float32 sums; the chaotic chooser runs would show it.
+    """
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", env.get("XLA_FLAGS", ""))
+    env["XLA_FLAGS"] = flags.strip()
+    return env
+
+
+def committed_sections() -> dict[str, str]:
+    """``{section name: its text}`` of the committed choosing_numbers.md."""
+    parts = re.split(r"^## ", NUMBERS.read_text(), flags=re.M)[1:]
+    return {p.split("\n", 1)[0].strip(): "## " + p.rstrip("\n") for p in parts}
+
+
+def _untimed(results_md: str) -> str:
+    """results.md without the timing stamp line and the chooser's ``time (s)`` column."""
+    text = re.sub(r"^Timings \(.*\n\n", "", results_md, flags=re.M)
+    text = re.sub(r"\s+time \(s\)$", "", text, flags=re.M)
+    return re.sub(r"^(\d+\s+.*\s(?:yes|no))\s+[\d.]+$", r"\1", text, flags=re.M)
+
+
+def test_untimed_drops_only_the_timings():
+    md = ("# t\n\nTimings (x) measured now.\n\n"
+          "rank  optimizer  lr  final loss  best loss  diverged  time (s)\n"
+          "1     adam       1   0.01        0.01       no        0.186\n")
+    assert _untimed(md) == ("# t\n\nrank  optimizer  lr  final loss  best loss  diverged\n"
+                            "1     adam       1   0.01        0.01       no\n")
+
+
+def test_demo_results_match_a_fresh_run(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "optxform", "demo", "--no-progress", "--out",
+                           str(tmp_path)], env=script_env(), capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    committed = (FIGURES / "demo" / "results.md").read_text()
+    assert committed.count("Timings (") == 1, "results.md says when its timings were measured"
+    assert _untimed((tmp_path / "results.md").read_text()) == _untimed(committed), (
+        "docs/figures/demo/results.md differs from a fresh `optxform demo`: "
+        "rerun python docs/figures/make_demo.py")
+
+
+@pytest.mark.parametrize("section", ["rosenbrock", "ill_conditioned", "himmelblau", "rastrigin",
+                                     "saddles", "chooser", "lr_range"])
+def test_choosing_numbers_match_the_code(section):
+    proc = subprocess.run([sys.executable, str(FIGURES / "choosing_numbers.py"), section],
+                          env=script_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = proc.stdout.strip("\n")
+    assert fresh == committed_sections()[section], (
+        f"section {section} of docs/figures/choosing_numbers.md is stale: rerun "
+        "python docs/figures/choosing_numbers.py and update docs/choosing.md")
+
+
+def test_choosing_md_quotes_every_table_and_fact():
+    doc = (ROOT / "docs" / "choosing.md").read_text()
+    flat = " ".join(doc.split())
+    sections = committed_sections()
+    assert {"rosenbrock", "saddles", "chooser", "timings"} <= set(sections)
+    missing = []
+    for text in sections.values():
+        for block in re.findall(r"(?:^\|.*\|\n?)+", text, flags=re.M):
+            if block.strip() not in doc:
+                missing.append(block.strip())
+        for fact in re.findall(r"^- (.*)$", text, flags=re.M):
+            if " ".join(fact.split()) not in flat:
+                missing.append(fact)
+    assert not missing, "choosing.md does not quote:\n" + "\n\n".join(missing)
+    assert "Measured" in sections["timings"] and "load average" in sections["timings"]
+
+
+def test_distributed_memory_table_is_the_scripts_output():
+    # The script at the end of docs/distributed.md prints the table's rows; its comments
+    # hold what it prints (tests/test_docs_code.py runs it and compares), and the table
+    # at the top of the page must be exactly those rows.
+    from tests.test_docs_code import code_chunks
+
+    page = (ROOT / "docs" / "distributed.md").read_text()
+    script = [c for c in code_chunks("docs/distributed.md")
+              if c["kind"] == "block" and "bytes_per_device" in c["code"]]
+    assert len(script) == 1
+    rows = script[0]["expected"]
+    assert len(rows) == 7 and all(r.startswith("| ") for r in rows)
+    header = "| layout | params / device | optimizer state / device |\n|---|---|---|\n"
+    assert header + "\n".join(rows) + "\n\n" in page
