@@ -12,6 +12,7 @@ breast_cancer problems). The chooser section is the slow one (about a minute of 
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
@@ -113,3 +114,56 @@ def test_distributed_memory_table_is_the_scripts_output():
     assert len(rows) == 7 and all(r.startswith("| ") for r in rows)
     header = "| layout | params / device | optimizer state / device |\n|---|---|---|\n"
     assert header + "\n".join(rows) + "\n\n" in page
+
+
+LBFGS_RESULTS = ROOT / "benchmarks" / "results" / "lbfgs.json"
+
+# Recomputes optxform's rows of benchmarks/results/lbfgs.json (the solves, not the timings).
+_LBFGS_RERUN = r"""
+import importlib.util, json, sys
+import jax, jax.numpy as jnp
+spec = importlib.util.spec_from_file_location("bench_lbfgs", sys.argv[1])
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+rows = []
+for strict in (False, True):
+    for name, fn, x0, f_star in bench.problems():
+        x, iters, evals, _ = bench.run_optxform(fn, x0, strict)
+        x = jnp.asarray(x)
+        rows.append({"strict": strict, "problem": name, "iterations": iters, "evals": evals,
+                     "max_abs_grad": float(jnp.max(jnp.abs(jax.grad(fn)(x)))),
+                     "final_value": float(fn(x))})
+print(json.dumps(rows))
+"""
+
+
+def _lbfgs_row(r: dict) -> str:
+    """A row of the tables in docs/lbfgs.md, as benchmarks/lbfgs.py prints it."""
+    return (f"| {r['problem']} | {r['solver']} | {r['iterations']} | {r['evals']} | "
+            f"{r['max_abs_grad']:.1e} | {r['final_value']:.6e} | {r['gap_to_min']:.1e} | "
+            f"{r['seconds'] * 1e3:.1f} |")
+
+
+def test_lbfgs_tables_are_the_benchmark_results():
+    results = json.loads(LBFGS_RESULTS.read_text())
+    doc = (ROOT / "docs" / "lbfgs.md").read_text()
+    for table in ("defaults", "to_gtol"):
+        rows = "\n".join(_lbfgs_row(r) for r in results[table])
+        assert rows in doc, f"docs/lbfgs.md does not show benchmarks/results/lbfgs.json[{table!r}]"
+
+
+def test_lbfgs_benchmark_solves_match_the_code():
+    proc = subprocess.run([sys.executable, "-c", _LBFGS_RERUN,
+                           str(ROOT / "benchmarks" / "lbfgs.py")],
+                          env=script_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    results = json.loads(LBFGS_RESULTS.read_text())
+    committed = [r for table in ("defaults", "to_gtol") for r in results[table]
+                 if r["solver"] == "optxform"]
+    assert len(fresh) == len(committed) == 10
+    for new, old in zip(fresh, committed):
+        assert new["problem"] == old["problem"]
+        assert (new["iterations"], new["evals"]) == (old["iterations"], old["evals"]), new
+        assert f"{new['max_abs_grad']:.1e}" == f"{old['max_abs_grad']:.1e}", new
+        assert f"{new['final_value']:.6e}" == f"{old['final_value']:.6e}", new
