@@ -167,3 +167,12 @@ def test_lbfgs_benchmark_solves_match_the_code():
         assert (new["iterations"], new["evals"]) == (old["iterations"], old["evals"]), new
         assert f"{new['max_abs_grad']:.1e}" == f"{old['max_abs_grad']:.1e}", new
         assert f"{new['final_value']:.6e}" == f"{old['final_value']:.6e}", new
+
+
+def test_lbfgs_torch_agreement_table_is_the_scripts_output():
+    proc = subprocess.run([sys.executable, str(FIGURES / "lbfgs_agreement.py")],
+                          env=script_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = proc.stdout.strip()
+    assert table.count("\n") == 7
+    assert table in (ROOT / "docs" / "lbfgs.md").read_text(), table
