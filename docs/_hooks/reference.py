@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import sys
 
 from mkdocs.structure.files import File
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-INIT = ROOT / "optxform" / "__init__.py"
+PACKAGE = ROOT / "optxform"
+INIT = PACKAGE / "__init__.py"
+HOOKS = pathlib.Path(__file__).resolve().parent
 
 # Subpackage -> section title, in the order the overview and navigation show them.
 GROUPS = {
@@ -65,12 +68,30 @@ def grouped() -> dict[str, list[str]]:
     }
 
 
+def summaries(names: dict[str, str]) -> dict[str, str]:
+    """The first line of each public name's docstring, read from the subpackage's source."""
+    found: dict[str, str] = {}
+    for name, package in names.items():
+        for path in sorted((PACKAGE / package).rglob("*.py")):
+            for node in ast.parse(path.read_text()).body:
+                if (isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name
+                        and ast.get_docstring(node)):
+                    found.setdefault(name, ast.get_docstring(node).strip().splitlines()[0])
+    return found
+
+
 def page(name: str) -> str:
     """The page of one name: its docstring, rendered with the name as the page's title."""
     return f"::: optxform.{name}\n"
 
 
 def overview(groups: dict[str, list[str]]) -> str:
+    if str(HOOKS) not in sys.path:   # mkdocs loads hooks without their folder on the path
+        sys.path.insert(0, str(HOOKS))
+    from rst_docstrings import rst_to_markdown  # a sibling file (imports this one)
+
+    names = public_names()
+    summary = summaries(names)
     lines = [
         "# API reference",
         "",
@@ -79,9 +100,11 @@ def overview(groups: dict[str, list[str]]) -> str:
         "example. Everything is importable from the top level (`import optxform as ox; ox.adamw`).",
         "",
     ]
-    for title, names in groups.items():
-        lines += [f"## {title}", ""]
-        lines += [f"[`{n}`]({n}.md){' ·' if i < len(names) - 1 else ''}" for i, n in enumerate(names)]
+    for title, members in groups.items():
+        lines += [f"## {title}", "", "| name | what it is |", "|---|---|"]
+        for n in members:
+            text = rst_to_markdown(summary.get(n, ""), set(names)).replace("|", "\\|")
+            lines.append(f"| [`{n}`]({n}.md) | {text} |")
         lines.append("")
     return "\n".join(lines)
 
