@@ -113,3 +113,11 @@ def test_rst_markup_becomes_markdown():
     assert "with $x_t$ and [`adam`][optxform.adam], [`TraceState`][optxform.TraceState], `jax.grad`." in md
     assert "  b1: the betas.\n    More text.\n  b2: the betas.\n    More text.\n  eps: epsilon." in md
     assert "Example:\n\n```pycon\n>>> 1 + 1\n2\n```" in md
+
+
+def test_docs_speak_to_users():
+    # Pages are for users: no tracker numbers, no references to the contributors' guides.
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    internal = re.compile(r"\bissue\s*#?\d+|\bstyle guide\b|STYLE\.md|API\.md", re.I)
+    offenders = [f"{p.name}: {m.group(0)}" for p in pages for m in internal.finditer(p.read_text())]
+    assert not offenders, offenders
