@@ -176,3 +176,62 @@ def test_lbfgs_torch_agreement_table_is_the_scripts_output():
     table = proc.stdout.strip()
     assert table.count("\n") == 7
     assert table in (ROOT / "docs" / "lbfgs.md").read_text(), table
+
+
+MEMORY_RESULTS = ROOT / "benchmarks" / "results" / "memory.json"
+
+# docs/performance.md "State size" rows -> the benchmarks/memory.py rows they summarise.
+STATE_SIZE_ROWS = {
+    "sgd": ["sgd"],
+    "sgd, momentum": ["sgd momentum"],
+    "adam / adamw / adamax / nadam / radam": ["adam", "adamw", "adamax", "nadam", "radam"],
+    "adam, amsgrad": ["adam amsgrad"],
+    "adam, bf16 mu": ["adam, bf16 mu"],
+    "adam, bf16 mu and nu": ["adam, bf16 mu+nu"],
+    "adagrad": ["adagrad"],
+    "adadelta": ["adadelta"],
+    "rmsprop": ["rmsprop"],
+    "rmsprop, centered + momentum": ["rmsprop centered+momentum"],
+    "rprop": ["rprop"],
+    "asgd": ["asgd"],
+    "adafactor (factored)": ["adafactor"],
+    "lion": ["lion"],
+    "lbfgs, history 100": ["lbfgs (history 100)"],
+}
+
+_STATE_SIZES = r"""
+import importlib.util, json, os, sys
+sys.path.insert(0, os.path.dirname(sys.argv[1]))   # the benchmarks' own helpers
+spec = importlib.util.spec_from_file_location("bench_memory", sys.argv[1])
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+print(json.dumps(bench.state_sizes()))
+"""
+
+
+def _bytes_cell(value) -> str:
+    return "—" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def test_performance_state_sizes_are_the_benchmark_results():
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    results = {r["optimizer"]: r for r in json.loads(MEMORY_RESULTS.read_text())["state_sizes"]}
+    shown = {}
+    for label, *cells in re.findall(r"^\| ([^|]+?) \| ([^|]+?) \| ([^|]+?) \| ([^|]+?) \|$",
+                                    doc, flags=re.M):
+        if label in STATE_SIZE_ROWS:
+            shown[label] = [re.match(r"\**([\d.]+|—)", c.strip()).group(1) for c in cells]
+    assert set(shown) == set(STATE_SIZE_ROWS)
+    for label, names in STATE_SIZE_ROWS.items():
+        for name in names:
+            row = results[name]
+            assert shown[label] == [_bytes_cell(row[k]) for k in ("optxform", "optax", "torch")], (
+                label, name)
+    proc = subprocess.run([sys.executable, "-c", _STATE_SIZES,
+                           str(ROOT / "benchmarks" / "memory.py")],
+                          env=script_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = {r["optimizer"]: r for r in json.loads(proc.stdout.strip().splitlines()[-1])}
+    for name, row in results.items():
+        for k in ("optxform", "optax", "torch"):
+            assert _bytes_cell(fresh[name][k]) == _bytes_cell(row[k]), (name, k)
