@@ -235,3 +235,23 @@ def test_performance_state_sizes_are_the_benchmark_results():
     for name, row in results.items():
         for k in ("optxform", "optax", "torch"):
             assert _bytes_cell(fresh[name][k]) == _bytes_cell(row[k]), (name, k)
+
+
+_BF16 = _STATE_SIZES.replace("bench.state_sizes()", "bench.bf16_accuracy(500)")
+
+
+def _bf16_row(r: dict) -> str:
+    diff = "0" if r["rel_param_diff"] == 0 else f"{r['rel_param_diff']:.1e}"
+    return (f"| {r['problem']} | {r['moments']} | {r['final_loss']:.5f} | {r['accuracy']:.4f} | "
+            f"{diff} |")
+
+
+def test_performance_bf16_table_is_the_benchmark_output():
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    committed = json.loads(MEMORY_RESULTS.read_text())["bf16"]
+    assert "\n".join(_bf16_row(r) for r in committed) in doc
+    proc = subprocess.run([sys.executable, "-c", _BF16, str(ROOT / "benchmarks" / "memory.py")],
+                          env=script_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [_bf16_row(r) for r in fresh] == [_bf16_row(r) for r in committed]
