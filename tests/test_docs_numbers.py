@@ -1,0 +1,257 @@
+"""The numbers the docs publish are the numbers the current code produces.
+
+- docs/figures/demo/results.md is ``optxform demo``'s output: rerun, it must match, all
+  but the chooser's timing column (timings carry their date, machine and load instead).
+- docs/figures/choosing_numbers.md holds every table and number that docs/choosing.md
+  quotes, written by docs/figures/choosing_numbers.py: each section is recomputed here
+  and compared, and choosing.md must quote each table and each fact word for word.
+
+Needs the ``test`` extra (matplotlib for the demo, scikit-learn for the digits and
+breast_cancer problems). The chooser section is the slow one (about a minute of CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "docs" / "figures"
+NUMBERS = FIGURES / "choosing_numbers.md"
+
+
+def script_env() -> dict[str, str]:
+    """The environment the scripts run in: this checkout, and one CPU device, as a user has.
+
+    The suite's conftest simulates 8 host devices, which changes how XLA:CPU splits its
+    work and so the last bits of some float32 sums; the chaotic chooser runs would show it.
+    """
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", env.get("XLA_FLAGS", ""))
+    env["XLA_FLAGS"] = flags.strip()
+    return env
+
+
+def committed_sections() -> dict[str, str]:
+    """``{section name: its text}`` of the committed choosing_numbers.md."""
+    parts = re.split(r"^## ", NUMBERS.read_text(), flags=re.M)[1:]
+    return {p.split("\n", 1)[0].strip(): "## " + p.rstrip("\n") for p in parts}
+
+
+def _untimed(results_md: str) -> str:
+    """results.md without the timing stamp line and the chooser's ``time (s)`` column."""
+    text = re.sub(r"^Timings \(.*\n\n", "", results_md, flags=re.M)
+    text = re.sub(r"\s+time \(s\)$", "", text, flags=re.M)
+    return re.sub(r"^(\d+\s+.*\s(?:yes|no))\s+[\d.]+$", r"\1", text, flags=re.M)
+
+
+def test_untimed_drops_only_the_timings():
+    md = ("# t\n\nTimings (x) measured now.\n\n"
+          "rank  optimizer  lr  final loss  best loss  diverged  time (s)\n"
+          "1     adam       1   0.01        0.01       no        0.186\n")
+    assert _untimed(md) == ("# t\n\nrank  optimizer  lr  final loss  best loss  diverged\n"
+                            "1     adam       1   0.01        0.01       no\n")
+
+
+def test_demo_results_match_a_fresh_run(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "optxform", "demo", "--no-progress", "--out",
+                           str(tmp_path)], env=script_env(), capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    committed = (FIGURES / "demo" / "results.md").read_text()
+    assert committed.count("Timings (") == 1, "results.md says when its timings were measured"
+    assert _untimed((tmp_path / "results.md").read_text()) == _untimed(committed), (
+        "docs/figures/demo/results.md differs from a fresh `optxform demo`: "
+        "rerun python docs/figures/make_demo.py")
+
+
+@pytest.mark.parametrize("section", ["rosenbrock", "ill_conditioned", "himmelblau", "rastrigin",
+                                     "saddles", "chooser", "lr_range"])
+def test_choosing_numbers_match_the_code(section):
+    proc = subprocess.run([sys.executable, str(FIGURES / "choosing_numbers.py"), section],
+                          env=script_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = proc.stdout.strip("\n")
+    assert fresh == committed_sections()[section], (
+        f"section {section} of docs/figures/choosing_numbers.md is stale: rerun "
+        "python docs/figures/choosing_numbers.py and update docs/choosing.md")
+
+
+def test_choosing_md_quotes_every_table_and_fact():
+    doc = (ROOT / "docs" / "choosing.md").read_text()
+    flat = " ".join(doc.split())
+    sections = committed_sections()
+    assert {"rosenbrock", "saddles", "chooser", "timings"} <= set(sections)
+    missing = []
+    for text in sections.values():
+        for block in re.findall(r"(?:^\|.*\|\n?)+", text, flags=re.M):
+            if block.strip() not in doc:
+                missing.append(block.strip())
+        for fact in re.findall(r"^- (.*)$", text, flags=re.M):
+            if " ".join(fact.split()) not in flat:
+                missing.append(fact)
+    assert not missing, "choosing.md does not quote:\n" + "\n\n".join(missing)
+    assert "Measured" in sections["timings"] and "load average" in sections["timings"]
+
+
+def test_distributed_memory_table_is_the_scripts_output():
+    # The script at the end of docs/distributed.md prints the table's rows; its comments
+    # hold what it prints (tests/test_docs_code.py runs it and compares), and the table
+    # at the top of the page must be exactly those rows.
+    from tests.test_docs_code import code_chunks
+
+    page = (ROOT / "docs" / "distributed.md").read_text()
+    script = [c for c in code_chunks("docs/distributed.md")
+              if c["kind"] == "block" and "bytes_per_device" in c["code"]]
+    assert len(script) == 1
+    rows = script[0]["expected"]
+    assert len(rows) == 7 and all(r.startswith("| ") for r in rows)
+    header = "| layout | params / device | optimizer state / device |\n|---|---|---|\n"
+    assert header + "\n".join(rows) + "\n\n" in page
+
+
+LBFGS_RESULTS = ROOT / "benchmarks" / "results" / "lbfgs.json"
+
+# Recomputes optxform's rows of benchmarks/results/lbfgs.json (the solves, not the timings).
+_LBFGS_RERUN = r"""
+import importlib.util, json, sys
+import jax, jax.numpy as jnp
+spec = importlib.util.spec_from_file_location("bench_lbfgs", sys.argv[1])
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+rows = []
+for strict in (False, True):
+    for name, fn, x0, f_star in bench.problems():
+        x, iters, evals, _ = bench.run_optxform(fn, x0, strict)
+        x = jnp.asarray(x)
+        rows.append({"strict": strict, "problem": name, "iterations": iters, "evals": evals,
+                     "max_abs_grad": float(jnp.max(jnp.abs(jax.grad(fn)(x)))),
+                     "final_value": float(fn(x))})
+print(json.dumps(rows))
+"""
+
+
+def _lbfgs_row(r: dict) -> str:
+    """A row of the tables in docs/lbfgs.md, as benchmarks/lbfgs.py prints it."""
+    return (f"| {r['problem']} | {r['solver']} | {r['iterations']} | {r['evals']} | "
+            f"{r['max_abs_grad']:.1e} | {r['final_value']:.6e} | {r['gap_to_min']:.1e} | "
+            f"{r['seconds'] * 1e3:.1f} |")
+
+
+def test_lbfgs_tables_are_the_benchmark_results():
+    results = json.loads(LBFGS_RESULTS.read_text())
+    doc = (ROOT / "docs" / "lbfgs.md").read_text()
+    for table in ("defaults", "to_gtol"):
+        rows = "\n".join(_lbfgs_row(r) for r in results[table])
+        assert rows in doc, f"docs/lbfgs.md does not show benchmarks/results/lbfgs.json[{table!r}]"
+
+
+def test_lbfgs_benchmark_solves_match_the_code():
+    proc = subprocess.run([sys.executable, "-c", _LBFGS_RERUN,
+                           str(ROOT / "benchmarks" / "lbfgs.py")],
+                          env=script_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    results = json.loads(LBFGS_RESULTS.read_text())
+    committed = [r for table in ("defaults", "to_gtol") for r in results[table]
+                 if r["solver"] == "optxform"]
+    assert len(fresh) == len(committed) == 10
+    for new, old in zip(fresh, committed):
+        assert new["problem"] == old["problem"]
+        assert (new["iterations"], new["evals"]) == (old["iterations"], old["evals"]), new
+        assert f"{new['max_abs_grad']:.1e}" == f"{old['max_abs_grad']:.1e}", new
+        assert f"{new['final_value']:.6e}" == f"{old['final_value']:.6e}", new
+
+
+def test_lbfgs_torch_agreement_table_is_the_scripts_output():
+    proc = subprocess.run([sys.executable, str(FIGURES / "lbfgs_agreement.py")],
+                          env=script_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = proc.stdout.strip()
+    assert table.count("\n") == 7
+    assert table in (ROOT / "docs" / "lbfgs.md").read_text(), table
+
+
+MEMORY_RESULTS = ROOT / "benchmarks" / "results" / "memory.json"
+
+# docs/performance.md "State size" rows -> the benchmarks/memory.py rows they summarise.
+STATE_SIZE_ROWS = {
+    "sgd": ["sgd"],
+    "sgd, momentum": ["sgd momentum"],
+    "adam / adamw / adamax / nadam / radam": ["adam", "adamw", "adamax", "nadam", "radam"],
+    "adam, amsgrad": ["adam amsgrad"],
+    "adam, bf16 mu": ["adam, bf16 mu"],
+    "adam, bf16 mu and nu": ["adam, bf16 mu+nu"],
+    "adagrad": ["adagrad"],
+    "adadelta": ["adadelta"],
+    "rmsprop": ["rmsprop"],
+    "rmsprop, centered + momentum": ["rmsprop centered+momentum"],
+    "rprop": ["rprop"],
+    "asgd": ["asgd"],
+    "adafactor (factored)": ["adafactor"],
+    "lion": ["lion"],
+    "lbfgs, history 100": ["lbfgs (history 100)"],
+}
+
+_STATE_SIZES = r"""
+import importlib.util, json, os, sys
+sys.path.insert(0, os.path.dirname(sys.argv[1]))   # the benchmarks' own helpers
+spec = importlib.util.spec_from_file_location("bench_memory", sys.argv[1])
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+print(json.dumps(bench.state_sizes()))
+"""
+
+
+def _bytes_cell(value) -> str:
+    return "—" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def test_performance_state_sizes_are_the_benchmark_results():
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    results = {r["optimizer"]: r for r in json.loads(MEMORY_RESULTS.read_text())["state_sizes"]}
+    shown = {}
+    for label, *cells in re.findall(r"^\| ([^|]+?) \| ([^|]+?) \| ([^|]+?) \| ([^|]+?) \|$",
+                                    doc, flags=re.M):
+        if label in STATE_SIZE_ROWS:
+            shown[label] = [re.match(r"\**([\d.]+|—)", c.strip()).group(1) for c in cells]
+    assert set(shown) == set(STATE_SIZE_ROWS)
+    for label, names in STATE_SIZE_ROWS.items():
+        for name in names:
+            row = results[name]
+            assert shown[label] == [_bytes_cell(row[k]) for k in ("optxform", "optax", "torch")], (
+                label, name)
+    proc = subprocess.run([sys.executable, "-c", _STATE_SIZES,
+                           str(ROOT / "benchmarks" / "memory.py")],
+                          env=script_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = {r["optimizer"]: r for r in json.loads(proc.stdout.strip().splitlines()[-1])}
+    for name, row in results.items():
+        for k in ("optxform", "optax", "torch"):
+            assert _bytes_cell(fresh[name][k]) == _bytes_cell(row[k]), (name, k)
+
+
+_BF16 = _STATE_SIZES.replace("bench.state_sizes()", "bench.bf16_accuracy(500)")
+
+
+def _bf16_row(r: dict) -> str:
+    diff = "0" if r["rel_param_diff"] == 0 else f"{r['rel_param_diff']:.1e}"
+    return (f"| {r['problem']} | {r['moments']} | {r['final_loss']:.5f} | {r['accuracy']:.4f} | "
+            f"{diff} |")
+
+
+def test_performance_bf16_table_is_the_benchmark_output():
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    committed = json.loads(MEMORY_RESULTS.read_text())["bf16"]
+    assert "\n".join(_bf16_row(r) for r in committed) in doc
+    proc = subprocess.run([sys.executable, "-c", _BF16, str(ROOT / "benchmarks" / "memory.py")],
+                          env=script_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [_bf16_row(r) for r in fresh] == [_bf16_row(r) for r in committed]
