@@ -245,3 +245,20 @@ def test_trace_with_decay_zero_keeps_the_state_structure_and_passes_updates():
     np.testing.assert_array_equal(np.asarray(u["w"]), np.asarray(g["w"]))
     assert int(state.count) == 1
 
+
+
+def test_float64_params_keep_float64_precision(x64):
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_normal(50) for _ in range(20)]
+    params = jnp.zeros(50, jnp.float64)
+    tx = optxform.scale_by_rms(decay=0.99, eps=1e-8, centered=True)
+    state = tx.init(params)
+    nu, mu = np.zeros(50), np.zeros(50)
+    for g in grads:
+        u, state = tx.update(jnp.asarray(g), state, params)
+        nu = 0.99 * nu + (1.0 - 0.99) * g * g
+        mu = mu + (1.0 - 0.99) * (g - mu)
+        assert u.dtype == jnp.float64
+        # float32 rounding of 1 - decay alone would be off by ~1e-8 relative.
+        np.testing.assert_allclose(np.asarray(u), g / (np.sqrt(nu - mu * mu) + 1e-8),
+                                   rtol=1e-12)
