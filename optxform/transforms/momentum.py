@@ -1,4 +1,4 @@
-"""Momentum: torch's momentum buffer (trace)."""
+"""Momentum: torch's momentum buffer (trace), a declared elementwise rule."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from optxform import tree as otu
 from optxform.core import GradientTransformation
-from optxform.core.counters import increment, zero_count
-from optxform.core.validation import check_non_negative
+from optxform.core.validation import check_flag, check_non_negative, check_range
+from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Step, lift
+from optxform.tree.math import unfused
+from optxform.tree.numerics import is_number, one_minus
 
 __all__ = ["TraceState", "trace"]
 
@@ -18,6 +19,35 @@ __all__ = ["TraceState", "trace"]
 class TraceState(NamedTuple):
     count: jax.Array  # int32: updates made so far (0 means the buffer is still unset)
     trace: object     # the momentum buffer, one leaf per param, in the param's dtype
+
+
+def _trace_step(st: Step) -> tuple[dict, dict]:
+    decay = st.h["decay"]
+    first = st.count == 0
+    if not is_number(decay):  # an injected decay of 0 passes updates through, as torch's
+        first = jnp.logical_or(first, jnp.asarray(decay) == 0)  # momentum=0 does
+    return {"decay": decay, "w": one_minus(st.h["dampening"]),
+            "first": first.astype(jnp.float32)}, {}
+
+
+def _trace_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    s, g = x.s, x.g
+    # torch: buf.mul_(m).add_(g, alpha=1 - dampening), i.e. the product m * buf rounded,
+    # then one fused multiply-add.
+    kept = unfused(s["decay"] * x.buffers["trace"])
+    new = kept + g if "dampening" in x.zero else kept + s["w"] * g
+    buf = jnp.where(s["first"] > 0, g, new)
+    u = g + s["decay"] * buf if x.opt["nesterov"] else buf
+    return u, {"trace": buf}
+
+
+TRACE = Rule(
+    name="trace", kind="elementwise", state=TraceState,
+    hyperparameters=(Hyperparameter("decay", check_non_negative),
+                     Hyperparameter("dampening",
+                                    lambda n, v: check_range(n, v, 0.0, 1.0, high_closed=True))),
+    buffers=(Buffer("trace", "param"),), options=("nesterov",),
+    neutral_when_zero="decay", per_step=_trace_step, leaf=_trace_leaf)
 
 
 def trace(decay=0.9, dampening=0.0, nesterov: bool = False) -> GradientTransformation:
@@ -33,48 +63,20 @@ def trace(decay=0.9, dampening=0.0, nesterov: bool = False) -> GradientTransform
     apart from the textbook rule is torch's: the buffer starts *at* the first gradient (not
     at ``(1 - dampening) * g``); with ``dampening=0`` the two coincide, and then this equals
     ``optax.trace(decay, nesterov)``. ``decay=0`` passes updates through unchanged whatever
-    ``dampening`` is, as torch does for ``momentum=0``.
+    ``dampening`` is, as torch does for ``momentum=0`` (given as the number 0, the buffer
+    is then left as it is). A complex param is treated as torch does, as its real and
+    imaginary parts (``torch.view_as_real``).
 
     Args:
       decay: the momentum coefficient :math:`\mu \ge 0` (torch ``momentum``).
-      dampening: :math:`\tau`; scales the incoming gradient from the second step on.
+      dampening: :math:`\tau \in [0, 1]`; scales the incoming gradient by :math:`1 - \tau`
+        from the second step on.
       nesterov: return ``g + decay * b`` instead of ``b`` (torch ``nesterov=True``).
 
     State: :class:`TraceState`; ``trace`` leaves take the param dtype (like torch's
-    ``momentum_buffer``), ``count`` is a saturating int32.
+    ``momentum_buffer``; a complex param's as its real view, with a trailing axis of 2),
+    ``count`` is a saturating int32. The update is computed in float32 or wider.
     Equivalent: the momentum part of ``torch.optim.SGD``; ``optax.trace`` (dampening 0).
     """
-    check_non_negative("decay", decay)
-    no_dampening = isinstance(dampening, (int, float)) and dampening == 0
-
-    def init(params):
-        return TraceState(count=zero_count(), trace=otu.zeros_like(params))
-
-    def update(updates, state, params=None, **extra):
-        del params, extra
-        first = state.count == 0
-        if not (isinstance(decay, (int, float)) and decay != 0):
-            first = jnp.logical_or(first, jnp.asarray(decay) == 0)
-
-        def buffer(g, b):
-            b = b.astype(g.dtype)
-            d = otu.as_dtype_of(decay, g)
-            # torch: buf.mul_(m).add_(g, alpha=1 - dampening), i.e. the product m * buf
-            # rounded, then one fused multiply-add.
-            if no_dampening:
-                new = otu.unfused(d * b) + g
-            else:
-                new = otu.unfused(d * b) + otu.as_dtype_of(1.0 - dampening, g) * g
-            return jnp.where(first, g, new)
-
-        new_trace = otu.tree_map(buffer, updates, state.trace)
-        if nesterov:
-            updates = otu.tree_map(lambda g, b: g + otu.as_dtype_of(decay, g) * b,
-                                   updates, new_trace)
-        else:
-            updates = new_trace
-        new_state = TraceState(count=increment(state.count),
-                               trace=otu.cast_like(new_trace, state.trace))
-        return updates, new_state
-
-    return GradientTransformation(init, update)
+    check_flag("nesterov", nesterov)
+    return lift(TRACE, decay=decay, dampening=dampening, nesterov=bool(nesterov))

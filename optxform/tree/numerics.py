@@ -43,9 +43,13 @@ def as_f32(x: Any) -> jax.Array:
     return jnp.asarray(x, jnp.float32)
 
 
-def one_minus(x: Any) -> jax.Array:
-    """``1 - x`` in float64 for a Python number (as torch computes it), else in float32."""
-    return as_f32(1.0 - x) if is_number(x) else 1.0 - as_f32(x)
+def one_minus(x: Any) -> float | jax.Array:
+    """``1 - x`` in float64 for a Python number (as torch computes it), else in float32.
+
+    A Python number's result stays a Python float, so that it is rounded once, to the
+    dtype the math runs in (float32, or float64 for float64 params).
+    """
+    return 1.0 - x if is_number(x) else 1.0 - as_f32(x)
 
 
 def log(x: Any) -> jax.Array:
