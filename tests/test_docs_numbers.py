@@ -59,6 +59,32 @@ def test_untimed_drops_only_the_timings():
                             "1     adam       1   0.01        0.01       no\n")
 
 
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def assert_same_text_and_numbers(fresh: str, committed: str, message: str,
+                                 rtol: float = 2e-3) -> None:
+    """The same text, and the same numbers to ``rtol`` (printed at 4 significant digits, a
+    float32 run may end one unit in the last printed place away on another CPU: XLA's
+    kernels for AVX2 and AVX-512 round a few sums differently)."""
+    def split(text):
+        return _NUMBER.split(text), [float(x) for x in _NUMBER.findall(text)]
+
+    (words_a, nums_a), (words_b, nums_b) = split(fresh), split(committed)
+    assert words_a == words_b and len(nums_a) == len(nums_b), message
+    for a, b in zip(nums_a, nums_b):
+        assert abs(a - b) <= rtol * max(abs(a), abs(b)) + 1e-12, f"{message}: {a} vs {b}"
+
+
+def test_same_text_and_numbers_allows_only_the_last_printed_digit():
+    assert_same_text_and_numbers("loss 0.0005401 at (1, 2)", "loss 0.00054 at (1, 2)", "x")
+    with pytest.raises(AssertionError):
+        assert_same_text_and_numbers("loss 0.0006 at (1, 2)", "loss 0.00054 at (1, 2)", "x")
+    with pytest.raises(AssertionError):
+        assert_same_text_and_numbers("loss 0.00054 at (1, 2) yes", "loss 0.00054 at (1, 2) no",
+                                     "x")
+
+
 def test_demo_results_match_a_fresh_run(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "optxform", "demo", "--no-progress", "--out",
                            str(tmp_path)], env=script_env(), capture_output=True, text=True,
@@ -66,7 +92,8 @@ def test_demo_results_match_a_fresh_run(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     committed = (FIGURES / "demo" / "results.md").read_text()
     assert committed.count("Timings (") == 1, "results.md says when its timings were measured"
-    assert _untimed((tmp_path / "results.md").read_text()) == _untimed(committed), (
+    assert_same_text_and_numbers(
+        _untimed((tmp_path / "results.md").read_text()), _untimed(committed),
         "docs/figures/demo/results.md differs from a fresh `optxform demo`: "
         "rerun python docs/figures/make_demo.py")
 
@@ -78,7 +105,8 @@ def test_choosing_numbers_match_the_code(section):
                           env=script_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     fresh = proc.stdout.strip("\n")
-    assert fresh == committed_sections()[section], (
+    assert_same_text_and_numbers(
+        fresh, committed_sections()[section],
         f"section {section} of docs/figures/choosing_numbers.md is stale: rerun "
         "python docs/figures/choosing_numbers.py and update docs/choosing.md")
 
@@ -254,4 +282,15 @@ def test_performance_bf16_table_is_the_benchmark_output():
                           env=script_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     fresh = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert [_bf16_row(r) for r in fresh] == [_bf16_row(r) for r in committed]
+    assert [(r["problem"], r["moments"]) for r in fresh] == \
+        [(r["problem"], r["moments"]) for r in committed]
+    for new, old in zip(fresh, committed):
+        # Losses and accuracies to the printed digits (float32 runs may end one unit in the
+        # last place apart on another CPU); the distance between two trajectories, a
+        # difference of nearby numbers, within a factor of 3.
+        for key in ("final_loss", "accuracy"):
+            assert abs(new[key] - old[key]) <= 2e-3 * abs(old[key]) + 1e-5, (new, key)
+        if old["rel_param_diff"] == 0:
+            assert new["rel_param_diff"] == 0, new
+        else:
+            assert old["rel_param_diff"] / 3 <= new["rel_param_diff"] <= 3 * old["rel_param_diff"]

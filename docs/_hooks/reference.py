@@ -49,7 +49,7 @@ def public_names() -> dict[str, str]:
         elif isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
         ):
-            exported = list(ast.literal_eval(node.value))
+            exported = [n for n in ast.literal_eval(node.value) if not n.startswith("__")]
     missing = [n for n in exported if n not in origin]
     if missing:
         raise ValueError(f"names in optxform.__all__ without a re-export line: {missing}")

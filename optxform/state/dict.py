@@ -5,16 +5,16 @@ form maps one readable key per array leaf to a host ``numpy`` copy, the way torc
 ``Optimizer.state_dict()`` exposes ``state[param_id]['exp_avg']``, plus one reserved entry
 describing the state's structure::
 
-    tx = optxform.adam(1e-3, weight_decay=0.1)  # chain(add_decayed_weights, scale_by_adam, lr)
+    tx = optxform.adam(1e-3, weight_decay=0.1)  # named_chain(sign, decay, adam, lr)
     optxform.state_dict(tx.init({"layer1": {"w": w, "b": b}}))
-    # {"1.count": array(0, dtype=int32), "1.mu/layer1/b": ..., "1.mu/layer1/w": ...,
-    #  "1.nu/layer1/b": ..., "1.nu/layer1/w": ..., "2.count": array(0, dtype=int32),
-    #  "<structure>": array('[["<root>", "tuple", ["0", "1", "2"]], ...]')}
+    # {"adam.count": array(0, dtype=int32), "adam.mu/layer1/b": ..., "adam.mu/layer1/w": ...,
+    #  "adam.nu/layer1/b": ..., "adam.nu/layer1/w": ..., "lr.count": array(0, dtype=int32),
+    #  "<structure>": array('[["<root>", "dict", ["adam", "decay", "lr", "sign"]], ...]')}
 
 Key grammar (:mod:`optxform.state.keys`): the path of the leaf in the state tree, where a
 NamedTuple field is joined with ``"."`` and every other step (chain index, dict key, list
-index) with ``"/"``; so ``"1.mu/layer1/w"`` reads "field ``mu`` of chain member 1, param
-``layer1/w``". A state that is a single array has the key ``"<root>"``. ``None`` leaves
+index) with ``"/"``; so ``"adam.mu/layer1/w"`` reads "field ``mu`` of the chain member
+``adam``, param ``layer1/w``". A state that is a single array has the key ``"<root>"``. ``None`` leaves
 (frozen params) and empty nodes hold no array and have no key. A typed PRNG key leaf
 (``jax.random.key``) is stored as its key data (``jax.random.key_data``).
 
