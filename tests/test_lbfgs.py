@@ -125,12 +125,15 @@ def test_torch_parity_float64(x64, problem, kwargs, line_search_fn):
     order = [(int(memory.head) - int(memory.size) + i) % m for i in range(int(memory.size))]
     assert len(order) == len(torch_state["old_dirs"])
     if order:
+        # Gradient differences of up to ~600 on Rosenbrock: torch's own float64 history moves
+        # by up to 5e-7 (absolute and relative) between its CPU kernel sets there, while the
+        # params agree to 1e-8.
         np.testing.assert_allclose(np.asarray(memory.old_dirs)[order],
                                    np.stack([t.numpy() for t in torch_state["old_dirs"]]),
-                                   atol=1e-7)
+                                   rtol=2e-6, atol=1e-6)
         np.testing.assert_allclose(np.asarray(memory.old_stps)[order],
                                    np.stack([t.numpy() for t in torch_state["old_stps"]]),
-                                   atol=1e-7)
+                                   rtol=2e-6, atol=1e-6)
         np.testing.assert_allclose(float(memory.h_diag), float(torch_state["H_diag"]), rtol=1e-4)
 
 
