@@ -150,6 +150,29 @@ def test_float16_params_keep_adams_second_moment_in_float32():
     assert np.all(np.asarray(params["w"], np.float32) < np.asarray(before, np.float32) - 0.02)
 
 
+STORAGE_OPTIONS = {
+    "adam": ("mu_dtype", "nu_dtype"), "adamw": ("mu_dtype", "nu_dtype"),
+    "adamax": ("mu_dtype", "nu_dtype"), "nadam": ("mu_dtype", "nu_dtype"),
+    "radam": ("mu_dtype", "nu_dtype"), "sparse_adam": ("mu_dtype", "nu_dtype"),
+    "sgd": ("accumulator_dtype",), "rmsprop": ("nu_dtype", "accumulator_dtype"),
+    "adagrad": ("nu_dtype",), "adadelta": ("nu_dtype",), "adafactor": ("nu_dtype",),
+    "lion": ("mu_dtype",),
+}
+
+
+@pytest.mark.parametrize("alias", sorted(STORAGE_OPTIONS))
+def test_every_moment_keeping_alias_takes_storage_dtypes(alias):
+    case = next(c for c in DEFAULT_CASES if c.alias == alias)
+    params = {"w": jnp.ones((3, 2), jnp.float16)}
+    plain = optxform.state_dict(case.build().init(params))
+    for option in STORAGE_OPTIONS[alias]:
+        state = case.make(**case.kwargs, **{option: jnp.bfloat16}).init(params)
+        changed = {k for k, v in optxform.state_dict(state).items()
+                   if not k.startswith("<") and v.dtype != plain[k].dtype}
+        assert changed and all(optxform.state_dict(state)[k].dtype == jnp.bfloat16
+                               for k in changed), (alias, option, changed)
+
+
 def test_storage_dtypes_can_be_set_on_every_moment():
     params = {"w": jnp.ones(3)}
     state = optxform.adam(mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16).init(params)

@@ -14,7 +14,7 @@ __all__ = ["adadelta"]
 
 @declares_hyperparameters("learning_rate", "rho", "eps", "weight_decay")
 def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
-             maximize: bool = False) -> GradientTransformation:
+             maximize: bool = False, *, nu_dtype=None) -> GradientTransformation:
     r"""Adadelta (Zeiler 2012) as torch implements it, with a learning rate on top.
 
     .. math::
@@ -33,6 +33,7 @@ def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho=0.9, eps=1e-6, weight_de
       eps: :math:`\epsilon \ge 0`, inside both square roots.
       weight_decay: :math:`\lambda \ge 0`, coupled L2.
       maximize: ascend the objective instead.
+      nu_dtype: storage dtype of both averages; default float32 or wider. Not in torch.
 
     Chain members: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a no-op at
     the number  0), ``scale_by_adadelta(rho, eps)``, ``scale_by_learning_rate``. State: two
@@ -58,5 +59,5 @@ def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho=0.9, eps=1e-6, weight_de
     check_non_negative("weight_decay", weight_decay)
 
     return recipe(*gradient_prelude(maximize, weight_decay),
-                  ("adadelta", scale_by_adadelta(rho=rho, eps=eps)),
+                  ("adadelta", scale_by_adadelta(rho=rho, eps=eps, nu_dtype=nu_dtype)),
                   ("lr", scale_by_learning_rate(learning_rate)))

@@ -30,8 +30,8 @@ def _decayed_learning_rate(learning_rate, lr_decay):
 @declares_hyperparameters(
     "learning_rate", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 def adagrad(learning_rate: ScalarOrSchedule = 1e-2, lr_decay=0.0, weight_decay=0.0,
-            initial_accumulator_value=0.0, eps=1e-10, maximize: bool = False
-            ) -> GradientTransformation:
+            initial_accumulator_value=0.0, eps=1e-10, maximize: bool = False, *,
+            nu_dtype=None) -> GradientTransformation:
     r"""Adagrad (Duchi et al. 2011) as torch implements it.
 
     .. math::
@@ -49,6 +49,7 @@ def adagrad(learning_rate: ScalarOrSchedule = 1e-2, lr_decay=0.0, weight_decay=0
       initial_accumulator_value: :math:`s_0 \ge 0`.
       eps: :math:`\epsilon \ge 0`, added after the square root.
       maximize: ascend the objective instead.
+      nu_dtype: storage dtype of the sum of squares; default float32 or wider. Not in torch.
 
     Chain members: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a no-op at
     the number  0), ``scale_by_adagrad(initial_accumulator_value, eps)``,
@@ -79,5 +80,6 @@ def adagrad(learning_rate: ScalarOrSchedule = 1e-2, lr_decay=0.0, weight_decay=0
     lr = learning_rate if is_zero(lr_decay) else _decayed_learning_rate(learning_rate, lr_decay)
     return recipe(*gradient_prelude(maximize, weight_decay),
                   ("adagrad", scale_by_adagrad(
-                      initial_accumulator_value=initial_accumulator_value, eps=eps)),
+                      initial_accumulator_value=initial_accumulator_value, eps=eps,
+                      nu_dtype=nu_dtype)),
                   ("lr", scale_by_learning_rate(lr)))

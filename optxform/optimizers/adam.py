@@ -329,7 +329,8 @@ def radam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
 
 @declares_hyperparameters("learning_rate", "b1", "b2", "eps")
 def sparse_adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
-                maximize: bool = False) -> GradientTransformation:
+                maximize: bool = False, *, mu_dtype=None,
+                nu_dtype=None) -> GradientTransformation:
     r"""Adam for embedding tables: rows with an all-zero gradient are left alone (SparseAdam).
 
     For each row :math:`r` (a slice ``theta[r, ...]`` along the leading axis; for a 1-D
@@ -352,6 +353,8 @@ def sparse_adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e
       b1, b2: :math:`\beta_1, \beta_2 \in [0, 1)`.
       eps: :math:`\epsilon > 0` (torch rejects 0).
       maximize: ascend the objective instead.
+      mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype for
+        ``mu``, float32 or wider for ``nu``. Not in torch.
 
     Chain: ``scale(±1.)`` (maximize), ``scale_by_sparse_adam(b1, b2, eps)``,
     ``scale_by_learning_rate(learning_rate)``. State: ``mu``, ``nu`` in the param dtype;
@@ -373,5 +376,5 @@ def sparse_adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e
     if not callable(learning_rate):
         check_positive("learning_rate", learning_rate)
     check_positive("eps", eps)
-    return _recipe(learning_rate, "sparse_adam", scale_by_sparse_adam(b1, b2, eps),
+    return _recipe(learning_rate, "sparse_adam", scale_by_sparse_adam(b1, b2, eps, mu_dtype, nu_dtype),
                    maximize=maximize, weight_decay=None)

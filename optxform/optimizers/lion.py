@@ -14,8 +14,8 @@ __all__ = ["lion"]
 
 
 @declares_hyperparameters("learning_rate", "b1", "b2", "weight_decay")
-def lion(learning_rate: ScalarOrSchedule = 1e-4, b1=0.9, b2=0.99, weight_decay=0.0
-         ) -> GradientTransformation:
+def lion(learning_rate: ScalarOrSchedule = 1e-4, b1=0.9, b2=0.99, weight_decay=0.0, *,
+         mu_dtype=None) -> GradientTransformation:
     r"""Lion, "EvoLved Sign Momentum" (Chen et al. 2023), with decoupled weight decay.
 
     .. math::
@@ -33,6 +33,7 @@ def lion(learning_rate: ScalarOrSchedule = 1e-4, b1=0.9, b2=0.99, weight_decay=0
       b2: :math:`\beta_2 \in [0, 1)`, the decay of the momentum.
       weight_decay: :math:`\lambda \ge 0`, decoupled (multiplied by the learning rate,
         not by the sign).
+      mu_dtype: storage dtype of the momentum (optax's option); default the param dtype.
 
     Chain members: ``scale_by_lion(b1, b2)``, ``add_decayed_weights(weight_decay)``
     (a no-op at the number  0), ``scale_by_learning_rate``. State: the momentum in the param
@@ -55,6 +56,6 @@ def lion(learning_rate: ScalarOrSchedule = 1e-4, b1=0.9, b2=0.99, weight_decay=0
     check_range("b2", b2, 0.0, 1.0)
     check_non_negative("weight_decay", weight_decay)
 
-    return recipe(("lion", scale_by_lion(b1=b1, b2=b2)),
+    return recipe(("lion", scale_by_lion(b1=b1, b2=b2, mu_dtype=mu_dtype)),
                   ("decay", add_decayed_weights(weight_decay)),
                   ("lr", scale_by_learning_rate(learning_rate)))

@@ -17,8 +17,8 @@ __all__ = ["rmsprop"]
 
 @declares_hyperparameters("learning_rate", "alpha", "eps", "weight_decay", "momentum")
 def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
-            momentum=0.0, centered: bool = False, maximize: bool = False
-            ) -> GradientTransformation:
+            momentum=0.0, centered: bool = False, maximize: bool = False, *,
+            nu_dtype=None, accumulator_dtype=None) -> GradientTransformation:
     r"""RMSprop in torch's convention: eps added after the square root, zero-started state.
 
     .. math::
@@ -40,6 +40,9 @@ def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight
       momentum: :math:`\mu \ge 0`; ``0`` (a Python number) means no buffer.
       centered: normalise by an estimate of the variance instead of the second moment.
       maximize: ascend the objective instead.
+      nu_dtype: storage dtype of the square average (and, centered, the gradient
+        average); default float32 or wider. Not in torch.
+      accumulator_dtype: storage dtype of the momentum buffer; default the param dtype.
 
     Chain members, in order: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)``
     (a no-op at the number  0), ``scale_by_rms(alpha, eps, eps_in_sqrt=False, centered)``,
@@ -73,8 +76,9 @@ def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight
 
     members = gradient_prelude(maximize, weight_decay)
     members.append(("rms", scale_by_rms(decay=alpha, eps=eps, eps_in_sqrt=False,
-                                        centered=centered)))
+                                        centered=centered, nu_dtype=nu_dtype)))
     if not is_zero(momentum):
-        members.append(("momentum_buffer", trace(momentum)))
+        members.append(("momentum_buffer",
+                        trace(momentum, accumulator_dtype=accumulator_dtype)))
     members.append(("lr", scale_by_learning_rate(learning_rate)))
     return recipe(*members)

@@ -16,8 +16,8 @@ __all__ = ["sgd"]
 
 @declares_hyperparameters("learning_rate", "momentum", "dampening", "weight_decay")
 def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum=0.0, dampening=0.0,
-        weight_decay=0.0, nesterov: bool = False, maximize: bool = False
-        ) -> GradientTransformation:
+        weight_decay=0.0, nesterov: bool = False, maximize: bool = False, *,
+        accumulator_dtype=None) -> GradientTransformation:
     r"""Stochastic gradient descent with torch's momentum, dampening, Nesterov and L2 decay.
 
     .. math::
@@ -39,6 +39,8 @@ def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum=0.0, dampening=0.0,
       weight_decay: :math:`\lambda \ge 0`, coupled L2 (added to the gradient).
       nesterov: Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``.
       maximize: ascend the objective instead.
+      accumulator_dtype: storage dtype of the momentum buffer (optax's name); default the
+        param dtype. Not in torch.
 
     Chain members, in order: ``scale(-1.)`` (only with ``maximize``),
     ``add_decayed_weights(weight_decay)`` (a no-op at the number  0),
@@ -74,6 +76,7 @@ def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum=0.0, dampening=0.0,
 
     members = gradient_prelude(maximize, weight_decay)
     if not is_zero(momentum):
-        members.append(("momentum_buffer", trace(momentum, dampening, nesterov)))
+        members.append(("momentum_buffer", trace(momentum, dampening, nesterov,
+                                                          accumulator_dtype)))
     members.append(("lr", scale_by_learning_rate(learning_rate)))
     return recipe(*members)

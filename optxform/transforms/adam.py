@@ -430,11 +430,12 @@ SPARSE_ADAM = Rule(
     # Rows are slices of each leaf: the rule needs the leaf's shape.
     name="scale_by_sparse_adam", kind="matrix", state=ScaleBySparseAdamState,
     hyperparameters=(beta("b1"), beta("b2"), non_negative("eps")),
-    buffers=(Buffer("mu"), Buffer("nu", "accumulator")), complex_params="reject",
+    buffers=(_MU, _NU), complex_params="reject",
     per_step=_sparse_adam_step, leaf=_sparse_adam_leaf)
 
 
-def scale_by_sparse_adam(b1=0.9, b2=0.999, eps=1e-8) -> GradientTransformation:
+def scale_by_sparse_adam(b1=0.9, b2=0.999, eps=1e-8, mu_dtype=None,
+                         nu_dtype=None) -> GradientTransformation:
     r"""Adam restricted to the rows a (dense) gradient touches (torch.optim.SparseAdam).
 
     For a row :math:`r` whose gradient has a nonzero entry ("present"):
@@ -459,8 +460,10 @@ def scale_by_sparse_adam(b1=0.9, b2=0.999, eps=1e-8) -> GradientTransformation:
       b1: :math:`\beta_1 \in [0, 1)`.
       b2: :math:`\beta_2 \in [0, 1)`.
       eps: :math:`\epsilon > 0` (torch rejects 0).
+      mu_dtype, nu_dtype: storage dtypes of the moments (``None``: the param dtype for
+        ``mu``, float32 or wider for ``nu``).
 
     State: :class:`ScaleBySparseAdamState` (int32 ``count``; moments in the param dtype).
     Equivalent: the direction of ``torch.optim.SparseAdam``; optax has none.
     """
-    return lift(SPARSE_ADAM, b1=b1, b2=b2, eps=eps)
+    return lift(SPARSE_ADAM, b1=b1, b2=b2, eps=eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype)

@@ -46,11 +46,12 @@ TRACE = Rule(
     hyperparameters=(Hyperparameter("decay", check_non_negative),
                      Hyperparameter("dampening",
                                     lambda n, v: check_range(n, v, 0.0, 1.0, high_closed=True))),
-    buffers=(Buffer("trace", "param"),), options=("nesterov",),
+    buffers=(Buffer("trace", "param", dtype_option="accumulator_dtype"),), options=("nesterov",),
     neutral_when_zero="decay", per_step=_trace_step, leaf=_trace_leaf)
 
 
-def trace(decay=0.9, dampening=0.0, nesterov: bool = False) -> GradientTransformation:
+def trace(decay=0.9, dampening=0.0, nesterov: bool = False,
+          accumulator_dtype=None) -> GradientTransformation:
     r"""torch's momentum buffer: ``b <- decay * b + (1 - dampening) * g``, started at ``g``.
 
     .. math::
@@ -72,6 +73,8 @@ def trace(decay=0.9, dampening=0.0, nesterov: bool = False) -> GradientTransform
       dampening: :math:`\tau \in [0, 1]`; scales the incoming gradient by :math:`1 - \tau`
         from the second step on.
       nesterov: return ``g + decay * b`` instead of ``b`` (torch ``nesterov=True``).
+      accumulator_dtype: storage dtype of the buffer (optax's name); ``None``: the param
+        dtype.
 
     State: :class:`TraceState`; ``trace`` leaves take the param dtype (like torch's
     ``momentum_buffer``; a complex param's as its real view, with a trailing axis of 2),
@@ -79,4 +82,5 @@ def trace(decay=0.9, dampening=0.0, nesterov: bool = False) -> GradientTransform
     Equivalent: the momentum part of ``torch.optim.SGD``; ``optax.trace`` (dampening 0).
     """
     check_flag("nesterov", nesterov)
-    return lift(TRACE, decay=decay, dampening=dampening, nesterov=bool(nesterov))
+    return lift(TRACE, decay=decay, dampening=dampening, nesterov=bool(nesterov),
+                accumulator_dtype=accumulator_dtype)

@@ -84,7 +84,7 @@ def _rms_leaf(x: Leaf) -> tuple[jax.Array, dict]:
 
 _RMS_HYPERPARAMETERS = (_decay("decay"), _non_negative("eps"),
                         _non_negative("initial_scale"))
-_NU = Buffer("nu", "accumulator", fill="initial_scale")
+_NU = Buffer("nu", "accumulator", dtype_option="nu_dtype", fill="initial_scale")
 
 RMS = Rule(
     name="scale_by_rms", kind="elementwise", state=ScaleByRmsState,
@@ -95,13 +95,13 @@ RMS = Rule(
 # centered=True keeps a second buffer in a state class of its own (its fields mu, nu).
 CENTERED_RMS = Rule(
     name="scale_by_rms", kind="elementwise", state=ScaleByCenteredRmsState,
-    hyperparameters=_RMS_HYPERPARAMETERS, buffers=(Buffer("mu", "accumulator"), _NU),
+    hyperparameters=_RMS_HYPERPARAMETERS, buffers=(Buffer("mu", "accumulator", dtype_option="nu_dtype"), _NU),
     options=("eps_in_sqrt", "centered"), counts_steps=False,
     per_step=_rms_step, leaf=_rms_leaf)
 
 
 def scale_by_rms(decay=0.99, eps=1e-8, eps_in_sqrt: bool = False, centered: bool = False,
-                 initial_scale=0.0) -> GradientTransformation:
+                 initial_scale=0.0, nu_dtype=None) -> GradientTransformation:
     r"""Divide by the root of an EMA of squared updates (RMSprop's scaling).
 
     .. math::
@@ -125,6 +125,7 @@ def scale_by_rms(decay=0.99, eps=1e-8, eps_in_sqrt: bool = False, centered: bool
       eps_in_sqrt: add eps under the square root (optax) rather than after it (torch).
       centered: subtract the squared EMA of updates (an estimate of the variance).
       initial_scale: the initial value of :math:`\nu \ge 0` (torch: 0).
+      nu_dtype: storage dtype of the accumulators; ``None``: float32 or wider.
 
     State: :class:`ScaleByRmsState` or, centered, :class:`ScaleByCenteredRmsState`; both
     accumulators are float32 or wider (a complex param's as its real view, with a trailing
@@ -134,7 +135,7 @@ def scale_by_rms(decay=0.99, eps=1e-8, eps_in_sqrt: bool = False, centered: bool
     check_flag("centered", centered)
     return lift(CENTERED_RMS if centered else RMS, decay=decay, eps=eps,
                 initial_scale=initial_scale, eps_in_sqrt=bool(eps_in_sqrt),
-                centered=bool(centered))
+                centered=bool(centered), nu_dtype=nu_dtype)
 
 
 # --- Adagrad -----------------------------------------------------------------------------
@@ -155,11 +156,13 @@ def _adagrad_leaf(x: Leaf) -> tuple[jax.Array, dict]:
 ADAGRAD = Rule(
     name="scale_by_adagrad", kind="elementwise", state=ScaleByAdagradState,
     hyperparameters=(_non_negative("initial_accumulator_value"), _non_negative("eps")),
-    buffers=(Buffer("sum", "accumulator", fill="initial_accumulator_value"),),
+    buffers=(Buffer("sum", "accumulator", dtype_option="nu_dtype",
+                    fill="initial_accumulator_value"),),
     counts_steps=False, leaf=_adagrad_leaf)
 
 
-def scale_by_adagrad(initial_accumulator_value=0.0, eps=1e-10) -> GradientTransformation:
+def scale_by_adagrad(initial_accumulator_value=0.0, eps=1e-10,
+                     nu_dtype=None) -> GradientTransformation:
     r"""Divide by the root of the running sum of squared updates (torch's Adagrad scaling).
 
     .. math::
@@ -175,11 +178,13 @@ def scale_by_adagrad(initial_accumulator_value=0.0, eps=1e-10) -> GradientTransf
     Args:
       initial_accumulator_value: :math:`s_0 \ge 0`.
       eps: :math:`\epsilon \ge 0`, added after the square root.
+      nu_dtype: storage dtype of the sum; ``None``: float32 or wider.
 
     State: :class:`ScaleByAdagradState`; ``sum`` is float32 or wider (a complex param's as
     its real view, with a trailing axis of 2).
     """
-    return lift(ADAGRAD, initial_accumulator_value=initial_accumulator_value, eps=eps)
+    return lift(ADAGRAD, initial_accumulator_value=initial_accumulator_value, eps=eps,
+                nu_dtype=nu_dtype)
 
 
 # --- Adadelta ----------------------------------------------------------------------------
@@ -207,11 +212,12 @@ def _adadelta_leaf(x: Leaf) -> tuple[jax.Array, dict]:
 ADADELTA = Rule(
     name="scale_by_adadelta", kind="elementwise", state=ScaleByAdadeltaState,
     hyperparameters=(_decay("rho"), _non_negative("eps")),
-    buffers=(Buffer("square_avg", "accumulator"), Buffer("acc_delta", "accumulator")),
+    buffers=(Buffer("square_avg", "accumulator", dtype_option="nu_dtype"),
+             Buffer("acc_delta", "accumulator", dtype_option="nu_dtype")),
     counts_steps=False, per_step=_adadelta_step, leaf=_adadelta_leaf)
 
 
-def scale_by_adadelta(rho=0.9, eps=1e-6) -> GradientTransformation:
+def scale_by_adadelta(rho=0.9, eps=1e-6, nu_dtype=None) -> GradientTransformation:
     r"""Zeiler's Adadelta scaling, in torch's form.
 
     .. math::
@@ -228,8 +234,9 @@ def scale_by_adadelta(rho=0.9, eps=1e-6) -> GradientTransformation:
     Args:
       rho: :math:`\rho \in [0, 1]`.
       eps: :math:`\epsilon \ge 0`, inside both square roots.
+      nu_dtype: storage dtype of both averages; ``None``: float32 or wider.
 
     State: :class:`ScaleByAdadeltaState`; both EMAs are float32 or wider (a complex
     param's as its real view, with a trailing axis of 2).
     """
-    return lift(ADADELTA, rho=rho, eps=eps)
+    return lift(ADADELTA, rho=rho, eps=eps, nu_dtype=nu_dtype)

@@ -112,10 +112,10 @@ def _lion_leaf(x: Leaf) -> tuple[jax.Array, dict]:
 
 LION = Rule(name="scale_by_lion", kind="elementwise", state=ScaleByLionState,
             counts_steps=False, hyperparameters=(beta("b1"), beta("b2")),
-            buffers=(Buffer("mu"),), per_step=_lion_step, leaf=_lion_leaf)
+            buffers=(Buffer("mu", dtype_option="mu_dtype"),), per_step=_lion_step, leaf=_lion_leaf)
 
 
-def scale_by_lion(b1=0.9, b2=0.99) -> GradientTransformation:
+def scale_by_lion(b1=0.9, b2=0.99, mu_dtype=None) -> GradientTransformation:
     r"""Lion (Chen et al. 2023): the sign of an interpolation, and a slower EMA.
 
     .. math::
@@ -128,7 +128,8 @@ def scale_by_lion(b1=0.9, b2=0.99) -> GradientTransformation:
     Args:
       b1: :math:`\beta_1 \in [0, 1)`, the interpolation weight for the update.
       b2: :math:`\beta_2 \in [0, 1)`, the decay of the momentum.
+      mu_dtype: storage dtype of the momentum; ``None``: the param dtype.
 
     State: :class:`ScaleByLionState`; ``mu`` in the param dtype.
     """
-    return lift(LION, b1=b1, b2=b2)
+    return lift(LION, b1=b1, b2=b2, mu_dtype=mu_dtype)
