@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from optxform.core.base import Params, Updates
 from optxform.core.trees import check_same_structure
 
 
@@ -18,7 +19,7 @@ def _wider_dtype(a, b):
     return jnp.dtype(jnp.float32)  # e.g. bfloat16 with float16
 
 
-def apply_updates(params, updates):
+def apply_updates(params: Params, updates: Updates) -> Params:
     """Return ``params + updates`` leaf by leaf, keeping each param's dtype (optax.apply_updates).
 
     The sum is computed in the wider of the two dtypes and cast back to the param's dtype, so a

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, TypeVar, cast
 
 import jax
 
@@ -41,6 +41,7 @@ Updates = Any
 OptState = Any
 Schedule = Callable[[jax.Array], jax.Array]
 ScalarOrSchedule = float | jax.Array | Schedule
+_Factory = TypeVar("_Factory", bound=Callable[..., Any])
 
 
 class GradientTransformation(NamedTuple):
@@ -140,7 +141,7 @@ def named_chain(*named_transforms: tuple[str, GradientTransformation]) -> Gradie
     return GradientTransformation(init, update)
 
 
-def declares_hyperparameters(*names: str) -> Callable[[Callable], Callable]:
+def declares_hyperparameters(*names: str) -> Callable[[_Factory], _Factory]:
     """Mark a transform factory's numeric arguments: those :func:`inject_hyperparams` keeps
     in the state (as float32 or wider) and may schedule. Everything else it takes is static.
 
@@ -150,7 +151,7 @@ def declares_hyperparameters(*names: str) -> Callable[[Callable], Callable]:
     ``ValueError`` naming the argument and the value.
     """
 
-    def mark(factory: Callable) -> Callable:
+    def mark(factory: _Factory) -> _Factory:
         signature = inspect.signature(factory)
         missing = [name for name in names if name not in signature.parameters]
         if missing:
@@ -167,6 +168,6 @@ def declares_hyperparameters(*names: str) -> Callable[[Callable], Callable]:
             return factory(*args, **kwargs)
 
         checked.hyperparameters = tuple(names)
-        return checked
+        return cast(_Factory, checked)
 
     return mark

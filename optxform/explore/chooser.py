@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optxform.core import Params
 from optxform.explore.progress import progress_bar
 from optxform.explore.specs import OptimizerSpec, parse_optimizers
 from optxform.explore.trajectory import as_start, run_optimizer
@@ -47,7 +48,8 @@ DEFAULT_OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam
 DEFAULT_LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 
 
-def check_learning_rates(learning_rates, name: str = "learning_rates") -> tuple[float, ...]:
+def check_learning_rates(learning_rates: Iterable[Any],
+                         name: str = "learning_rates") -> tuple[float, ...]:
     """A non-empty sequence of distinct, finite, positive numbers -> a tuple of floats."""
     if isinstance(learning_rates, (str, bytes)) or not isinstance(learning_rates, Iterable):
         raise ValueError(f"Invalid {name}: {learning_rates!r} ({name} must be a list of "
@@ -216,7 +218,7 @@ def check_start_loss(loss: float) -> float:
     return loss
 
 
-def choose(loss_fn: Callable, params, data: Any = None,
+def choose(loss_fn: Callable, params: Params, data: Any = None,
            optimizers: Iterable[str | OptimizerSpec] = DEFAULT_OPTIMIZERS,
            learning_rates: Sequence[float] | Mapping[str, Sequence[float]] =
            DEFAULT_LEARNING_RATES, steps: int = 200, *, batch_size: int | None = None,

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from optxform.core import Params
 from optxform.explore.chooser import _batching, check_start_loss
 from optxform.explore.specs import OptimizerSpec, parse_optimizer
 from optxform.explore.trajectory import as_start, run_optimizer
@@ -93,7 +94,7 @@ def analyze_sweep(learning_rates: np.ndarray, losses: np.ndarray, *, smoothing: 
                          end < len(learning_rates), optimizer)
 
 
-def lr_range_test(loss_fn: Callable, params, data: Any = None,
+def lr_range_test(loss_fn: Callable, params: Params, data: Any = None,
                   optimizer: str | OptimizerSpec = "sgd", *, min_lr: float = 1e-6,
                   max_lr: float = 10.0, steps: int = 100, smoothing: float = 0.9,
                   stop_factor: float = 4.0, batch_size: int | None = None,

@@ -23,7 +23,7 @@ import types
 from typing import Any, Callable, Iterable, Mapping
 
 from optxform import optimizers as _optimizers
-from optxform.core import GradientTransformation
+from optxform.core import GradientTransformation, ScalarOrSchedule
 
 __all__ = ["OptimizerSpec", "optimizer_names", "parse_optimizer", "parse_optimizers"]
 
@@ -89,23 +89,23 @@ class OptimizerSpec:
             raise _unknown(self.name)
         return fn
 
-    def kwargs(self, **override) -> dict:
+    def kwargs(self, **override: Any) -> dict:
         """The alias's keyword arguments: the preset's, then ``options``, then ``override``."""
         preset = dict(_PRESETS[self.name][1]) if self.name in _PRESETS else {}
         return {**preset, **self.options, **override}
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> ScalarOrSchedule | None:
         """The learning rate set in the spec, or ``None`` (the alias default)."""
         return self.kwargs().get("learning_rate")
 
-    def with_options(self, **options) -> "OptimizerSpec":
+    def with_options(self, **options: Any) -> "OptimizerSpec":
         """A copy with more options (the label is recomputed unless it was custom)."""
         merged = {**self.options, **{_SHORT_NAMES.get(k, k): v for k, v in options.items()}}
         custom = self.label != _default_label(self.name, dict(self.options))
         return OptimizerSpec(self.name, merged, self.label if custom else None)
 
-    def build(self, **override) -> GradientTransformation:
+    def build(self, **override: Any) -> GradientTransformation:
         """``optxform.<alias>(**self.kwargs(**override))``; a bad option raises ValueError."""
         factory = self.factory
         kwargs = self.kwargs(**override)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from optxform.core import apply_updates, call_update
+from optxform.core import GradientTransformation, Params, apply_updates, call_update
 from optxform.explore.progress import progress_bar
 from optxform.explore.specs import OptimizerSpec, parse_optimizers
 
@@ -40,7 +40,7 @@ class Trajectory(NamedTuple):
     losses: np.ndarray
 
     @property
-    def final_params(self):
+    def final_params(self) -> Params:
         return jax.tree.map(lambda p: p[-1], self.params)
 
     @property
@@ -58,8 +58,9 @@ class Trajectory(NamedTuple):
         return bool(not np.all(np.isfinite(self.losses)) or self.losses[-1] > self.losses[0])
 
 
-def run_optimizer(tx, loss_fn: Callable, params, steps: int, *, record_params: bool = True,
-                  batch_fn: Callable | None = None, final_loss_fn: Callable | None = None):
+def run_optimizer(tx: GradientTransformation, loss_fn: Callable, params: Params, steps: int, *,
+                  record_params: bool = True, batch_fn: Callable | None = None,
+                  final_loss_fn: Callable | None = None) -> tuple[Params | None, jax.Array]:
     """``steps`` updates of ``tx`` on ``loss_fn(params)`` in one ``lax.scan`` (traceable).
 
     Args:
@@ -169,7 +170,7 @@ def as_start(start):
     return jax.tree.map(lambda x: jnp.asarray(x, jnp.result_type(float)), start)
 
 
-def trajectories(loss_fn: Callable, start, optimizers: Iterable[str | OptimizerSpec],
+def trajectories(loss_fn: Callable, start: Params, optimizers: Iterable[str | OptimizerSpec],
                  steps: int = 100, *, vectorize: bool = True,
                  progress: bool = False) -> dict[str, Trajectory]:
     """Run every optimizer for ``steps`` updates from ``start`` on ``loss_fn(params)``.

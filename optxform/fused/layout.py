@@ -280,7 +280,7 @@ def packed_layout(tree: Any, labels: Any = None,
     return PackedLayout.of(tree, labels, solo_size)
 
 
-def label_mask(*labels) -> Callable[[dict], dict]:
+def label_mask(*labels: str) -> Callable[[dict], dict]:
     """A mask function for transforms run on packed buffers: True for the given labels.
 
     For ``packed(tx, labels=...)``: the buffers are keyed ``"<label>/<dtype>"`` (or

@@ -11,6 +11,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from optxform import tree as otu
 from optxform.core import GradientTransformation
@@ -220,7 +221,7 @@ class ZoomLinesearchState(NamedTuple):
     finite: jax.Array         # bool: False if the value or gradient at the start was not finite
 
 
-def zoom_linesearch(initial_step=1.0, c1: float = 1e-4, c2: float = 0.9,
+def zoom_linesearch(initial_step: ArrayLike = 1.0, c1: float = 1e-4, c2: float = 0.9,
                     tolerance_change: float = 1e-9,
                     max_linesearch_steps: int = 25) -> GradientTransformation:
     """Scale a descent direction ``d`` (the incoming updates) by a strong-Wolfe step ``t``.

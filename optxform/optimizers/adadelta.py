@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jax.typing import ArrayLike, DTypeLike
+
 from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
@@ -13,8 +15,9 @@ __all__ = ["adadelta"]
 
 
 @declares_hyperparameters("learning_rate", "rho", "eps", "weight_decay")
-def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho=0.9, eps=1e-6, weight_decay=0.0,
-             maximize: bool = False, *, nu_dtype=None) -> GradientTransformation:
+def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho: ArrayLike = 0.9, eps: ArrayLike = 1e-6,
+             weight_decay: ArrayLike = 0.0, maximize: bool = False, *,
+             nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Adadelta (Zeiler 2012) as torch implements it, with a learning rate on top.
 
     .. math::

@@ -2,6 +2,8 @@ r"""The adafactor alias (torch.optim.Adafactor)."""
 
 from __future__ import annotations
 
+from jax.typing import ArrayLike, DTypeLike
+
 from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_learning_rate, check_non_negative
@@ -14,9 +16,10 @@ __all__ = ["adafactor"]
 
 
 @declares_hyperparameters("learning_rate", "beta2_decay", "d", "weight_decay")
-def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay=-0.8, eps=(None, 1e-3),
-              d=1.0, weight_decay=0.0, maximize: bool = False, *,
-              nu_dtype=None) -> GradientTransformation:
+def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay: ArrayLike = -0.8,
+              eps: tuple[float | None, float] = (None, 1e-3), d: ArrayLike = 1.0,
+              weight_decay: ArrayLike = 0.0, maximize: bool = False, *,
+              nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Adafactor with torch's conventions: factored second moments, relative step size.
 
     .. math::

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.base import declares_hyperparameters
@@ -29,9 +30,10 @@ def _decayed_learning_rate(learning_rate, lr_decay):
 
 @declares_hyperparameters(
     "learning_rate", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
-def adagrad(learning_rate: ScalarOrSchedule = 1e-2, lr_decay=0.0, weight_decay=0.0,
-            initial_accumulator_value=0.0, eps=1e-10, maximize: bool = False, *,
-            nu_dtype=None) -> GradientTransformation:
+def adagrad(learning_rate: ScalarOrSchedule = 1e-2, lr_decay: ArrayLike = 0.0,
+            weight_decay: ArrayLike = 0.0, initial_accumulator_value: ArrayLike = 0.0,
+            eps: ArrayLike = 1e-10, maximize: bool = False, *,
+            nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Adagrad (Duchi et al. 2011) as torch implements it.
 
     .. math::

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from jax.typing import ArrayLike, DTypeLike
+
 from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_flag, check_learning_rate, check_positive
@@ -50,9 +52,10 @@ def _recipe(learning_rate, role: str, block: GradientTransformation, *, maximize
 
 
 @declares_hyperparameters("learning_rate", "b1", "b2", "eps", "weight_decay")
-def adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
-         weight_decay=0.0, amsgrad: bool = False, maximize: bool = False, *,
-         mu_dtype=None, nu_dtype=None) -> GradientTransformation:
+def adam(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: ArrayLike = 0.999,
+         eps: ArrayLike = 1e-8, weight_decay: ArrayLike = 0.0, amsgrad: bool = False,
+         maximize: bool = False, *, mu_dtype: DTypeLike | None = None,
+         nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Adam with torch's coupled L2 weight decay and AMSGrad option (torch.optim.Adam).
 
     .. math::
@@ -106,10 +109,11 @@ def adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
 
 
 @declares_hyperparameters("learning_rate", "b1", "b2", "eps", "weight_decay")
-def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
-          weight_decay=1e-2, amsgrad: bool = False, maximize: bool = False,
-          mask: Any | Callable | None = None, *, mu_dtype=None,
-          nu_dtype=None) -> GradientTransformation:
+def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: ArrayLike = 0.999,
+          eps: ArrayLike = 1e-8, weight_decay: ArrayLike = 1e-2, amsgrad: bool = False,
+          maximize: bool = False, mask: Any | Callable | None = None, *,
+          mu_dtype: DTypeLike | None = None,
+          nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Adam with decoupled weight decay (torch.optim.AdamW).
 
     .. math::
@@ -164,9 +168,10 @@ def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
 
 
 @declares_hyperparameters("learning_rate", "b1", "b2", "eps", "weight_decay")
-def adamax(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
-           weight_decay=0.0, maximize: bool = False, *, mu_dtype=None,
-           nu_dtype=None) -> GradientTransformation:
+def adamax(learning_rate: ScalarOrSchedule = 2e-3, b1: ArrayLike = 0.9, b2: ArrayLike = 0.999,
+           eps: ArrayLike = 1e-8, weight_decay: ArrayLike = 0.0, maximize: bool = False, *,
+           mu_dtype: DTypeLike | None = None,
+           nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Adamax: Adam with an infinity-norm second moment (torch.optim.Adamax).
 
     .. math::
@@ -209,9 +214,11 @@ def adamax(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
 
 
 @declares_hyperparameters("learning_rate", "b1", "b2", "eps", "weight_decay", "momentum_decay")
-def nadam(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
-          weight_decay=0.0, momentum_decay=4e-3, decoupled_weight_decay: bool = False,
-          maximize: bool = False, *, mu_dtype=None, nu_dtype=None) -> GradientTransformation:
+def nadam(learning_rate: ScalarOrSchedule = 2e-3, b1: ArrayLike = 0.9, b2: ArrayLike = 0.999,
+          eps: ArrayLike = 1e-8, weight_decay: ArrayLike = 0.0, momentum_decay: ArrayLike = 4e-3,
+          decoupled_weight_decay: bool = False, maximize: bool = False, *,
+          mu_dtype: DTypeLike | None = None,
+          nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""NAdam: Adam with Nesterov momentum and torch's momentum schedule (torch.optim.NAdam).
 
     .. math::
@@ -269,9 +276,11 @@ def nadam(learning_rate: ScalarOrSchedule = 2e-3, b1=0.9, b2=0.999, eps=1e-8,
 
 
 @declares_hyperparameters("learning_rate", "b1", "b2", "eps", "weight_decay")
-def radam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
-          weight_decay=0.0, decoupled_weight_decay: bool = False, maximize: bool = False,
-          *, mu_dtype=None, nu_dtype=None) -> GradientTransformation:
+def radam(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: ArrayLike = 0.999,
+          eps: ArrayLike = 1e-8, weight_decay: ArrayLike = 0.0,
+          decoupled_weight_decay: bool = False, maximize: bool = False, *,
+          mu_dtype: DTypeLike | None = None,
+          nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""RAdam: Adam with a rectified adaptive step (torch.optim.RAdam).
 
     .. math::
@@ -328,9 +337,10 @@ def radam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
 
 
 @declares_hyperparameters("learning_rate", "b1", "b2", "eps")
-def sparse_adam(learning_rate: ScalarOrSchedule = 1e-3, b1=0.9, b2=0.999, eps=1e-8,
-                maximize: bool = False, *, mu_dtype=None,
-                nu_dtype=None) -> GradientTransformation:
+def sparse_adam(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: ArrayLike = 0.999,
+                eps: ArrayLike = 1e-8, maximize: bool = False, *,
+                mu_dtype: DTypeLike | None = None,
+                nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Adam for embedding tables: rows with an all-zero gradient are left alone (SparseAdam).
 
     For each row :math:`r` (a slice ``theta[r, ...]`` along the leading axis; for a 1-D

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jax.typing import ArrayLike
+
 from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_learning_rate, check_non_negative
@@ -14,8 +16,9 @@ __all__ = ["asgd"]
 
 
 @declares_hyperparameters("learning_rate", "lambd", "alpha", "t0", "weight_decay")
-def asgd(learning_rate: ScalarOrSchedule = 1e-2, lambd=1e-4, alpha=0.75, t0=1e6,
-         weight_decay=0.0, maximize: bool = False) -> GradientTransformation:
+def asgd(learning_rate: ScalarOrSchedule = 1e-2, lambd: ArrayLike = 1e-4, alpha: ArrayLike = 0.75,
+         t0: ArrayLike = 1e6, weight_decay: ArrayLike = 0.0,
+         maximize: bool = False) -> GradientTransformation:
     r"""Averaged SGD as torch implements it: decaying step size, decay term, iterate average.
 
     .. math::

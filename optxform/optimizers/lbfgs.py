@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jax.typing import ArrayLike
+
 from optxform.core import GradientTransformation, ScalarOrSchedule, chain
 from optxform.core.base import declares_hyperparameters
 from optxform.quasi_newton.iterations import lbfgs_iterations
@@ -10,9 +12,9 @@ __all__ = ["lbfgs"]
 
 
 @declares_hyperparameters("learning_rate", "tolerance_grad", "tolerance_change")
-def lbfgs(learning_rate: ScalarOrSchedule = 1.0, max_iter=20, max_eval=None,
-          tolerance_grad=1e-7, tolerance_change=1e-9, history_size: int = 100,
-          line_search_fn: str | None = None) -> GradientTransformation:
+def lbfgs(learning_rate: ScalarOrSchedule = 1.0, max_iter: int = 20, max_eval: int | None = None,
+          tolerance_grad: ArrayLike = 1e-7, tolerance_change: ArrayLike = 1e-9,
+          history_size: int = 100, line_search_fn: str | None = None) -> GradientTransformation:
     r"""L-BFGS; one ``update`` performs one torch ``LBFGS.step(closure)``.
 
     Call ``update(grads, state, params, value=f(params), value_fn=f)``: ``value_fn`` plays

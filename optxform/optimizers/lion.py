@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jax.typing import ArrayLike, DTypeLike
+
 from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import check_learning_rate, check_non_negative, check_range
@@ -14,8 +16,9 @@ __all__ = ["lion"]
 
 
 @declares_hyperparameters("learning_rate", "b1", "b2", "weight_decay")
-def lion(learning_rate: ScalarOrSchedule = 1e-4, b1=0.9, b2=0.99, weight_decay=0.0, *,
-         mu_dtype=None) -> GradientTransformation:
+def lion(learning_rate: ScalarOrSchedule = 1e-4, b1: ArrayLike = 0.9, b2: ArrayLike = 0.99,
+         weight_decay: ArrayLike = 0.0, *,
+         mu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Lion, "EvoLved Sign Momentum" (Chen et al. 2023), with decoupled weight decay.
 
     .. math::

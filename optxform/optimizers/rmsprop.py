@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jax.typing import ArrayLike, DTypeLike
+
 from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import (check_flag, check_learning_rate, check_non_negative,
@@ -16,9 +18,10 @@ __all__ = ["rmsprop"]
 
 
 @declares_hyperparameters("learning_rate", "alpha", "eps", "weight_decay", "momentum")
-def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
-            momentum=0.0, centered: bool = False, maximize: bool = False, *,
-            nu_dtype=None, accumulator_dtype=None) -> GradientTransformation:
+def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha: ArrayLike = 0.99, eps: ArrayLike = 1e-8,
+            weight_decay: ArrayLike = 0.0, momentum: ArrayLike = 0.0, centered: bool = False,
+            maximize: bool = False, *, nu_dtype: DTypeLike | None = None,
+            accumulator_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""RMSprop in torch's convention: eps added after the square root, zero-started state.
 
     .. math::

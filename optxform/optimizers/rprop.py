@@ -21,7 +21,8 @@ def _pair(name: str, value) -> tuple:
 
 
 @declares_hyperparameters("learning_rate")
-def rprop(learning_rate: ScalarOrSchedule = 1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50.0),
+def rprop(learning_rate: ScalarOrSchedule = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
+          step_sizes: tuple[float, float] = (1e-6, 50.0),
           maximize: bool = False) -> GradientTransformation:
     r"""Rprop as torch implements it: per-element step sizes adapted from gradient signs.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jax.typing import ArrayLike, DTypeLike
+
 from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.base import declares_hyperparameters
 from optxform.core.validation import (check_flag, check_learning_rate, check_non_negative,
@@ -15,9 +17,10 @@ __all__ = ["sgd"]
 
 
 @declares_hyperparameters("learning_rate", "momentum", "dampening", "weight_decay")
-def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum=0.0, dampening=0.0,
-        weight_decay=0.0, nesterov: bool = False, maximize: bool = False, *,
-        accumulator_dtype=None) -> GradientTransformation:
+def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum: ArrayLike = 0.0,
+        dampening: ArrayLike = 0.0, weight_decay: ArrayLike = 0.0, nesterov: bool = False,
+        maximize: bool = False, *,
+        accumulator_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Stochastic gradient descent with torch's momentum, dampening, Nesterov and L2 decay.
 
     .. math::

@@ -40,7 +40,7 @@ passing their ``param_shardings``; the data axis is then added on a free dimensi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -68,7 +68,8 @@ def _uses(entry, axis_name: str) -> bool:
     return entry == axis_name or (isinstance(entry, tuple) and axis_name in entry)
 
 
-def zero1_spec(shape, base_spec, axis_name: str, axis_size: int) -> PartitionSpec:
+def zero1_spec(shape: Sequence[int], base_spec: PartitionSpec | NamedSharding | None,
+               axis_name: str, axis_size: int) -> PartitionSpec:
     """``base_spec`` with ``axis_name`` added on the first free dimension divisible by
     ``axis_size``; unchanged when none qualifies or ``axis_name`` is already used."""
     spec = _as_spec(base_spec, len(shape))

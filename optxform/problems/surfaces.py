@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["SURFACES", "Surface", "beale", "booth", "himmelblau", "ill_conditioned_quadratic",
            "monkey_saddle", "rastrigin", "rosenbrock", "saddle"]
@@ -40,44 +41,44 @@ def _xy(params) -> tuple[jax.Array, jax.Array]:
     return params[..., 0], params[..., 1]
 
 
-def rosenbrock(params) -> jax.Array:
+def rosenbrock(params: jax.Array) -> jax.Array:
     """``(1 - x)^2 + 100 (y - x^2)^2``: a curved, narrow valley; minimum 0 at (1, 1)."""
     x, y = _xy(params)
     return (1.0 - x) ** 2 + 100.0 * (y - x ** 2) ** 2
 
 
-def beale(params) -> jax.Array:
+def beale(params: jax.Array) -> jax.Array:
     """Beale's function: flat plateaus and steep walls; minimum 0 at (3, 0.5)."""
     x, y = _xy(params)
     return ((1.5 - x + x * y) ** 2 + (2.25 - x + x * y ** 2) ** 2
             + (2.625 - x + x * y ** 3) ** 2)
 
 
-def himmelblau(params) -> jax.Array:
+def himmelblau(params: jax.Array) -> jax.Array:
     """``(x^2 + y - 11)^2 + (x + y^2 - 7)^2``: four minima of value 0, a local max in between."""
     x, y = _xy(params)
     return (x ** 2 + y - 11.0) ** 2 + (x + y ** 2 - 7.0) ** 2
 
 
-def booth(params) -> jax.Array:
+def booth(params: jax.Array) -> jax.Array:
     """``(x + 2y - 7)^2 + (2x + y - 5)^2``: a convex quadratic bowl; minimum 0 at (1, 3)."""
     x, y = _xy(params)
     return (x + 2.0 * y - 7.0) ** 2 + (2.0 * x + y - 5.0) ** 2
 
 
-def saddle(params) -> jax.Array:
+def saddle(params: jax.Array) -> jax.Array:
     """``x^2 - y^2``: a saddle at the origin, unbounded below along the y axis."""
     x, y = _xy(params)
     return x ** 2 - y ** 2
 
 
-def monkey_saddle(params) -> jax.Array:
+def monkey_saddle(params: jax.Array) -> jax.Array:
     """``x^3 - 3 x y^2``: a degenerate saddle (zero Hessian) at the origin, three valleys."""
     x, y = _xy(params)
     return x ** 3 - 3.0 * x * y ** 2
 
 
-def rastrigin(params) -> jax.Array:
+def rastrigin(params: jax.Array) -> jax.Array:
     """``20 + x^2 + y^2 - 10 (cos 2 pi x + cos 2 pi y)``: many local minima; global 0 at (0, 0)."""
     x, y = _xy(params)
     two_pi = 2.0 * math.pi
@@ -87,7 +88,7 @@ def rastrigin(params) -> jax.Array:
 ILL_CONDITION = 50.0
 
 
-def ill_conditioned_quadratic(params) -> jax.Array:
+def ill_conditioned_quadratic(params: jax.Array) -> jax.Array:
     """``(x^2 + 50 y^2) / 2``: a bowl whose curvatures differ 50-fold; minimum 0 at (0, 0)."""
     x, y = _xy(params)
     return 0.5 * (x ** 2 + ILL_CONDITION * y ** 2)
@@ -135,7 +136,7 @@ class Surface:
         """The start point (default :attr:`start`) as a float32 array of shape (2,)."""
         return jnp.asarray(self.start if start is None else start, jnp.float32)
 
-    def distance_to_minimum(self, point) -> float:
+    def distance_to_minimum(self, point: jax.Array | np.ndarray | Sequence[float]) -> float:
         """Euclidean distance from ``point`` to the nearest known minimizer (inf if none)."""
         x, y = float(point[0]), float(point[1])
         return min((math.hypot(x - mx, y - my) for mx, my in self.minima), default=math.inf)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from optxform import tree as otu
 from optxform.core import GradientTransformation, ScalarOrSchedule
@@ -79,8 +80,9 @@ class _Inner(NamedTuple):
     stop: jax.Array
 
 
-def lbfgs_iterations(learning_rate: ScalarOrSchedule = 1.0, max_iter=20, max_eval=None,
-                     tolerance_grad=1e-7, tolerance_change=1e-9, history_size: int = 100,
+def lbfgs_iterations(learning_rate: ScalarOrSchedule = 1.0, max_iter: int = 20,
+                     max_eval: int | None = None, tolerance_grad: ArrayLike = 1e-7,
+                     tolerance_change: ArrayLike = 1e-9, history_size: int = 100,
                      line_search_fn: str | None = None) -> GradientTransformation:
     """One update = one torch ``LBFGS.step(closure)``; see ``optxform.lbfgs`` for the math.
 

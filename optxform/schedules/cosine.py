@@ -12,6 +12,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from optxform.core import Schedule
 from optxform.schedules.combine import join_schedules
@@ -34,7 +35,8 @@ def _check_exponent(exponent) -> float:
     return e
 
 
-def cosine_decay_schedule(init_value, decay_steps: int, alpha=0.0, exponent=1.0) -> Schedule:
+def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: ArrayLike = 0.0,
+                          exponent: float = 1.0) -> Schedule:
     r"""Cosine decay from ``init_value`` to ``alpha * init_value``, then constant.
 
     .. math::
@@ -67,7 +69,7 @@ def cosine_decay_schedule(init_value, decay_steps: int, alpha=0.0, exponent=1.0)
     return schedule
 
 
-def cosine_annealing(init_value, t_max: int, eta_min=0.0) -> Schedule:
+def cosine_annealing(init_value: float, t_max: int, eta_min: float = 0.0) -> Schedule:
     r"""torch's CosineAnnealingLR: cosine from ``init_value`` to ``eta_min``, period ``2 t_max``.
 
     .. math::
@@ -102,8 +104,9 @@ def cosine_annealing(init_value, t_max: int, eta_min=0.0) -> Schedule:
     return schedule
 
 
-def warmup_cosine_decay_schedule(init_value, peak_value, warmup_steps: int, decay_steps: int,
-                                 end_value=0.0, exponent=1.0) -> Schedule:
+def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_steps: int,
+                                 decay_steps: int, end_value: float = 0.0,
+                                 exponent: float = 1.0) -> Schedule:
     r"""Linear warm-up to ``peak_value`` over ``warmup_steps``, then cosine decay to ``end_value``.
 
     .. math::
@@ -188,8 +191,8 @@ def _restart_position(step, first, mult):
     return index, num, length - num, length
 
 
-def cosine_annealing_warm_restarts(init_value, t_0: int, t_mult: int = 1,
-                                   eta_min=0.0) -> Schedule:
+def cosine_annealing_warm_restarts(init_value: float, t_0: int, t_mult: int = 1,
+                                   eta_min: float = 0.0) -> Schedule:
     r"""torch's CosineAnnealingWarmRestarts (SGDR): cosine cycles of length ``t_0 * t_mult**i``.
 
     .. math::
@@ -223,8 +226,8 @@ def cosine_annealing_warm_restarts(init_value, t_0: int, t_mult: int = 1,
     return schedule
 
 
-def cosine_decay_restarts(init_value, first_decay_steps, t_mul=2.0, m_mul=1.0,
-                          alpha=0.0) -> Schedule:
+def cosine_decay_restarts(init_value: float, first_decay_steps: int, t_mul: float = 2.0,
+                          m_mul: float = 1.0, alpha: ArrayLike = 0.0) -> Schedule:
     r"""keras' CosineDecayRestarts: SGDR with real cycle-length and peak factors.
 
     .. math::

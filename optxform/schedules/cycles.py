@@ -78,8 +78,9 @@ def _one_cycle_schedule(phases, total: int, anneal_strategy: str) -> Schedule:
     return schedule
 
 
-def one_cycle(total_steps: int, max_value, pct_start=0.3, anneal_strategy: str = "cos",
-              div_factor=25.0, final_div_factor=1e4, three_phase: bool = False) -> Schedule:
+def one_cycle(total_steps: int, max_value: float, pct_start: float = 0.3,
+              anneal_strategy: str = "cos", div_factor: float = 25.0,
+              final_div_factor: float = 1e4, three_phase: bool = False) -> Schedule:
     r"""torch's OneCycleLR: warm up to ``max_value``, then anneal far below the start.
 
     With :math:`v_i = v_{max} / \text{div\_factor}` and
@@ -120,8 +121,8 @@ def one_cycle(total_steps: int, max_value, pct_start=0.3, anneal_strategy: str =
     return _one_cycle_schedule(phases, total, anneal_strategy)
 
 
-def one_cycle_momentum(total_steps: int, pct_start=0.3, anneal_strategy: str = "cos",
-                       base_momentum=0.85, max_momentum=0.95,
+def one_cycle_momentum(total_steps: int, pct_start: float = 0.3, anneal_strategy: str = "cos",
+                       base_momentum: float = 0.85, max_momentum: float = 0.95,
                        three_phase: bool = False) -> Schedule:
     r"""The momentum torch's OneCycleLR cycles against the learning rate (``cycle_momentum``).
 
@@ -204,8 +205,9 @@ def _cyclic_shape(step_size_up, step_size_down, mode, gamma, scale_fn, scale_mod
     return shape
 
 
-def cyclic(base_value, max_value, step_size_up=2000, step_size_down=None,
-           mode: str = "triangular", gamma=1.0, scale_fn=None,
+def cyclic(base_value: float, max_value: float, step_size_up: int = 2000,
+           step_size_down: int | None = None, mode: str = "triangular", gamma: float = 1.0,
+           scale_fn: Callable[[jax.Array], jax.Array] | None = None,
            scale_mode: str = "cycle") -> Schedule:
     r"""torch's CyclicLR: triangular cycles between ``base_value`` and ``max_value``.
 
@@ -245,8 +247,10 @@ def cyclic(base_value, max_value, step_size_up=2000, step_size_down=None,
     return schedule
 
 
-def cyclic_momentum(base_momentum=0.8, max_momentum=0.9, step_size_up=2000,
-                    step_size_down=None, mode: str = "triangular", gamma=1.0, scale_fn=None,
+def cyclic_momentum(base_momentum: float = 0.8, max_momentum: float = 0.9,
+                    step_size_up: int = 2000, step_size_down: int | None = None,
+                    mode: str = "triangular", gamma: float = 1.0,
+                    scale_fn: Callable[[jax.Array], jax.Array] | None = None,
                     scale_mode: str = "cycle") -> Schedule:
     r"""The momentum torch's CyclicLR cycles against the learning rate (``cycle_momentum``).
 

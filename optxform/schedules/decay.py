@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-def constant_schedule(value) -> Schedule:
+def constant_schedule(value: float) -> Schedule:
     """``s(t) = value`` (torch: no scheduler; optax.constant_schedule)."""
     value = number("value", value)
 
@@ -40,7 +40,7 @@ def constant_schedule(value) -> Schedule:
     return schedule
 
 
-def polynomial_schedule(init_value, end_value, power, transition_steps: int,
+def polynomial_schedule(init_value: float, end_value: float, power: float, transition_steps: int,
                         transition_begin: int = 0, cycle: bool = False) -> Schedule:
     r"""Polynomial decay from ``init_value`` to ``end_value`` over ``transition_steps``.
 
@@ -89,7 +89,7 @@ def polynomial_schedule(init_value, end_value, power, transition_steps: int,
     return schedule
 
 
-def linear_schedule(init_value, end_value, transition_steps: int,
+def linear_schedule(init_value: float, end_value: float, transition_steps: int,
                     transition_begin: int = 0) -> Schedule:
     r"""Linear interpolation from ``init_value`` to ``end_value``, then constant.
 
@@ -104,9 +104,9 @@ def linear_schedule(init_value, end_value, transition_steps: int,
     return polynomial_schedule(init_value, end_value, 1.0, transition_steps, transition_begin)
 
 
-def exponential_decay(init_value, transition_steps: int, decay_rate,
+def exponential_decay(init_value: float, transition_steps: int, decay_rate: float,
                       transition_begin: int = 0, staircase: bool = False,
-                      end_value=None) -> Schedule:
+                      end_value: float | None = None) -> Schedule:
     r"""Exponential decay: ``init_value * decay_rate ** ((t - t0) / T)``.
 
     .. math::
@@ -156,7 +156,7 @@ def exponential_decay(init_value, transition_steps: int, decay_rate,
     return schedule
 
 
-def step_decay(init_value, step_size: int, gamma=0.1) -> Schedule:
+def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedule:
     r"""torch's StepLR: ``init_value * gamma ** floor(t / step_size)``.
 
     Equivalents: ``torch.optim.lr_scheduler.StepLR(opt, step_size, gamma)`` with
@@ -167,7 +167,7 @@ def step_decay(init_value, step_size: int, gamma=0.1) -> Schedule:
                              check_number("gamma", gamma, low=0.0), staircase=True)
 
 
-def multistep_decay(init_value, milestones: Sequence[int], gamma=0.1) -> Schedule:
+def multistep_decay(init_value: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:
     r"""torch's MultiStepLR: ``init_value * gamma ** (number of milestones <= t)``.
 
     A milestone listed twice decays twice, as in torch (which counts them).
@@ -193,7 +193,7 @@ def multistep_decay(init_value, milestones: Sequence[int], gamma=0.1) -> Schedul
     return schedule
 
 
-def piecewise_constant_schedule(init_value,
+def piecewise_constant_schedule(init_value: float,
                                 boundaries_and_scales: Mapping[int, Any] | None = None
                                 ) -> Schedule:
     r"""``init_value`` times the product of the scales of every boundary ``<= t`` (optax).
@@ -273,8 +273,8 @@ def piecewise_constant_decay(boundaries: Sequence[Any], values: Sequence[Any]) -
     return schedule
 
 
-def inverse_time_decay(init_value, decay_steps, decay_rate, staircase: bool = False
-                       ) -> Schedule:
+def inverse_time_decay(init_value: float, decay_steps: int, decay_rate: float,
+                       staircase: bool = False) -> Schedule:
     r"""keras' InverseTimeDecay: ``init_value / (1 + decay_rate * t / decay_steps)``.
 
     .. math::
@@ -312,10 +312,10 @@ def inverse_time_decay(init_value, decay_steps, decay_rate, staircase: bool = Fa
     return schedule
 
 
-def warmup_exponential_decay_schedule(init_value, peak_value, warmup_steps: int,
-                                      transition_steps: int, decay_rate,
+def warmup_exponential_decay_schedule(init_value: float, peak_value: float, warmup_steps: int,
+                                      transition_steps: int, decay_rate: float,
                                       transition_begin: int = 0, staircase: bool = False,
-                                      end_value=None) -> Schedule:
+                                      end_value: float | None = None) -> Schedule:
     r"""Linear warm-up from ``init_value`` to ``peak_value``, then :func:`exponential_decay`.
 
     .. math::

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from optxform import tree as otu
 from optxform.core import GradientTransformation
@@ -24,9 +25,9 @@ class ReduceOnPlateauState(NamedTuple):
     scale: jax.Array             # float32: the factor the updates are multiplied by
 
 
-def reduce_on_plateau(factor=0.1, patience: int = 10, threshold=1e-4,
-                      threshold_mode: str = "rel", cooldown: int = 0, min_scale=0.0,
-                      mode: str = "min", eps=1e-8) -> GradientTransformation:
+def reduce_on_plateau(factor: ArrayLike = 0.1, patience: int = 10, threshold: ArrayLike = 1e-4,
+                      threshold_mode: str = "rel", cooldown: int = 0, min_scale: ArrayLike = 0.0,
+                      mode: str = "min", eps: ArrayLike = 1e-8) -> GradientTransformation:
     r"""Scale updates by ``scale``, multiplied by ``factor`` when the loss plateaus.
 
     Each ``update(updates, state, params, loss=value)`` first scales the updates by the

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from optxform.core import GradientTransformation, Updates
 from optxform.core.validation import check_flag
@@ -92,8 +93,10 @@ ADAM = Rule(
     options=("amsgrad",), per_step=_adam_step, leaf=_adam_leaf)
 
 
-def scale_by_adam(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0, amsgrad: bool = False,
-                  mu_dtype=None, nu_dtype=None) -> GradientTransformation:
+def scale_by_adam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 1e-8,
+                  eps_root: ArrayLike = 0.0, amsgrad: bool = False,
+                  mu_dtype: DTypeLike | None = None,
+                  nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Rescale updates by Adam's bias-corrected moments (torch.optim.Adam's direction).
 
     .. math::
@@ -179,8 +182,9 @@ ADAMAX = Rule(
     per_step=_adamax_step, leaf=_adamax_leaf)
 
 
-def scale_by_adamax(b1=0.9, b2=0.999, eps=1e-8, mu_dtype=None,
-                    nu_dtype=None) -> GradientTransformation:
+def scale_by_adamax(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 1e-8,
+                    mu_dtype: DTypeLike | None = None,
+                    nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Rescale updates by Adamax's infinity-norm moment (torch.optim.Adamax's direction).
 
     .. math::
@@ -251,8 +255,9 @@ NADAM = Rule(
     per_step=_nadam_step, leaf=_nadam_leaf)
 
 
-def scale_by_nadam(b1=0.9, b2=0.999, eps=1e-8, momentum_decay=4e-3, mu_dtype=None,
-                   nu_dtype=None) -> GradientTransformation:
+def scale_by_nadam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 1e-8,
+                   momentum_decay: ArrayLike = 4e-3, mu_dtype: DTypeLike | None = None,
+                   nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Rescale updates by NAdam's Nesterov-corrected moments (torch.optim.NAdam's direction).
 
     .. math::
@@ -350,8 +355,9 @@ RADAM = Rule(
     buffers=(_MU, _NU), per_step=_radam_step, leaf=_radam_leaf)
 
 
-def scale_by_radam(b1=0.9, b2=0.999, eps=1e-8, threshold=5.0, mu_dtype=None,
-                   nu_dtype=None) -> GradientTransformation:
+def scale_by_radam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 1e-8,
+                   threshold: ArrayLike = 5.0, mu_dtype: DTypeLike | None = None,
+                   nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Rescale updates by RAdam's rectified moments (torch.optim.RAdam's direction).
 
     .. math::
@@ -434,8 +440,9 @@ SPARSE_ADAM = Rule(
     per_step=_sparse_adam_step, leaf=_sparse_adam_leaf)
 
 
-def scale_by_sparse_adam(b1=0.9, b2=0.999, eps=1e-8, mu_dtype=None,
-                         nu_dtype=None) -> GradientTransformation:
+def scale_by_sparse_adam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 1e-8,
+                         mu_dtype: DTypeLike | None = None,
+                         nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Adam restricted to the rows a (dense) gradient touches (torch.optim.SparseAdam).
 
     For a row :math:`r` whose gradient has a nonzero entry ("present"):

@@ -16,9 +16,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from optxform import tree as otu
-from optxform.core import GradientTransformation, ScalarOrSchedule, Schedule
+from optxform.core import GradientTransformation, OptState, ScalarOrSchedule, Schedule
 from optxform.core.validation import check_learning_rate, check_non_negative
 from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Step, lift
 from optxform.tree.numerics import as_f32
@@ -27,8 +28,8 @@ __all__ = ["AsgdAveragingState", "asgd_average", "asgd_averaging", "asgd_averagi
            "asgd_learning_rate"]
 
 
-def asgd_learning_rate(learning_rate: ScalarOrSchedule = 1e-2, lambd=1e-4,
-                       alpha=0.75) -> Schedule:
+def asgd_learning_rate(learning_rate: ScalarOrSchedule = 1e-2, lambd: ArrayLike = 1e-4,
+                       alpha: ArrayLike = 0.75) -> Schedule:
     r"""torch ASGD's step size as a schedule: ``count -> lr / (1 + lambd * lr * count)**alpha``.
 
     ``count`` is the number of updates already made, so the first update uses ``lr``
@@ -47,7 +48,7 @@ def asgd_learning_rate(learning_rate: ScalarOrSchedule = 1e-2, lambd=1e-4,
     return schedule
 
 
-def asgd_averaging_weight(t0=1e6) -> Schedule:
+def asgd_averaging_weight(t0: ArrayLike = 1e6) -> Schedule:
     r"""torch ASGD's averaging weight ``mu``: ``count -> 1 / max(1, count - t0)``.
 
     ``count`` is the number of updates already made before the current one. While the
@@ -84,7 +85,7 @@ ASGD_AVERAGING = Rule(
     reads_params=True, per_step=_asgd_averaging_step, leaf=_asgd_averaging_leaf)
 
 
-def asgd_averaging(t0=1e6) -> GradientTransformation:
+def asgd_averaging(t0: ArrayLike = 1e6) -> GradientTransformation:
     r"""Track torch ASGD's running average of the iterates; updates pass through unchanged.
 
     Place it last in a chain, after the learning rate: it needs the final updates and the
@@ -126,7 +127,7 @@ def _find_averaging_state(state) -> AsgdAveragingState | None:
     return None
 
 
-def asgd_average(state) -> Any:
+def asgd_average(state: OptState) -> Any:
     """The averaged params (torch ASGD's ``ax``) held in an ``asgd`` state.
 
     Searches ``state`` (an :func:`optxform.asgd` state, or any nesting of tuples, lists,

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from optxform import tree as otu
 from optxform.core import EmptyState, GradientTransformation
@@ -30,7 +31,7 @@ CLIP = Rule(name="clip", kind="elementwise", state=EmptyState, counts_steps=Fals
             leaf=_clip_leaf)
 
 
-def clip(max_delta) -> GradientTransformation:
+def clip(max_delta: ArrayLike) -> GradientTransformation:
     r"""Clip every element to :math:`[-\delta, \delta]` (``optax.clip``).
 
     Torch equivalent: ``torch.nn.utils.clip_grad_value_(params, max_delta)``.
@@ -69,7 +70,7 @@ CLIP_BY_GLOBAL_NORM = Rule(
     reduce=_global_norm, per_step=_clip_by_global_norm_step, leaf=_scaled)
 
 
-def clip_by_global_norm(max_norm) -> GradientTransformation:
+def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
     r"""Rescale all updates together so their global l2 norm is at most ``max_norm``.
 
     .. math::
@@ -107,7 +108,7 @@ CLIP_BY_BLOCK_RMS = Rule(
     leaf=_clip_by_block_rms_leaf)
 
 
-def clip_by_block_rms(threshold) -> GradientTransformation:
+def clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
     r"""Rescale each leaf so that its root-mean-square is at most ``threshold``.
 
     .. math::

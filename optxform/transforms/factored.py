@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from optxform.core import GradientTransformation, ScalarOrSchedule, Updates
 from optxform.core.validation import check_non_negative, check_range
@@ -111,9 +112,10 @@ FACTORED_RMS = Rule(
     per_step=_factored_step, leaf=_factored_leaf)
 
 
-def scale_by_factored_rms(beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
+def scale_by_factored_rms(beta2_decay: ArrayLike = -0.8,
+                          eps: tuple[float | None, float] = (None, 1e-3), d: ArrayLike = 1.0,
                           learning_rate: ScalarOrSchedule | None = None, *,
-                          nu_dtype=None) -> GradientTransformation:
+                          nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""torch.optim.Adafactor's direction: factored RMS scaling, update clipping, param scale.
 
     With :math:`t` the step, :math:`\hat\beta_{2,t} = 1 - t^{\tau}` (:math:`\tau` =

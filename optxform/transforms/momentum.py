@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from optxform.core import GradientTransformation
 from optxform.core.validation import check_flag, check_non_negative, check_range
@@ -50,8 +51,8 @@ TRACE = Rule(
     neutral_when_zero="decay", per_step=_trace_step, leaf=_trace_leaf)
 
 
-def trace(decay=0.9, dampening=0.0, nesterov: bool = False,
-          accumulator_dtype=None) -> GradientTransformation:
+def trace(decay: ArrayLike = 0.9, dampening: ArrayLike = 0.0, nesterov: bool = False,
+          accumulator_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""torch's momentum buffer: ``b <- decay * b + (1 - dampening) * g``, started at ``g``.
 
     .. math::

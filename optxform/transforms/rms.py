@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from optxform.core import GradientTransformation
 from optxform.core.validation import check_flag, check_non_negative, check_range
@@ -100,8 +101,9 @@ CENTERED_RMS = Rule(
     per_step=_rms_step, leaf=_rms_leaf)
 
 
-def scale_by_rms(decay=0.99, eps=1e-8, eps_in_sqrt: bool = False, centered: bool = False,
-                 initial_scale=0.0, nu_dtype=None) -> GradientTransformation:
+def scale_by_rms(decay: ArrayLike = 0.99, eps: ArrayLike = 1e-8, eps_in_sqrt: bool = False,
+                 centered: bool = False, initial_scale: ArrayLike = 0.0,
+                 nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Divide by the root of an EMA of squared updates (RMSprop's scaling).
 
     .. math::
@@ -161,8 +163,8 @@ ADAGRAD = Rule(
     counts_steps=False, leaf=_adagrad_leaf)
 
 
-def scale_by_adagrad(initial_accumulator_value=0.0, eps=1e-10,
-                     nu_dtype=None) -> GradientTransformation:
+def scale_by_adagrad(initial_accumulator_value: ArrayLike = 0.0, eps: ArrayLike = 1e-10,
+                     nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Divide by the root of the running sum of squared updates (torch's Adagrad scaling).
 
     .. math::
@@ -217,7 +219,8 @@ ADADELTA = Rule(
     counts_steps=False, per_step=_adadelta_step, leaf=_adadelta_leaf)
 
 
-def scale_by_adadelta(rho=0.9, eps=1e-6, nu_dtype=None) -> GradientTransformation:
+def scale_by_adadelta(rho: ArrayLike = 0.9, eps: ArrayLike = 1e-6,
+                      nu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Zeiler's Adadelta scaling, in torch's form.
 
     .. math::

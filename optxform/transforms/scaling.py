@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from optxform.core import EmptyState, GradientTransformation, ScalarOrSchedule, Schedule
 from optxform.core.validation import check_non_negative
@@ -23,7 +24,7 @@ SCALE = Rule(name="scale", kind="elementwise", state=EmptyState, counts_steps=Fa
              hyperparameters=(Hyperparameter("factor"),), leaf=_scaled)
 
 
-def scale(factor) -> GradientTransformation:
+def scale(factor: ArrayLike) -> GradientTransformation:
     """``u <- factor * u`` (optax.scale). ``scale(-1.)`` flips the sign (torch ``maximize``)."""
     return lift(SCALE, factor=factor)
 

@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike, DTypeLike
 
 from optxform.core import GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import check_non_negative, check_range, concrete_value
@@ -50,8 +51,9 @@ RPROP = Rule(
     leaf=_rprop_leaf)
 
 
-def scale_by_rprop(learning_rate: ScalarOrSchedule = 1e-2, eta_minus=0.5, eta_plus=1.2,
-                   min_step_size=1e-6, max_step_size=50.0) -> GradientTransformation:
+def scale_by_rprop(learning_rate: ScalarOrSchedule = 1e-2, eta_minus: ArrayLike = 0.5,
+                   eta_plus: ArrayLike = 1.2, min_step_size: ArrayLike = 1e-6,
+                   max_step_size: ArrayLike = 50.0) -> GradientTransformation:
     r"""Resilient backprop (Riedmiller & Braun 1993), exactly as ``torch.optim.Rprop``.
 
     Per element, with :math:`s = \operatorname{sign}(g_t\, g_{t-1}')`:
@@ -115,7 +117,8 @@ LION = Rule(name="scale_by_lion", kind="elementwise", state=ScaleByLionState,
             buffers=(Buffer("mu", dtype_option="mu_dtype"),), per_step=_lion_step, leaf=_lion_leaf)
 
 
-def scale_by_lion(b1=0.9, b2=0.99, mu_dtype=None) -> GradientTransformation:
+def scale_by_lion(b1: ArrayLike = 0.9, b2: ArrayLike = 0.99,
+                  mu_dtype: DTypeLike | None = None) -> GradientTransformation:
     r"""Lion (Chen et al. 2023): the sign of an interpolation, and a slower EMA.
 
     .. math::

@@ -11,6 +11,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import numpy as np
+from jax.typing import ArrayLike
 
 from optxform.core import EmptyState, GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import check_non_negative
@@ -31,7 +32,8 @@ ADD_DECAYED_WEIGHTS = Rule(
     leaf=_add_decayed_weights_leaf)
 
 
-def add_decayed_weights(weight_decay=0.0, mask: Any | Callable = None) -> GradientTransformation:
+def add_decayed_weights(weight_decay: ArrayLike = 0.0,
+                        mask: Any | Callable = None) -> GradientTransformation:
     """``u <- u + weight_decay * params`` where ``mask`` is True (everywhere without a mask).
 
     Before the moment estimates this is torch's coupled L2 penalty (``Adam(weight_decay=)``,
@@ -74,7 +76,7 @@ DECOUPLED_WEIGHT_DECAY = Rule(
     per_step=_decoupled_step, leaf=_decoupled_leaf)
 
 
-def add_decoupled_weight_decay(weight_decay, learning_rate: ScalarOrSchedule = 1.0,
+def add_decoupled_weight_decay(weight_decay: ArrayLike, learning_rate: ScalarOrSchedule = 1.0,
                                mask: Any | Callable | None = None) -> GradientTransformation:
     r"""Shrink the params by ``1 - lr * weight_decay``, placed *after* the learning rate.
 

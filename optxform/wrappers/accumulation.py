@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from optxform import tree as otu
-from optxform.core import GradientTransformation, call_update
+from optxform.core import GradientTransformation, Params, Updates, call_update
 from optxform.core.counters import increment, zero_count
 from optxform.core.validation import check_integer
 
@@ -69,13 +69,14 @@ class MultiSteps:
         k = schedule(gradient_step) if callable(schedule) else schedule
         return jnp.maximum(jnp.asarray(k).astype(jnp.int32), jnp.ones([], jnp.int32))
 
-    def init(self, params) -> MultiStepsState:
+    def init(self, params: Params) -> MultiStepsState:
         acc = otu.tree_map(
             lambda p: jnp.zeros(jnp.shape(p), otu.at_least_float32(jnp.asarray(p).dtype)), params)
         return MultiStepsState(mini_step=zero_count(), gradient_step=zero_count(),
                                inner_opt_state=self._tx.init(params), acc_grads=acc)
 
-    def update(self, updates, state: MultiStepsState, params=None, **extra):
+    def update(self, updates: Updates, state: MultiStepsState, params: Params | None = None,
+               **extra: Any) -> tuple[Updates, MultiStepsState]:
         """Accumulate ``updates``; every ``k``-th call, step the inner transform."""
         # A None gradient leaf adds nothing; its update is None in the window it arrives in.
         acc = jax.tree.map(lambda a, g: a if g is None else a + g.astype(a.dtype),

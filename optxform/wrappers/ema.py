@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from optxform import tree as otu
 from optxform.core import GradientTransformation, apply_updates
@@ -23,7 +24,7 @@ class EmaState(NamedTuple):
 
 
 @declares_hyperparameters("decay")
-def ema(decay=0.999) -> GradientTransformation:
+def ema(decay: ArrayLike = 0.999) -> GradientTransformation:
     """Keep an exponential moving average of the params; pass the updates through unchanged.
 
     Place it LAST in a chain, ``chain(optimizer, ema(decay))``: it sees the final updates

@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from optxform import tree as otu
 from optxform.core import GradientTransformation, call_update
@@ -24,7 +25,7 @@ class LookaheadState(NamedTuple):
 
 @declares_hyperparameters("alpha")
 def lookahead(inner: GradientTransformation, sync_period: int = 5,
-              alpha=0.5) -> GradientTransformation:
+              alpha: ArrayLike = 0.5) -> GradientTransformation:
     r"""Lookahead (Zhang et al. 2019): ``k`` fast steps of ``inner``, then a pull toward the slow.
 
     The params you hold are the *fast* weights :math:`\theta`; the slow weights
