@@ -282,7 +282,7 @@ def test_extend_state_as_a_new_param_group_matches_torch_add_param_group():
 
 
 def test_state_round_trips_through_orbax(tmp_path):
-    ocp = pytest.importorskip("orbax.checkpoint")
+    import orbax.checkpoint as ocp
     params = _params()
     tx = optxform.chain(  # NamedTuples, None leaves (no amsgrad) and masked-out params
         optxform.MultiSteps(optxform.adam(1e-2), 2).gradient_transformation(),

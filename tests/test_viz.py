@@ -27,7 +27,7 @@ def _draw(fig):
     return fig
 
 
-def _legend_is_outside(fig):
+def _assert_legend_outside(fig):
     _draw(fig)
     (legend,) = fig.legends
     box = _extent(legend, fig)
@@ -51,12 +51,12 @@ def test_ten_optimizers_have_distinct_styles_and_an_outside_legend(ten_runs):
     assert len({line.get_marker() for line in lines}) == 10
     assert {line.get_linestyle() for line in lines} >= {"-", "--", "-.", ":"}
     assert len({line.get_color() for line in lines}) == 10
-    _legend_is_outside(fig)
+    _assert_legend_outside(fig)
 
 
 def test_loss_and_saddle_figures_put_their_legend_outside(ten_runs):
-    _legend_is_outside(viz.plot_losses(ten_runs, minimum=0.0))
-    _legend_is_outside(viz.plot_saddle(optxform.SURFACES["saddle"], ten_runs))
+    _assert_legend_outside(viz.plot_losses(ten_runs, minimum=0.0))
+    _assert_legend_outside(viz.plot_saddle(optxform.SURFACES["saddle"], ten_runs))
 
 
 def _result(fates: dict[tuple[str, float], float], initial: float = 1.0) -> ChoiceResult:
@@ -85,7 +85,7 @@ def test_choice_figure_marks_every_diverged_run_in_its_own_place():
     assert markers == {"x", "o"}  # nan/inf and "ended above the start" look different
     assert [t.get_text() for t in fates_ax.get_yticklabels()] == TEN
     assert fates_ax.get_title() == "diverged: 20 of 30 runs"
-    _legend_is_outside(fig)
+    _assert_legend_outside(fig)
 
 
 def test_choice_figure_when_nothing_converged_says_so():
