@@ -199,6 +199,7 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
             elementwise=rule.kind == "elementwise"))
             if rule.masked and mask is not None else [True] * len(flat_g))
 
+        scalars_in = _ScalarsByDtype(scalars)  # each scalar cast once per compute dtype
         out_u, out_buffers = [], {b.name: [] for b in enabled}
         for i, g in enumerate(flat_g):
             old = {name: leaves[i] for name, leaves in flat_buffers.items()}
@@ -207,7 +208,7 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
                 for name, leaf in old.items():
                     out_buffers[name].append(leaf)
                 continue
-            u, new = _one_leaf(rule, g, old, flat_p[i], scalars, options, zero, paths[i])
+            u, new = _one_leaf(rule, g, old, flat_p[i], scalars_in, options, zero, paths[i])
             if flat_mask[i] is not True:  # a packed buffer of selected and other leaves
                 u, new = _select(flat_mask[i], (u, new), (g, old))
             out_u.append(u)
@@ -238,13 +239,14 @@ def _select(flags, chosen, other):
 
 
 def _nan_where_state_overflowed(u: jax.Array, new: dict) -> jax.Array:
-    """``u``, NaN wherever a new state value shaped like it is not finite.
+    """``u``, NaN wherever a new accumulator value shaped like it is not finite.
 
     An overflow in the state (a squared gradient of 3e37 is inf in float32) makes the step
     non-finite whatever the compiler does next: eagerly ``inf - inf`` gives NaN, while a
     fused, rewritten kernel under ``jit`` may give a finite number for the same element.
     Marking the step NaN here gives one outcome both ways, which ``apply_if_finite`` and
-    the user can see. (Elementwise, so XLA fuses it into the update's own kernel.)
+    the user can see. Accumulators (sums and averages of squares) are where an overflow
+    first shows; the check is elementwise, so XLA fuses it into the update's own kernel.
     """
     for value in new.values():
         if (value is not None and jnp.shape(value) == jnp.shape(u)
@@ -253,8 +255,23 @@ def _nan_where_state_overflowed(u: jax.Array, new: dict) -> jax.Array:
     return u
 
 
-def _one_leaf(rule: Rule, g, old: dict, p, scalars: dict, options: dict, zero: frozenset,
-              path) -> tuple[Any, dict]:
+class _ScalarsByDtype:
+    """The step's scalars cast to a compute dtype, once per dtype rather than once per leaf
+    (a thousand leaves would otherwise trace a thousand copies of every cast)."""
+
+    def __init__(self, scalars: dict):
+        self.scalars, self.cast = scalars, {}
+
+    def __call__(self, dtype) -> dict:
+        key = jnp.dtype(dtype)
+        if key not in self.cast:
+            self.cast[key] = {name: None if v is None else jnp.asarray(v).astype(key)
+                              for name, v in self.scalars.items()}
+        return self.cast[key]
+
+
+def _one_leaf(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: dict,
+              zero: frozenset, path) -> tuple[Any, dict]:
     g = jnp.asarray(g)
     is_complex = jnp.iscomplexobj(g)
     if is_complex and rule.complex_params == "reject":
@@ -265,12 +282,12 @@ def _one_leaf(rule: Rule, g, old: dict, p, scalars: dict, options: dict, zero: f
     leaf = Leaf(
         g=real_g.astype(dtype),
         buffers={name: _computable(b, dtype) for name, b in old.items()},
-        s={name: None if v is None else jnp.asarray(v).astype(dtype)
-           for name, v in scalars.items()},
+        s=scalars(dtype),
         p=None if p is None else _real_view(jnp.asarray(p)).astype(dtype),
         opt=options, zero=zero, dtype=real_g.dtype)
     u, new = rule.leaf(leaf)
-    u = _nan_where_state_overflowed(u, new)
+    u = _nan_where_state_overflowed(u, {b.name: new[b.name] for b in rule.buffers
+                                        if b.storage == "accumulator" and b.name in new})
     u = u.astype(real_g.dtype)
     if is_complex:
         u = jax.lax.complex(u[..., 0], u[..., 1])

@@ -11,6 +11,7 @@ from jax.typing import ArrayLike
 from optxform.core import EmptyState, GradientTransformation, ScalarOrSchedule, Schedule
 from optxform.core.validation import check_non_negative
 from optxform.rules import Hyperparameter, Leaf, Rule, Step, lift
+from optxform.tree.numerics import is_number
 
 __all__ = ["ScaleByLearningRateState", "ScaleByScheduleState", "scale",
            "scale_by_learning_rate", "scale_by_schedule"]
@@ -20,13 +21,20 @@ def _scaled(x: Leaf) -> tuple[jax.Array, dict]:
     return x.g * x.s["factor"], {}
 
 
+def _scaled_unless_one(x: Leaf) -> tuple[jax.Array, dict]:
+    return (x.g, {}) if x.opt["identity"] else _scaled(x)
+
+
 SCALE = Rule(name="scale", kind="elementwise", state=EmptyState, counts_steps=False,
-             hyperparameters=(Hyperparameter("factor"),), leaf=_scaled)
+             hyperparameters=(Hyperparameter("factor"),), options=("identity",),
+             leaf=_scaled_unless_one)
 
 
 def scale(factor: ArrayLike) -> GradientTransformation:
     """``u <- factor * u`` (optax.scale). ``scale(-1.)`` flips the sign (torch ``maximize``)."""
-    return lift(SCALE, factor=factor)
+    # The number 1 (an alias's ``sign`` member without maximize) leaves the updates as
+    # they are; the member and its (empty) state stay.
+    return lift(SCALE, factor=factor, identity=is_number(factor) and factor == 1)
 
 
 class ScaleByScheduleState(NamedTuple):
