@@ -68,6 +68,7 @@ def assert_same_text_and_numbers(fresh: str, committed: str, message: str,
     float32 run may end one unit in the last printed place away on another CPU: XLA's
     kernels for AVX2 and AVX-512 round a few sums differently)."""
     def split(text):
+        text = re.sub(r"[ \t]+", " ", text)  # a column's width follows its widest number
         return _NUMBER.split(text), [float(x) for x in _NUMBER.findall(text)]
 
     (words_a, nums_a), (words_b, nums_b) = split(fresh), split(committed)
