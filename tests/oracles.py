@@ -121,6 +121,42 @@ def torch_trajectory(torch_cls: str, torch_kwargs: dict, problem: str, steps: in
     return out
 
 
+def reference_optimizer(reference: str):
+    """The class named ``"module:Class"``; an oracle that does not import fails the test."""
+    import importlib
+
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def reference_trajectory(reference: str, kwargs: dict, problem: str, steps: int,
+                         dtype=np.float32) -> list[dict]:
+    """Params after each ``step()`` of a torch optimizer from another package.
+
+    Fed the JAX gradients in ``dtype`` (float64 needs ``jax_enable_x64``). An optimizer
+    with a train/eval mode (schedule-free) is put in training mode first, as its users do.
+    """
+    import torch
+
+    make_params, _ = PROBLEMS[problem]
+    init = make_params(dtype=dtype)
+    names = sorted(init)
+    tparams = {n: torch.tensor(init[n], requires_grad=True) for n in names}
+    opt = reference_optimizer(reference)([tparams[n] for n in names], **kwargs)
+    if hasattr(opt, "train"):
+        opt.train()
+    grad = grad_fn(problem)
+    out = []
+    for t in range(steps):
+        current = {n: jnp.asarray(tparams[n].detach().numpy()) for n in names}
+        g = grad(current, jnp.asarray(t, jnp.int32))
+        for n in names:
+            tparams[n].grad = torch.from_numpy(np.array(g[n]))
+        opt.step()
+        out.append({n: tparams[n].detach().numpy().copy() for n in names})
+    return out
+
+
 def torch_capability() -> str:
     """The CPU kernel set torch dispatches to: ``"DEFAULT"``, ``"AVX2"``, ``"AVX512"``, ..."""
     import torch

@@ -22,6 +22,8 @@ class AliasCase:
     torch_kwargs: dict | None = None
     optax_alias: str | None = None   # when torch has no equivalent
     optax_kwargs: dict | None = None
+    reference: str | None = None     # "module:Class", a torch optimizer from another package
+    reference_kwargs: dict | None = None
     problem: str = "mlp"             # "mlp" (dense grads) or "embedding" (row-sparse grads)
     steps: int = 120
 
@@ -119,6 +121,13 @@ OPTAX_CASES: list[AliasCase] = [
               optax_alias="lion",
               optax_kwargs={"learning_rate": 1e-3, "b1": 0.8, "b2": 0.95, "weight_decay": 0.1}),
 ]
+
+# Optimizers beyond torch.optim, each against its authors' code or a well-kept package
+# (installed by the ``test`` extra): float32 within 1e-5 relative and float64 within 1e-10
+# over ``steps`` updates (tests/test_aliases.py). ``reference`` is "module:Class".
+REFERENCE_CASES: list[AliasCase] = [
+]
+
 
 # One case per alias with its default options: what jit/vmap/pmap/dtype tests iterate over.
 DEFAULT_CASES: list[AliasCase] = [

@@ -9,7 +9,7 @@ import pytest
 
 import optxform
 from tests import oracles
-from tests.registry import DEFAULT_CASES, OPTAX_CASES, TORCH_CASES
+from tests.registry import DEFAULT_CASES, OPTAX_CASES, REFERENCE_CASES, TORCH_CASES
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +55,25 @@ def test_matches_optax_trajectory(case):
                                         case.steps)
     actual = oracles.optxform_trajectory(case.build(), case.problem, case.steps)
     oracles.assert_trajectories_close(actual, expected)
+
+
+@pytest.mark.parametrize("case", REFERENCE_CASES, ids=lambda c: c.id)
+def test_matches_reference_trajectory(case):
+    expected = oracles.reference_trajectory(case.reference, case.reference_kwargs,
+                                            case.problem, case.steps)
+    actual = oracles.optxform_trajectory(case.build(), case.problem, case.steps)
+    oracles.assert_trajectories_close(actual, expected)
+
+
+@pytest.mark.parametrize("case", REFERENCE_CASES, ids=lambda c: c.id)
+def test_matches_reference_trajectory_in_float64(case, x64):
+    expected = oracles.reference_trajectory(case.reference, case.reference_kwargs,
+                                            case.problem, case.steps, dtype=np.float64)
+    make, _ = oracles.PROBLEMS[case.problem]
+    actual = oracles.optxform_trajectory(case.build(), case.problem, case.steps,
+                                         params=make(dtype=np.float64))
+    assert actual[-1][sorted(actual[-1])[0]].dtype == np.float64
+    oracles.assert_trajectories_close(actual, expected, rtol=1e-10, atol=1e-12)
 
 
 def _stepper(tx, problem, transform):

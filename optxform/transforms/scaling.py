@@ -57,8 +57,9 @@ class ScaleByLearningRateState(NamedTuple):
 
 
 def _learning_rate_step(st: Step) -> tuple[dict, dict]:
-    sign = -1.0 if st.opt["flip_sign"] else 1.0
-    return {"factor": sign * jnp.asarray(st.h["learning_rate"], jnp.float32)}, {}
+    # A Python number stays one, rounded once to the compute dtype (float64 params: float64).
+    lr = st.h["learning_rate"]
+    return {"factor": -lr if st.opt["flip_sign"] else lr}, {}
 
 
 SCALE_BY_LEARNING_RATE = Rule(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 import jax
-import numpy as np
 from jax.typing import ArrayLike
 
 from optxform.core import EmptyState, GradientTransformation, ScalarOrSchedule
@@ -53,18 +52,20 @@ class DecoupledWeightDecayState(NamedTuple):
 def _decoupled_step(st: Step) -> tuple[dict, dict]:
     lr, wd = st.h["learning_rate"], st.h["weight_decay"]
     if is_number(wd) and is_number(lr):
-        # torch: ``1 - lr * wd`` in float64 on the host, rounded to float32 by ``mul_``.
-        factor = as_f32(np.float32(1.0 - lr * wd))
+        # torch: ``1 - lr * wd`` in float64 on the host, rounded to the param dtype by
+        # ``mul_`` (a Python float is rounded once, to the compute dtype).
+        factor = 1.0 - lr * wd
     else:
         factor = 1.0 - as_f32(lr) * as_f32(wd)
-    return {"shrink": 1.0 - factor}, {}  # exact in float32 (Sterbenz) for factor in [0.5, 1]
+    return {"factor": factor}, {}
 
 
 def _decoupled_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     p = x.p
     # ``p - p * shrink`` is the correctly rounded ``p * factor`` (whether or not the
     # compiler fuses it into an fma); subtracting ``p`` again is exact.
-    delta = (p - p * x.s["shrink"]) - p
+    shrink = 1.0 - x.s["factor"]  # exact (Sterbenz) for a factor in [0.5, 1]
+    delta = (p - p * shrink) - p
     return x.g + delta, {}
 
 

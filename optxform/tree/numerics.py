@@ -10,7 +10,9 @@ Every update rule that keeps moments uses these, so that a rule written once rou
   it in float64 on the host, and in float32 the plain ``1 - beta**t`` loses up to five
   digits at small ``t``;
 * :func:`one_minus` and :func:`log` compute a Python number's ``1 - x`` and ``log x`` in
-  float64 (as torch does on the host) and an array's in float32.
+  float64 (as torch does on the host) and an array's in float32;
+* :func:`step_dtype` is the dtype of step scalars computed from the counter: float64 when
+  ``jax_enable_x64`` is on (so float64 params get float64 bias corrections), else float32.
 
 Scalars arrive here either as Python numbers (a hyperparameter given at construction) or
 as arrays (injected, possibly traced); leaf arrays are float32 or wider.
@@ -43,6 +45,11 @@ def as_f32(x: Any) -> jax.Array:
     return jnp.asarray(x, jnp.float32)
 
 
+def step_dtype() -> Any:
+    """float64 with ``jax_enable_x64`` on, else float32: the widest float a step scalar has."""
+    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+
+
 def one_minus(x: Any) -> float | jax.Array:
     """``1 - x`` in float64 for a Python number (as torch computes it), else in float32.
 
@@ -60,8 +67,12 @@ def log(x: Any) -> jax.Array:
 
 
 def bias_correction(decay: Any, t: jax.Array) -> jax.Array:
-    """``1 - decay ** t`` in float32, accurate where it cancels (``-expm1(t log decay)``)."""
-    return -jnp.expm1(t.astype(jnp.float32) * log(decay))
+    """``1 - decay ** t`` in :func:`step_dtype`, accurate where it cancels
+    (``-expm1(t log decay)``)."""
+    dtype = step_dtype()
+    log_decay = (math.log(decay) if decay > 0 else -math.inf) if is_number(decay) else (
+        jnp.log(jnp.asarray(decay, dtype)))
+    return -jnp.expm1(t.astype(dtype) * jnp.asarray(log_decay, dtype))
 
 
 def lerp(start: jax.Array, end: jax.Array, weight: jax.Array) -> jax.Array:
