@@ -24,7 +24,7 @@ def _open_interval(low: float, high: float):
 
 
 class ScaleByRpropState(NamedTuple):
-    """The state of :func:`scale_by_rprop` (torch Rprop's ``step_size`` and ``prev``).
+    r"""The state of :func:`scale_by_rprop` (torch Rprop's ``step_size`` and ``prev``).
 
     Attributes:
       step_sizes: per-element step sizes :math:`\Delta`, a tree like the params, float32
