@@ -32,7 +32,7 @@ ADD_DECAYED_WEIGHTS = Rule(
 
 
 def add_decayed_weights(weight_decay: ArrayLike = 0.0,
-                        mask: Any | Callable = None) -> GradientTransformation:
+                        mask: Any | Callable[[Any], Any] | None = None) -> GradientTransformation:
     r"""``u <- u + weight_decay * params`` where ``mask`` is True (everywhere without a mask).
 
     .. math::
@@ -108,7 +108,8 @@ DECOUPLED_WEIGHT_DECAY = Rule(
 
 
 def add_decoupled_weight_decay(weight_decay: ArrayLike, learning_rate: ScalarOrSchedule = 1.0,
-                               mask: Any | Callable | None = None) -> GradientTransformation:
+                               mask: Any | Callable[[Any], Any] | None = None
+                               ) -> GradientTransformation:
     r"""Shrink the params by ``1 - lr * weight_decay``, placed *after* the learning rate.
 
     .. math::

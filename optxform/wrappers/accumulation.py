@@ -6,6 +6,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from optxform import tree as otu
 from optxform.core import GradientTransformation, Params, Updates, call_update
@@ -81,8 +82,9 @@ class MultiSteps:
         [-2.] True
     """
 
-    def __init__(self, tx: GradientTransformation, every_k_schedule: int | Callable = 1,
-                 use_grad_mean: bool = True):
+    def __init__(self, tx: GradientTransformation,
+                 every_k_schedule: int | Callable[[jax.Array], ArrayLike] = 1,
+                 use_grad_mean: bool = True) -> None:
         if not callable(every_k_schedule):
             check_integer("every_k_schedule", every_k_schedule, minimum=1)
         self._tx = tx

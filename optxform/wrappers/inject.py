@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from optxform.core import GradientTransformation, call_update
 from optxform.core.counters import increment, zero_count
@@ -75,7 +76,8 @@ class InjectHyperparamsState(NamedTuple):
 
 def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
                        static_args: str | Iterable[str] = (),
-                       hyperparam_dtype: Any = None) -> Callable[..., GradientTransformation]:
+                       hyperparam_dtype: DTypeLike | None = None
+                       ) -> Callable[..., GradientTransformation]:
     r"""Wrap an alias factory so its numeric hyperparameters live in the state.
 
     ``inject_hyperparams(optxform.adam)(learning_rate=1e-3, b1=0.9)`` behaves like
