@@ -63,9 +63,9 @@ class InjectHyperparamsState(NamedTuple):
     Attributes:
       count: int32 scalar, the number of updates made (the step schedules are evaluated
         at).
-      hyperparams: a dict from each hyperparameter's name to a scalar array (float32, or
-        ``hyperparam_dtype``): the values the next update uses. Read and change them with
-        :func:`tree_get` and :func:`tree_set`.
+      hyperparams: a dict from each hyperparameter's name to a scalar array (float32 or
+        the given array's wider dtype, or ``hyperparam_dtype``): the values the next
+        update uses. Read and change them with :func:`tree_get` and :func:`tree_set`.
       inner_state: the state of the alias built from those values.
     """
 

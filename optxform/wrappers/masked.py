@@ -20,9 +20,9 @@ __all__ = ["MaskedNode", "MaskedState", "masked"]
 class MaskedNode(NamedTuple):
     """Stands in for a param outside a mask: an empty pytree node (no leaves, no state).
 
-    It has no fields. It appears in the inner state of :func:`masked`,
-    :func:`multi_transform` and :func:`freeze` (with a mask) where a param is not
-    selected, so no buffer is kept for that param (optax's ``MaskedNode``).
+    It has no fields. It appears in the inner states of :func:`masked` and
+    :func:`multi_transform` where a param is not selected, so no buffer is kept for that
+    param (optax's ``MaskedNode``).
 
     Example::
 
