@@ -38,6 +38,11 @@ def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho: ArrayLike = 0.9, eps: A
       maximize: ascend the objective instead.
       nu_dtype: storage dtype of both averages; default float32 or wider. Not in torch.
 
+    Returns:
+      A :class:`GradientTransformation` whose state is a dict keyed by the chain members'
+        roles: ``"sign"`` and ``"decay"`` (:class:`EmptyState`), ``"adadelta"``
+        (:class:`ScaleByAdadeltaState`) and ``"lr"`` (:class:`ScaleByLearningRateState`).
+
     Chain members: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a no-op at
     the number  0), ``scale_by_adadelta(rho, eps)``, ``scale_by_learning_rate``. State: two
     float32-or-wider averages and an int32 counter.

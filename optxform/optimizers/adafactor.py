@@ -57,6 +57,12 @@ def adafactor(learning_rate: ScalarOrSchedule = 1e-2, beta2_decay: ArrayLike = -
       nu_dtype: storage dtype of the factored second moments (e.g. ``jnp.bfloat16``);
         default float32 or wider. Not in torch.
 
+    Returns:
+      A :class:`GradientTransformation` whose state is a dict keyed by the chain members'
+        roles: ``"sign"`` (:class:`EmptyState`), ``"factored_rms"``
+        (:class:`ScaleByFactoredRmsState`), ``"lr"`` (:class:`ScaleByLearningRateState`)
+        and ``"decay"`` (:class:`DecoupledWeightDecayState`).
+
     Chain: ``scale(±1.)`` (maximize), ``scale_by_factored_rms(beta2_decay, eps, d,
     learning_rate)`` (everything but the final ``-lr`` factor),
     ``scale_by_learning_rate(learning_rate)``, ``add_decoupled_weight_decay(weight_decay,

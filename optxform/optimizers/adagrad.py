@@ -53,6 +53,11 @@ def adagrad(learning_rate: ScalarOrSchedule = 1e-2, lr_decay: ArrayLike = 0.0,
       maximize: ascend the objective instead.
       nu_dtype: storage dtype of the sum of squares; default float32 or wider. Not in torch.
 
+    Returns:
+      A :class:`GradientTransformation` whose state is a dict keyed by the chain members'
+        roles: ``"sign"`` and ``"decay"`` (:class:`EmptyState`), ``"adagrad"``
+        (:class:`ScaleByAdagradState`) and ``"lr"`` (:class:`ScaleByLearningRateState`).
+
     Chain members: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a no-op at
     the number  0), ``scale_by_adagrad(initial_accumulator_value, eps)``,
     ``scale_by_learning_rate`` (``lr_decay`` is the schedule

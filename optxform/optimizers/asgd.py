@@ -45,8 +45,14 @@ def asgd(learning_rate: ScalarOrSchedule = 1e-2, lambd: ArrayLike = 1e-4, alpha:
       weight_decay: :math:`\lambda_{wd} \ge 0`, coupled L2.
       maximize: ascend the objective instead.
 
+    Returns:
+      A :class:`GradientTransformation` whose state is a dict keyed by the chain members'
+        roles: ``"sign"``, ``"decay"`` and ``"lambd_decay"`` (:class:`EmptyState`),
+        ``"lr"`` (:class:`ScaleByLearningRateState`) and ``"averaging"``
+        (:class:`AsgdAveragingState`, which holds the average :func:`asgd_average` reads).
+
     Chain members: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a no-op at
-    the number  0), ``add_decayed_weights(lambd)`` (the decay term; unless the number 0),
+    the number  0), ``add_decayed_weights(lambd)`` (the decay term; a no-op at the number 0),
     ``scale_by_learning_rate(asgd_learning_rate(learning_rate, lambd, alpha))``,
     ``asgd_averaging(t0)``. State: ``ax`` in the param dtype, int32 counters.
 

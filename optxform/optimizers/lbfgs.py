@@ -61,6 +61,12 @@ def lbfgs(learning_rate: ScalarOrSchedule = 1.0, max_iter: int = 20, max_eval: i
       history_size: curvature pairs kept.
       line_search_fn: ``None`` (fixed step) or ``'strong_wolfe'``.
 
+    Returns:
+      A :class:`GradientTransformation` whose ``update`` needs ``params``, ``value`` and
+        ``value_fn``; its state is a 1-tuple holding an :class:`LbfgsIterationsState`
+        (the last direction and step, the curvature history as a ring buffer
+        :class:`LbfgsMemory`, counters and the ``finite`` flag).
+
     Equivalents: ``torch.optim.LBFGS(params, lr=learning_rate, ...)`` with the same
     options (same trajectory, see docs/lbfgs.md for measured agreement). ``optax.lbfgs`` is
     one iteration per update with optax's own zoom search and first-step scaling; the

@@ -38,6 +38,11 @@ def lion(learning_rate: ScalarOrSchedule = 1e-4, b1: ArrayLike = 0.9, b2: ArrayL
         not by the sign).
       mu_dtype: storage dtype of the momentum (optax's option); default the param dtype.
 
+    Returns:
+      A :class:`GradientTransformation` whose state is a dict keyed by the chain members'
+        roles: ``"lion"`` (:class:`ScaleByLionState`), ``"decay"`` (:class:`EmptyState`)
+        and ``"lr"`` (:class:`ScaleByLearningRateState`).
+
     Chain members: ``scale_by_lion(b1, b2)``, ``add_decayed_weights(weight_decay)``
     (a no-op at the number  0), ``scale_by_learning_rate``. State: the momentum in the param
     dtype, an int32 counter.

@@ -47,6 +47,13 @@ def rmsprop(learning_rate: ScalarOrSchedule = 1e-2, alpha: ArrayLike = 0.99, eps
         average); default float32 or wider. Not in torch.
       accumulator_dtype: storage dtype of the momentum buffer; default the param dtype.
 
+    Returns:
+      A :class:`GradientTransformation` whose state is a dict keyed by the chain members'
+        roles: ``"sign"`` and ``"decay"`` (:class:`EmptyState`), ``"rms"``
+        (:class:`ScaleByRmsState`, or :class:`ScaleByCenteredRmsState` when centered),
+        ``"momentum_buffer"`` (:class:`TraceState`; only when ``momentum`` is not the
+        number 0) and ``"lr"`` (:class:`ScaleByLearningRateState`).
+
     Chain members, in order: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)``
     (a no-op at the number  0), ``scale_by_rms(alpha, eps, eps_in_sqrt=False, centered)``,
     ``trace(momentum)`` (a no-op at the number 0; torch's RMSprop buffer starts at zero, which

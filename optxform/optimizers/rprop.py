@@ -47,6 +47,11 @@ def rprop(learning_rate: ScalarOrSchedule = 1e-2, etas: tuple[float, float] = (0
       step_sizes: ``(min, max)`` step sizes with ``0 <= min <= max``.
       maximize: ascend the objective instead.
 
+    Returns:
+      A :class:`GradientTransformation` whose state is a dict keyed by the chain members'
+        roles: ``"sign"`` and ``"descend"`` (:class:`EmptyState`) and ``"rprop"``
+        (:class:`ScaleByRpropState`).
+
     Chain members: ``scale(±1.)`` (maximize), ``scale_by_rprop(learning_rate, *etas,
     *step_sizes)``, ``scale(-1.)`` (descent). State: step sizes float32 or wider, the
     previous masked gradient in the param dtype.

@@ -45,7 +45,13 @@ def sgd(learning_rate: ScalarOrSchedule = 1e-3, momentum: ArrayLike = 0.0,
       accumulator_dtype: storage dtype of the momentum buffer (optax's name); default the
         param dtype. Not in torch.
 
-    Chain members, in order: ``scale(-1.)`` (only with ``maximize``),
+    Returns:
+      A :class:`GradientTransformation` whose state is a dict keyed by the chain members'
+        roles: ``"sign"`` and ``"decay"`` (:class:`EmptyState`), ``"momentum_buffer"``
+        (:class:`TraceState`; only when ``momentum`` is not the number 0) and ``"lr"``
+        (:class:`ScaleByLearningRateState`).
+
+    Chain members, in order: ``scale(±1.)`` (maximize),
     ``add_decayed_weights(weight_decay)`` (a no-op at the number  0),
     ``trace(momentum, dampening, nesterov)`` (unless ``momentum`` is the number 0),
     ``scale_by_learning_rate(learning_rate)``. State: the momentum buffer in the param

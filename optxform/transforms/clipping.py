@@ -39,10 +39,19 @@ def clip(max_delta: ArrayLike) -> GradientTransformation:
     Args:
       max_delta: :math:`\delta \ge 0`.
 
+    Returns:
+      A :class:`GradientTransformation` whose state is an :class:`EmptyState`.
+
     A complex update's real and imaginary parts are clipped separately (torch's
     ``view_as_real`` elements).
 
-    State: ``EmptyState``.
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.clip(1.0)
+        >>> updates, _ = tx.update({"w": jnp.array([0.5, -3.0, 2.0])}, tx.init(None))
+        >>> updates["w"]
+        Array([ 0.5, -1. ,  1. ], dtype=float32)
     """
     return lift(CLIP, max_delta=max_delta)
 
@@ -91,7 +100,17 @@ def clip_by_global_norm(max_norm: ArrayLike) -> GradientTransformation:
     Args:
       max_norm: :math:`c \ge 0`.
 
-    State: ``EmptyState``.
+    Returns:
+      A :class:`GradientTransformation` whose state is an :class:`EmptyState`.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.clip_by_global_norm(1.0)
+        >>> grads = {"a": jnp.array([3.0]), "b": jnp.array([4.0])}  # global norm 5
+        >>> updates, _ = tx.update(grads, tx.init(None))
+        >>> updates
+        {'a': Array([0.6], dtype=float32), 'b': Array([0.8], dtype=float32)}
     """
     return lift(CLIP_BY_GLOBAL_NORM, max_norm=max_norm)
 
@@ -122,13 +141,30 @@ def clip_by_block_rms(threshold: ArrayLike) -> GradientTransformation:
     Args:
       threshold: :math:`\tau > 0`.
 
-    State: ``EmptyState``.
+    Returns:
+      A :class:`GradientTransformation` whose state is an :class:`EmptyState`.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.clip_by_block_rms(1.0)
+        >>> grads = {"a": jnp.array([4.0, -4.0]), "b": jnp.array([0.5, 0.5])}
+        >>> updates, _ = tx.update(grads, tx.init(None))
+        >>> updates  # "a" has RMS 4 and is divided by 4; "b" is below the threshold
+        {'a': Array([ 1., -1.], dtype=float32), 'b': Array([0.5, 0.5], dtype=float32)}
     """
     return lift(CLIP_BY_BLOCK_RMS, threshold=threshold)
 
 
 class ZeroNansState(NamedTuple):
-    found_nan: Any  # one bool scalar per leaf: did the last update of that leaf hold a NaN?
+    """The state of :func:`zero_nans` (the same as optax's).
+
+    Attributes:
+      found_nan: a tree like the params with one bool scalar per leaf (whatever the leaf's
+        shape): whether the latest update of that leaf held a NaN.
+    """
+
+    found_nan: Any
 
 
 def _zero_nans_leaf(x: Leaf) -> tuple[jax.Array, dict]:
@@ -148,8 +184,22 @@ def zero_nans() -> GradientTransformation:
     Equals ``optax.zero_nans`` (same state: a bool scalar per leaf, ``found_nan``, set from
     the latest update only). Infinities are left as they are. A complex element whose real
     or imaginary part is NaN has that part zeroed (torch's ``view_as_real`` elements); a
-    ``None`` update leaf keeps its previous ``found_nan``.
+    ``None`` update leaf keeps its previous ``found_nan``. torch has no counterpart (one
+    would call ``torch.nan_to_num_(grad, nan=0.0)`` on each gradient).
 
-    State: :class:`ZeroNansState`, bool scalars.
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`ZeroNansState` (one bool
+        scalar per leaf).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.zero_nans()
+        >>> grads = {"a": jnp.array([1.0, jnp.nan]), "b": jnp.ones(2)}
+        >>> updates, state = tx.update(grads, tx.init(grads))
+        >>> updates["a"]
+        Array([1., 0.], dtype=float32)
+        >>> state.found_nan
+        {'a': Array(True, dtype=bool), 'b': Array(False, dtype=bool)}
     """
     return lift(ZERO_NANS)

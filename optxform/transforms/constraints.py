@@ -30,6 +30,17 @@ def keep_params_nonnegative() -> GradientTransformation:
     where both its real and imaginary parts are non-negative (each part is an element, as
     torch's ``view_as_real`` sees it).
 
-    State: ``EmptyState``.
+    Returns:
+      A :class:`GradientTransformation` whose state is an :class:`EmptyState`; its
+        ``update`` needs ``params``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.keep_params_nonnegative()
+        >>> params = {"w": jnp.array([1.0, 0.5])}
+        >>> updates, _ = tx.update({"w": jnp.array([-0.25, -2.0])}, tx.init(params), params)
+        >>> optxform.apply_updates(params, updates)["w"]
+        Array([0.75, 0.  ], dtype=float32)
     """
     return lift(KEEP_PARAMS_NONNEGATIVE)

@@ -51,11 +51,26 @@ def _full_shape(shape):
 
 
 class ScaleByFactoredRmsState(NamedTuple):
-    count: jax.Array  # int32: updates made so far (torch's ``step``), saturating
-    row: Updates      # ndim >= 2: row means of g^2, shape [..., m, 1] (``row_var``); else (0,)
-    col: Updates      # ndim >= 2: column means of g^2, shape [..., 1, n] (``col_var``); else (0,)
-    v: Updates        # ndim <= 1: moving average of g^2, the param's shape (``variance``);
-    #                   else (0,). All three float32 or wider, or nu_dtype.
+    """The state of :func:`scale_by_factored_rms` (torch Adafactor's, by other names).
+
+    Every param has a leaf in each of ``row``, ``col`` and ``v``; the slots a param does
+    not use are empty ``(0,)`` arrays. All three are float32 or wider (or ``nu_dtype``).
+
+    Attributes:
+      count: int32 scalar, the number of updates made so far (torch's ``step``),
+        saturating.
+      row: for a param with two or more dims, the moving average of the row means of
+        :math:`G^2`, shape ``[..., m, 1]`` (torch's ``row_var``); else ``(0,)``.
+      col: for a param with two or more dims, the moving average of the column means of
+        :math:`G^2`, shape ``[..., 1, n]`` (torch's ``col_var``); else ``(0,)``.
+      v: for a 0-D or 1-D param, the moving average of :math:`G^2`, the param's shape
+        (torch's ``variance``); else ``(0,)``.
+    """
+
+    count: jax.Array
+    row: Updates
+    col: Updates
+    v: Updates
 
 
 def _factored_step(st: Step) -> tuple[dict, dict]:
@@ -165,20 +180,36 @@ def scale_by_factored_rms(beta2_decay: ArrayLike = -0.8,
       learning_rate: the learning rate :math:`\eta` (a number or a schedule) the chain
         multiplies by afterwards; it caps the relative step as torch does. ``None``: no
         cap (the factor :math:`\min(1, 1/(\eta\sqrt t))` is 1).
-
       nu_dtype: storage dtype of the factors and of the unfactored moment (e.g.
         ``jnp.bfloat16``); ``None``: float32 or wider. Not in torch.
 
+    Returns:
+      A :class:`GradientTransformation` whose state is a
+        :class:`ScaleByFactoredRmsState`; the factors are kept in float32 or wider by
+        default (torch keeps them in the param dtype, where a float16 mean of squares
+        overflows at a gradient of 256) and computed in float32 or wider; unused slots are
+        empty ``(0,)`` arrays so every leaf has the same three fields.
+
     Needs ``params`` in ``update``. Complex params raise ``ValueError``, as torch's
-    Adafactor rejects them. State: :class:`ScaleByFactoredRmsState`; the factors are kept
-    in float32 or wider by default (torch keeps them in the param dtype, where a float16
-    mean of squares overflows at a gradient of 256) and computed in float32 or wider;
-    unused slots are empty ``(0,)`` arrays so every leaf has the same three fields.
+    Adafactor rejects them.
 
     Equivalent: the direction of ``torch.optim.Adafactor``. ``optax.scale_by_factored_rms``
     follows the paper instead (:math:`\epsilon` added to :math:`G^2`, factoring only dims
     of at least 128, a ``decay_rate`` schedule ``1 - t^{-0.8}`` and no clipping or param
     scaling inside the block), so the two differ.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.scale_by_factored_rms()
+        >>> params = {"w": jnp.ones((2, 3)), "b": jnp.ones(3)}
+        >>> state = tx.init(params)
+        >>> state.row["w"].shape, state.col["w"].shape, state.v["b"].shape
+        ((2, 1), (1, 3), (3,))
+        >>> grads = {"w": jnp.full((2, 3), 2.0), "b": jnp.array([1.0, -2.0, 3.0])}
+        >>> updates, state = tx.update(grads, state, params)
+        >>> updates["b"]  # the first step: RMS(params) * sign(g)
+        Array([ 1., -1.,  1.], dtype=float32)
     """
     if not (isinstance(eps, (tuple, list)) and len(eps) == 2):
         raise ValueError(f"Invalid eps: {eps!r} (eps must be a pair (eps1, eps2))")

@@ -18,8 +18,18 @@ __all__ = ["TraceState", "trace"]
 
 
 class TraceState(NamedTuple):
-    count: jax.Array  # int32: updates made so far (0 means the buffer is still unset)
-    trace: object     # the momentum buffer, one leaf per param, in the param's dtype
+    """The state of :func:`trace` (torch's ``momentum_buffer``).
+
+    Attributes:
+      count: int32 scalar, the number of updates made so far (saturating); 0 means the
+        buffer is still unset and the next update starts it at the gradient.
+      trace: the momentum buffer :math:`b`, a tree like the params, in the param dtype (or
+        ``accumulator_dtype``; a complex param's as its real view, with a trailing axis
+        of 2).
+    """
+
+    count: jax.Array
+    trace: object
 
 
 def _trace_step(st: Step) -> tuple[dict, dict]:
@@ -77,10 +87,24 @@ def trace(decay: ArrayLike = 0.9, dampening: ArrayLike = 0.0, nesterov: bool = F
       accumulator_dtype: storage dtype of the buffer (optax's name); ``None``: the param
         dtype.
 
-    State: :class:`TraceState`; ``trace`` leaves take the param dtype (like torch's
-    ``momentum_buffer``; a complex param's as its real view, with a trailing axis of 2),
-    ``count`` is a saturating int32. The update is computed in float32 or wider.
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`TraceState`; ``trace``
+        leaves take the param dtype (like torch's ``momentum_buffer``; a complex param's
+        as its real view, with a trailing axis of 2), ``count`` is a saturating int32.
+
+    The update is computed in float32 or wider.
     Equivalent: the momentum part of ``torch.optim.SGD``; ``optax.trace`` (dampening 0).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.trace(decay=0.5, dampening=0.5)
+        >>> state = tx.init({"w": jnp.zeros(1)})
+        >>> for g in (2.0, 4.0):  # b_1 = g_1, then b_2 = 0.5 * b_1 + (1 - 0.5) * g_2
+        ...     updates, state = tx.update({"w": jnp.array([g])}, state)
+        ...     print(updates["w"])
+        [2.]
+        [3.]
     """
     check_flag("nesterov", nesterov)
     return lift(TRACE, decay=decay, dampening=dampening, nesterov=bool(nesterov),

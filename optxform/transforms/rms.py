@@ -54,12 +54,29 @@ def _decay_scalars(decay: Any) -> dict:
 
 
 class ScaleByRmsState(NamedTuple):
-    nu: Any  # EMA of squared updates (torch ``square_avg``), float32 or wider
+    r"""The state of :func:`scale_by_rms` (not centered).
+
+    Attributes:
+      nu: the EMA of squared updates :math:`\nu` (torch's ``square_avg``), a tree like the
+        params, float32 or wider (or ``nu_dtype``; a complex param's as its real view,
+        with a trailing axis of 2).
+    """
+
+    nu: Any
 
 
 class ScaleByCenteredRmsState(NamedTuple):
-    mu: Any  # EMA of updates (torch ``grad_avg``), float32 or wider
-    nu: Any  # EMA of squared updates (torch ``square_avg``), float32 or wider
+    r"""The state of :func:`scale_by_rms` with ``centered=True``.
+
+    Attributes:
+      mu: the EMA of updates :math:`\mu` (torch's ``grad_avg``), a tree like the params,
+        float32 or wider (or ``nu_dtype``).
+      nu: the EMA of squared updates :math:`\nu` (torch's ``square_avg``), a tree like the
+        params, float32 or wider (or ``nu_dtype``).
+    """
+
+    mu: Any
+    nu: Any
 
 
 def _rms_step(st: Step) -> tuple[dict, dict]:
@@ -129,9 +146,21 @@ def scale_by_rms(decay: ArrayLike = 0.99, eps: ArrayLike = 1e-8, eps_in_sqrt: bo
       initial_scale: the initial value of :math:`\nu \ge 0` (torch: 0).
       nu_dtype: storage dtype of the accumulators; ``None``: float32 or wider.
 
-    State: :class:`ScaleByRmsState` or, centered, :class:`ScaleByCenteredRmsState`; both
-    accumulators are float32 or wider (a complex param's as its real view, with a trailing
-    axis of 2).
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`ScaleByRmsState` or,
+        centered, a :class:`ScaleByCenteredRmsState`; the accumulators are float32 or wider
+        (a complex param's as its real view, with a trailing axis of 2).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.scale_by_rms(decay=0.75, eps=0.0)
+        >>> state = tx.init({"w": jnp.zeros(2)})
+        >>> updates, state = tx.update({"w": jnp.array([2.0, -2.0])}, state)
+        >>> state.nu["w"]  # (1 - decay) g^2
+        Array([1., 1.], dtype=float32)
+        >>> updates["w"]  # g / sqrt(nu)
+        Array([ 2., -2.], dtype=float32)
     """
     check_flag("eps_in_sqrt", eps_in_sqrt)
     check_flag("centered", centered)
@@ -144,7 +173,15 @@ def scale_by_rms(decay: ArrayLike = 0.99, eps: ArrayLike = 1e-8, eps_in_sqrt: bo
 
 
 class ScaleByAdagradState(NamedTuple):
-    sum: Any  # running sum of squared updates (torch ``sum``), float32 or wider
+    """The state of :func:`scale_by_adagrad`.
+
+    Attributes:
+      sum: the running sum of squared updates :math:`s` (torch's ``sum``), a tree like the
+        params, float32 or wider (or ``nu_dtype``; a complex param's as its real view,
+        with a trailing axis of 2).
+    """
+
+    sum: Any
 
 
 def _adagrad_leaf(x: Leaf) -> tuple[jax.Array, dict]:
@@ -182,8 +219,21 @@ def scale_by_adagrad(initial_accumulator_value: ArrayLike = 0.0, eps: ArrayLike 
       eps: :math:`\epsilon \ge 0`, added after the square root.
       nu_dtype: storage dtype of the sum; ``None``: float32 or wider.
 
-    State: :class:`ScaleByAdagradState`; ``sum`` is float32 or wider (a complex param's as
-    its real view, with a trailing axis of 2).
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`ScaleByAdagradState`;
+        ``sum`` is float32 or wider (a complex param's as its real view, with a trailing
+        axis of 2).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.scale_by_adagrad(eps=0.0)
+        >>> state = tx.init({"w": jnp.zeros(1)})
+        >>> for g in (3.0, 4.0):  # s = 9, then 9 + 16 = 25
+        ...     updates, state = tx.update({"w": jnp.array([g])}, state)
+        ...     print(updates["w"])
+        [1.]
+        [0.8]
     """
     return lift(ADAGRAD, initial_accumulator_value=initial_accumulator_value, eps=eps,
                 nu_dtype=nu_dtype)
@@ -193,8 +243,17 @@ def scale_by_adagrad(initial_accumulator_value: ArrayLike = 0.0, eps: ArrayLike 
 
 
 class ScaleByAdadeltaState(NamedTuple):
-    square_avg: Any  # EMA of squared updates (torch ``square_avg``), float32 or wider
-    acc_delta: Any   # EMA of squared outgoing deltas (torch ``acc_delta``), float32 or wider
+    """The state of :func:`scale_by_adadelta` (torch's names).
+
+    Attributes:
+      square_avg: the EMA of squared updates :math:`v`, a tree like the params, float32
+        or wider (or ``nu_dtype``; a complex param's as its real view).
+      acc_delta: the EMA of squared outgoing deltas :math:`a`, a tree like the params,
+        float32 or wider (or ``nu_dtype``; a complex param's as its real view).
+    """
+
+    square_avg: Any
+    acc_delta: Any
 
 
 def _adadelta_step(st: Step) -> tuple[dict, dict]:
@@ -239,7 +298,20 @@ def scale_by_adadelta(rho: ArrayLike = 0.9, eps: ArrayLike = 1e-6,
       eps: :math:`\epsilon \ge 0`, inside both square roots.
       nu_dtype: storage dtype of both averages; ``None``: float32 or wider.
 
-    State: :class:`ScaleByAdadeltaState`; both EMAs are float32 or wider (a complex
-    param's as its real view, with a trailing axis of 2).
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`ScaleByAdadeltaState`;
+        both EMAs are float32 or wider (a complex param's as its real view, with a
+        trailing axis of 2).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.scale_by_adadelta(rho=0.0, eps=9.0)
+        >>> state = tx.init({"w": jnp.zeros(1)})
+        >>> updates, state = tx.update({"w": jnp.array([4.0])}, state)
+        >>> updates["w"]  # sqrt(0 + 9) / sqrt(16 + 9) * 4
+        Array([2.4], dtype=float32)
+        >>> state.acc_delta["w"]  # with rho = 0: the squared delta
+        Array([5.76], dtype=float32)
     """
     return lift(ADADELTA, rho=rho, eps=eps, nu_dtype=nu_dtype)

@@ -24,8 +24,17 @@ def _open_interval(low: float, high: float):
 
 
 class ScaleByRpropState(NamedTuple):
-    step_sizes: Any  # per-element step sizes, float32 or wider
-    prev: Any        # the previous (masked) gradient, in the param dtype
+    r"""The state of :func:`scale_by_rprop` (torch Rprop's ``step_size`` and ``prev``).
+
+    Attributes:
+      step_sizes: per-element step sizes :math:`\Delta`, a tree like the params, float32
+        or wider (a complex param's as its real view, with a trailing axis of 2).
+      prev: the previous masked gradient :math:`g'` (zero where the sign just changed), a
+        tree like the params, in the param dtype.
+    """
+
+    step_sizes: Any
+    prev: Any
 
 
 def _rprop_leaf(x: Leaf) -> tuple[jax.Array, dict]:
@@ -79,11 +88,24 @@ def scale_by_rprop(learning_rate: ScalarOrSchedule = 1e-2, eta_minus: ArrayLike 
       eta_minus, eta_plus: the multiplicative factors, ``0 < eta_minus < 1 < eta_plus``.
       min_step_size, max_step_size: the step-size bounds, ``0 <= min <= max``.
 
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`ScaleByRpropState`
+        (step sizes float32 or wider, ``prev`` in the param dtype).
+
     Complex params follow torch: real and imaginary parts are separate elements, each
     with its own step size.
 
-    State: :class:`ScaleByRpropState`; step sizes float32 or wider, ``prev`` in the
-    param dtype.
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.scale_by_rprop(learning_rate=0.1)
+        >>> state = tx.init({"w": jnp.zeros(2)})
+        >>> for g in ([1.0, 1.0], [1.0, -1.0]):
+        ...     updates, state = tx.update({"w": jnp.array(g)}, state)
+        >>> updates["w"]  # same sign: the step grows by 1.2; a flip: no move
+        Array([0.12, 0.  ], dtype=float32)
+        >>> state.step_sizes["w"]
+        Array([0.12, 0.05], dtype=float32)
     """
     low, high = concrete_value(min_step_size), concrete_value(max_step_size)
     if low is not None and high is not None and low > high:
@@ -97,7 +119,14 @@ def scale_by_rprop(learning_rate: ScalarOrSchedule = 1e-2, eta_minus: ArrayLike 
 
 
 class ScaleByLionState(NamedTuple):
-    mu: Any  # EMA of updates, in the param dtype
+    """The state of :func:`scale_by_lion`.
+
+    Attributes:
+      mu: the momentum :math:`m`, an EMA of the incoming updates, a tree like the params,
+        in the param dtype (or ``mu_dtype``).
+    """
+
+    mu: Any
 
 
 def _lion_step(st: Step) -> tuple[dict, dict]:
@@ -133,6 +162,19 @@ def scale_by_lion(b1: ArrayLike = 0.9, b2: ArrayLike = 0.99,
       b2: :math:`\beta_2 \in [0, 1)`, the decay of the momentum.
       mu_dtype: storage dtype of the momentum; ``None``: the param dtype.
 
-    State: :class:`ScaleByLionState`; ``mu`` in the param dtype.
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`ScaleByLionState`
+        (``mu`` in the param dtype or ``mu_dtype``).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.scale_by_lion(b1=0.9, b2=0.99)
+        >>> state = tx.init({"w": jnp.zeros(2)})
+        >>> updates, state = tx.update({"w": jnp.array([0.5, -2.0])}, state)
+        >>> updates["w"]  # the sign of (1 - b1) g
+        Array([ 1., -1.], dtype=float32)
+        >>> state.mu["w"]  # (1 - b2) g
+        Array([ 0.005, -0.02 ], dtype=float32)
     """
     return lift(LION, b1=b1, b2=b2, mu_dtype=mu_dtype)

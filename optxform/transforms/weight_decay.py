@@ -32,21 +32,51 @@ ADD_DECAYED_WEIGHTS = Rule(
 
 
 def add_decayed_weights(weight_decay: ArrayLike = 0.0,
-                        mask: Any | Callable = None) -> GradientTransformation:
-    """``u <- u + weight_decay * params`` where ``mask`` is True (everywhere without a mask).
+                        mask: Any | Callable[[Any], Any] | None = None) -> GradientTransformation:
+    r"""``u <- u + weight_decay * params`` where ``mask`` is True (everywhere without a mask).
+
+    .. math::
+
+        u \leftarrow u + \lambda\,\theta
 
     Before the moment estimates this is torch's coupled L2 penalty (``Adam(weight_decay=)``,
     ``SGD(weight_decay=)``); after them and before the learning rate it is decoupled decay
-    (``AdamW``). ``mask`` is a pytree of bools matching params (or a prefix of it), or a
-    function of params returning one. A ``weight_decay`` of the number 0 returns the
-    updates unchanged (the member, and so the state's structure, stays).
+    (``AdamW``). A ``weight_decay`` of the number 0 returns the updates unchanged (the
+    member, and so the state's structure, stays). Needs ``params`` in ``update``.
     Equivalent: ``optax.add_decayed_weights``.
+
+    Args:
+      weight_decay: :math:`\lambda \ge 0`, a number or a scalar array.
+      mask: which params decay: a pytree of bools matching the params (or a prefix of
+        them), or a function of the params returning one; ``None``: all of them. Elsewhere
+        the updates pass unchanged.
+
+    Returns:
+      A :class:`GradientTransformation` whose state is an :class:`EmptyState`.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.add_decayed_weights(0.1, mask={"w": True, "b": False})
+        >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.ones(1)}
+        >>> grads = {"w": jnp.zeros(2), "b": jnp.zeros(1)}
+        >>> updates, _ = tx.update(grads, tx.init(params), params)
+        >>> updates
+        {'b': Array([0.], dtype=float32), 'w': Array([ 0.1, -0.2], dtype=float32)}
     """
     return lift(ADD_DECAYED_WEIGHTS, weight_decay=weight_decay, mask=mask)
 
 
 class DecoupledWeightDecayState(NamedTuple):
-    count: jax.Array  # int32: the step a learning-rate schedule is evaluated at
+    """The state of :func:`add_decoupled_weight_decay`.
+
+    Attributes:
+      count: int32 scalar, the number of updates made so far: the step a learning-rate
+        schedule is evaluated at (kept for a constant learning rate too, so the state's
+        structure does not depend on it).
+    """
+
+    count: jax.Array
 
 
 def _decoupled_step(st: Step) -> tuple[dict, dict]:
@@ -78,7 +108,8 @@ DECOUPLED_WEIGHT_DECAY = Rule(
 
 
 def add_decoupled_weight_decay(weight_decay: ArrayLike, learning_rate: ScalarOrSchedule = 1.0,
-                               mask: Any | Callable | None = None) -> GradientTransformation:
+                               mask: Any | Callable[[Any], Any] | None = None
+                               ) -> GradientTransformation:
     r"""Shrink the params by ``1 - lr * weight_decay``, placed *after* the learning rate.
 
     .. math::
@@ -105,9 +136,22 @@ def add_decoupled_weight_decay(weight_decay: ArrayLike, learning_rate: ScalarOrS
         own step count, which advances in lockstep).
       mask: which params decay: a bool pytree (a prefix of params) or a function of params.
 
-    State: :class:`DecoupledWeightDecayState` (an int32 ``count``, kept for a constant
-    learning rate too). Equivalent in exact arithmetic: ``optax.add_decayed_weights``
-    followed by ``optax.scale_by_learning_rate``.
+    Returns:
+      A :class:`GradientTransformation` whose state is a
+        :class:`DecoupledWeightDecayState` (an int32 ``count``, kept for a constant
+        learning rate too). Its ``update`` needs ``params``.
+
+    Equivalent in exact arithmetic: ``optax.add_decayed_weights`` followed by
+    ``optax.scale_by_learning_rate``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.add_decoupled_weight_decay(0.5, learning_rate=0.5)
+        >>> params = {"w": jnp.array([2.0, -4.0])}
+        >>> updates, _ = tx.update({"w": jnp.zeros(2)}, tx.init(params), params)
+        >>> updates["w"]  # -lr * weight_decay * params
+        Array([-0.5,  1. ], dtype=float32)
     """
     return lift(DECOUPLED_WEIGHT_DECAY, weight_decay=weight_decay,
                 learning_rate=learning_rate, mask=mask)

@@ -89,10 +89,39 @@ def resolve_mask(mask: Any, tree: Any, what: str = "the mask",
                  elementwise: bool = False) -> Any:
     """The mask as a tree of Python bools with ``tree``'s structure (``None`` leaves kept).
 
-    ``mask=None`` selects every leaf. Raises ``ValueError`` naming the first leaf whose
-    flag is not a concrete boolean. Under :func:`masks_over_params`, on packed buffers, the
-    mask is evaluated on the params tree; a buffer that holds selected and unselected
-    leaves gets a bool array, which only ``elementwise`` callers accept.
+    This is how every ``mask=`` argument (weight decay, :func:`masked`, :func:`freeze`) is
+    read: a pytree of bools with the params' structure, a prefix of it (one bool for a
+    whole sub-tree), or a function of the params returning either (optax's rule: a mask is
+    a function when every leaf of it is callable). Inside ``packed``, on packed buffers,
+    the mask is evaluated on the params tree as the user wrote it; a buffer that holds
+    selected and unselected leaves gets a bool array, which only ``elementwise`` callers
+    accept.
+
+    Args:
+      mask: the mask as given: ``None`` (select every leaf), a tree or prefix tree of
+        bools, or a function of ``tree`` returning one.
+      tree: the tree the mask applies to (usually the params or the updates).
+      what: how error messages name the mask (e.g. ``"masked: the mask"``).
+      elementwise: accept a bool array for a packed buffer that holds selected and
+        unselected leaves (for callers that act element by element).
+
+    Returns:
+      A tree with ``tree``'s structure holding one Python bool per leaf (``None`` where
+        ``tree`` has a ``None`` leaf; on packed buffers, a bool array where a buffer is
+        partly selected).
+
+    Raises:
+      ValueError: if the mask is not a prefix of ``tree``, or naming the first leaf whose
+        flag is not a concrete boolean (a traced value, an array of several bools).
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> params = {"w": jnp.ones((2, 2)), "head": {"w": jnp.ones(2), "b": jnp.ones(1)}}
+        >>> optxform.resolve_mask({"w": True, "head": False}, params)
+        {'head': {'b': False, 'w': False}, 'w': True}
+        >>> optxform.resolve_mask(lambda p: jax.tree.map(lambda x: x.ndim >= 2, p), params)
+        {'head': {'b': False, 'w': False}, 'w': True}
     """
     packing = _PACKING.get()
     if (mask is not None and packing is not None and isinstance(tree, dict)

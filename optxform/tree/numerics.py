@@ -47,7 +47,8 @@ def as_f32(x: Any) -> jax.Array:
 
 def step_dtype() -> Any:
     """float64 with ``jax_enable_x64`` on, else float32: the widest float a step scalar has."""
-    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    # jax's Config stub does not list its flags as attributes; the attribute is real.
+    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32  # type: ignore[attr-defined]
 
 
 def one_minus(x: Any) -> float | jax.Array:

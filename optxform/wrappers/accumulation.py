@@ -6,6 +6,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from optxform import tree as otu
 from optxform.core import GradientTransformation, Params, Updates, call_update
@@ -16,10 +17,21 @@ __all__ = ["MultiSteps", "MultiStepsState"]
 
 
 class MultiStepsState(NamedTuple):
-    mini_step: jax.Array  # int32: micro-batches accumulated in the current window (0..k-1)
-    gradient_step: jax.Array  # int32: inner updates made so far (saturating)
-    inner_opt_state: Any  # the wrapped transform's state, advanced once per window
-    acc_grads: Any  # the sum of the window's gradients, in float32 or wider
+    """The state of :class:`MultiSteps` (the same fields as optax's).
+
+    Attributes:
+      mini_step: int32 scalar, the micro-batches accumulated in the current window
+        (``0 .. k-1``).
+      gradient_step: int32 scalar, the inner updates made so far (saturating).
+      inner_opt_state: the wrapped transform's state, advanced once per window.
+      acc_grads: the sum of the window's gradients, a tree like the params, in float32 or
+        wider.
+    """
+
+    mini_step: jax.Array
+    gradient_step: jax.Array
+    inner_opt_state: Any
+    acc_grads: Any
 
 
 class MultiSteps:
@@ -46,13 +58,33 @@ class MultiSteps:
         opt.has_updated(state)    # True right after an inner step
         tx = opt.gradient_transformation()   # a plain GradientTransformation (for chain)
 
+    Args:
+      tx: the transform to step once per window.
+      every_k_schedule: ``k``, the micro-batches per window: an int ``>= 1``, or a
+        function of ``gradient_step`` returning one.
+      use_grad_mean: pass the mean of the window's gradients (the default) rather than
+        their sum.
+
     torch equivalent: calling ``loss.backward()`` on ``k`` micro-batches with the loss
     divided by ``k``, then ``optimizer.step(); optimizer.zero_grad()``. Equivalent:
     ``optax.MultiSteps`` (first argument named ``opt`` there).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> opt = optxform.MultiSteps(optxform.sgd(1.0), every_k_schedule=2)
+        >>> params = {"w": jnp.zeros(1)}
+        >>> state = opt.init(params)
+        >>> for g in (1.0, 3.0):
+        ...     updates, state = opt.update({"w": jnp.array([g])}, state, params)
+        ...     print(updates["w"], bool(opt.has_updated(state)))
+        [0.] False
+        [-2.] True
     """
 
-    def __init__(self, tx: GradientTransformation, every_k_schedule: int | Callable = 1,
-                 use_grad_mean: bool = True):
+    def __init__(self, tx: GradientTransformation,
+                 every_k_schedule: int | Callable[[jax.Array], ArrayLike] = 1,
+                 use_grad_mean: bool = True) -> None:
         if not callable(every_k_schedule):
             check_integer("every_k_schedule", every_k_schedule, minimum=1)
         self._tx = tx

@@ -16,10 +16,20 @@ __all__ = ["ApplyIfFiniteState", "apply_if_finite"]
 
 
 class ApplyIfFiniteState(NamedTuple):
-    notfinite_count: jax.Array  # int32: consecutive non-finite steps so far (0 after a finite one)
-    last_finite: jax.Array  # bool: whether the last step was finite
-    total_notfinite: jax.Array  # int32: non-finite steps in all (saturating)
-    inner_state: Any  # the wrapped transform's state, unchanged by skipped steps
+    """The state of :func:`apply_if_finite` (the same fields as optax's).
+
+    Attributes:
+      notfinite_count: int32 scalar, the number of consecutive non-finite steps so far
+        (0 after a finite one).
+      last_finite: bool scalar, whether the last step was finite.
+      total_notfinite: int32 scalar, the number of non-finite steps in all (saturating).
+      inner_state: the wrapped transform's state, unchanged by skipped steps.
+    """
+
+    notfinite_count: jax.Array
+    last_finite: jax.Array
+    total_notfinite: jax.Array
+    inner_state: Any
 
 
 def apply_if_finite(tx: GradientTransformation,
@@ -40,9 +50,31 @@ def apply_if_finite(tx: GradientTransformation,
     freezing. ``max_consecutive_errors=0`` therefore skips nothing. Counters saturate at
     the int32 maximum.
 
+    Args:
+      tx: the transform to guard.
+      max_consecutive_errors: how many non-finite steps in a row are skipped (an int
+        ``>= 0``) before they are applied.
+
+    Returns:
+      A :class:`GradientTransformation` whose state is an :class:`ApplyIfFiniteState`
+        wrapping ``tx``'s state.
+
     torch equivalent: ``torch.amp.GradScaler.step`` skipping ``optimizer.step()`` when the
     gradients hold infs/NaNs (without loss scaling, and without a give-up limit).
     Equivalent: ``optax.apply_if_finite``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.apply_if_finite(optxform.sgd(0.1), max_consecutive_errors=2)
+        >>> params = {"w": jnp.ones(2)}
+        >>> state = tx.init(params)
+        >>> updates, state = tx.update({"w": jnp.array([1.0, jnp.inf])}, state, params)
+        >>> updates["w"], state.notfinite_count  # skipped: the params do not move
+        (Array([0., 0.], dtype=float32), Array(1, dtype=int32))
+        >>> updates, state = tx.update({"w": jnp.ones(2)}, state, params)
+        >>> updates["w"], state.total_notfinite
+        (Array([-0.1, -0.1], dtype=float32), Array(1, dtype=int32))
     """
     check_integer("max_consecutive_errors", max_consecutive_errors, minimum=0)
     limit = jnp.asarray(min(int(max_consecutive_errors), int(INT32_MAX)), jnp.int32)

@@ -19,8 +19,17 @@ __all__ = ["EmaState", "ema", "ema_params"]
 
 
 class EmaState(NamedTuple):
-    count: jax.Array  # int32: averages taken so far (torch's n_averaged; saturating)
-    ema: Any  # the averaged params, in float32 or the param's dtype if wider
+    """The state of :func:`ema`; read the average with :func:`ema_params`.
+
+    Attributes:
+      count: int32 scalar, the number of averages taken so far (torch's ``n_averaged``;
+        saturating).
+      ema: the averaged params, a tree like the params, in float32 or the param's dtype if
+        wider (the initial params before the first step).
+    """
+
+    count: jax.Array
+    ema: Any
 
 
 @declares_hyperparameters("decay")
@@ -46,6 +55,25 @@ def ema(decay: ArrayLike = 0.999) -> GradientTransformation:
     averages match torch's in float32). Not the same as ``optax.ema(decay)``, which
     averages the *updates* (replacing them by their average, with a zero start and
     ``debias``) rather than keeping an average of the params beside them.
+
+    Args:
+      decay: the weight of the old average, in ``[0, 1]``.
+
+    Returns:
+      A :class:`GradientTransformation` whose state is an :class:`EmaState`; its
+        ``update`` needs ``params`` and returns the updates unchanged.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.chain(optxform.sgd(0.5), optxform.ema(decay=0.5))
+        >>> params = {"w": jnp.zeros(1)}
+        >>> state = tx.init(params)
+        >>> for _ in range(2):  # the params go to 1, then 2
+        ...     updates, state = tx.update({"w": -2 * jnp.ones(1)}, state, params)
+        ...     params = optxform.apply_updates(params, updates)
+        >>> optxform.ema_params(state)["w"]  # 1, then 0.5 * 1 + 0.5 * 2
+        Array([1.5], dtype=float32)
     """
     check_range("decay", decay, 0.0, 1.0, high_closed=True)
 
@@ -82,8 +110,30 @@ def _wide_copy(p):
 def ema_params(state: Any, like: Any = None) -> Any:
     """The averaged params held by the :func:`ema` member of ``state`` (a nested state).
 
-    Raises ``ValueError`` if ``state`` holds no :class:`EmaState`, or several. With
-    ``like`` (a params tree), each average is cast to the matching param's dtype.
+    Args:
+      state: an optimizer state holding exactly one :class:`EmaState` (at any depth).
+      like: a params tree; if given, each average is cast to the matching param's dtype.
+
+    Returns:
+      The averaged params: a tree like the params, in float32 or wider (in the params'
+        dtypes with ``like``).
+
+    Raises:
+      ValueError: if ``state`` holds no :class:`EmaState`, or several.
+
+    Equivalent: the parameters of a ``torch.optim.swa_utils.AveragedModel``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.chain(optxform.sgd(0.5), optxform.ema(decay=0.5))
+        >>> params = {"w": jnp.zeros(2, jnp.bfloat16)}
+        >>> state = tx.init(params)
+        >>> updates, state = tx.update({"w": -jnp.ones(2, jnp.bfloat16)}, state, params)
+        >>> optxform.ema_params(state)["w"]  # the first step copies the params
+        Array([0.5, 0.5], dtype=float32)
+        >>> optxform.ema_params(state, like=params)["w"].dtype
+        dtype(bfloat16)
     """
     found = [node for node in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, EmaState))
              if isinstance(node, EmaState)]

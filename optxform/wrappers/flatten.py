@@ -54,8 +54,28 @@ def flatten(tx: GradientTransformation) -> GradientTransformation:
     the updates' structure (``grad=``) are raveled too, and ``value_fn=`` receives
     unraveled params.
 
+    Args:
+      tx: the transform to run on the flat vector.
+
+    Returns:
+      A :class:`GradientTransformation` whose state is ``tx``'s state for a single vector
+        of all the param elements (its per-param buffers are such vectors).
+
     torch equivalent: ``foreach=True`` / ``fused=True`` implementations (same math,
     batched kernels). Equivalent: ``optax.flatten``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.flatten(optxform.sgd(0.1, momentum=0.9))
+        >>> params = {"a": jnp.ones(2), "b": jnp.ones((2, 2))}
+        >>> state = tx.init(params)
+        >>> state["momentum_buffer"].trace.shape  # one buffer for all 6 elements
+        (6,)
+        >>> updates, state = tx.update({"a": jnp.ones(2), "b": jnp.ones((2, 2))}, state)
+        >>> updates["b"]
+        Array([[-0.1, -0.1],
+               [-0.1, -0.1]], dtype=float32)
     """
 
     def init(params):

@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import DTypeLike
 
 from optxform.core import GradientTransformation, call_update
 from optxform.core.counters import increment, zero_count
@@ -57,14 +58,26 @@ def _hyperparam_dtype(value: Any, dtype: Any) -> Any:
 
 
 class InjectHyperparamsState(NamedTuple):
-    count: jax.Array              # int32: updates made (the step schedules are evaluated at)
-    hyperparams: dict             # name -> float32 array: the values the next update uses
-    inner_state: Any              # the state of the alias built from those values
+    """The state of a transform made by :func:`inject_hyperparams`.
+
+    Attributes:
+      count: int32 scalar, the number of updates made (the step schedules are evaluated
+        at).
+      hyperparams: a dict from each hyperparameter's name to a scalar array (float32 or
+        the given array's wider dtype, or ``hyperparam_dtype``): the values the next
+        update uses. Read and change them with :func:`tree_get` and :func:`tree_set`.
+      inner_state: the state of the alias built from those values.
+    """
+
+    count: jax.Array
+    hyperparams: dict
+    inner_state: Any
 
 
 def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
                        static_args: str | Iterable[str] = (),
-                       hyperparam_dtype: Any = None) -> Callable[..., GradientTransformation]:
+                       hyperparam_dtype: DTypeLike | None = None
+                       ) -> Callable[..., GradientTransformation]:
     r"""Wrap an alias factory so its numeric hyperparameters live in the state.
 
     ``inject_hyperparams(optxform.adam)(learning_rate=1e-3, b1=0.9)`` behaves like
@@ -102,13 +115,27 @@ def inject_hyperparams(inner_factory: Callable[..., GradientTransformation],
       hyperparam_dtype: the dtype of the stored values (default: float32, or wider if a
         wider array is given).
 
-    Returns a function with ``inner_factory``'s signature returning a transform with
-    :class:`InjectHyperparamsState` (``count``, ``hyperparams``, ``inner_state``); its
-    structure is the same whether a hyperparameter is a number or a schedule. Invalid
-    values raise ``ValueError`` at construction (the alias validates them).
+    Returns:
+      A function with ``inner_factory``'s signature returning a
+        :class:`GradientTransformation` whose state is an :class:`InjectHyperparamsState`
+        (``count``, ``hyperparams``, ``inner_state``); its structure is the same whether a
+        hyperparameter is a number or a schedule. Invalid values raise ``ValueError`` at
+        construction (the alias validates them).
 
     Equivalents: ``optax.inject_hyperparams`` (which stores the value *used* by the last
     update for schedules, and also injects integer options); torch's ``param_groups``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.inject_hyperparams(optxform.sgd)(learning_rate=0.1)
+        >>> params = {"w": jnp.ones(2)}
+        >>> state = optxform.tree_set(tx.init(params), learning_rate=0.5)
+        >>> updates, state = tx.update({"w": jnp.ones(2)}, state, params)
+        >>> updates["w"]
+        Array([-0.5, -0.5], dtype=float32)
+        >>> optxform.tree_get(state, "learning_rate")
+        Array(0.5, dtype=float32)
     """
     static_names = frozenset([static_args] if isinstance(static_args, str) else static_args)
     signature = inspect.signature(inner_factory)

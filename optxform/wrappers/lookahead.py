@@ -18,9 +18,18 @@ __all__ = ["LookaheadState", "lookahead"]
 
 
 class LookaheadState(NamedTuple):
-    inner_state: Any   # the wrapped transform's state
-    slow: Any          # the slow weights, in the param dtype
-    period_step: jax.Array  # int32 in [0, sync_period): fast steps since the last sync
+    r"""The state of :func:`lookahead`.
+
+    Attributes:
+      inner_state: the wrapped transform's state (kept across syncs).
+      slow: the slow weights :math:`\phi`, a tree like the params, in the param dtype.
+      period_step: int32 scalar in ``[0, sync_period)``, the fast steps since the last
+        sync.
+    """
+
+    inner_state: Any
+    slow: Any
+    period_step: jax.Array
 
 
 @declares_hyperparameters("alpha")
@@ -54,7 +63,11 @@ def lookahead(inner: GradientTransformation, sync_period: int = 5,
       alpha: :math:`\alpha \in [0, 1]`, the slow weights' step toward the fast ones
         (1: plain ``inner``; 0: params never move).
 
-    State: :class:`LookaheadState`; ``slow`` in the param dtype, ``period_step`` int32.
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`LookaheadState`
+        (``slow`` in the param dtype, ``period_step`` int32); its ``update`` needs
+        ``params``.
+
     Equivalents: the paper's algorithm; ``optax.lookahead`` keeps both weight sets in the
     params instead (``LookaheadParams``) and the user must evaluate ``params.slow``.
 

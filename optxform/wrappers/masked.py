@@ -18,7 +18,22 @@ __all__ = ["MaskedNode", "MaskedState", "masked"]
 
 
 class MaskedNode(NamedTuple):
-    """Stands in for a param outside a mask: an empty pytree node (no leaves, no state)."""
+    """Stands in for a param outside a mask: an empty pytree node (no leaves, no state).
+
+    It has no fields. It appears in the inner states of :func:`masked` and
+    :func:`multi_transform` where a param is not selected, so no buffer is kept for that
+    param (optax's ``MaskedNode``).
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> tx = optxform.masked(optxform.sgd(0.1, momentum=0.9), {"w": True, "b": False})
+        >>> state = tx.init({"w": jnp.ones(2), "b": jnp.ones(1)})
+        >>> state.inner_state["momentum_buffer"].trace
+        {'b': MaskedNode(), 'w': Array([0., 0.], dtype=float32)}
+        >>> jax.tree.leaves(optxform.MaskedNode())
+        []
+    """
 
 
 def _is_none(x) -> bool:
@@ -42,7 +57,14 @@ def unmask_tree(masked_new: Any, original: Any) -> Any:
 
 
 class MaskedState(NamedTuple):
-    inner_state: Any  # the inner transform's state, built for the masked params only
+    """The state of :func:`masked`.
+
+    Attributes:
+      inner_state: the inner transform's state, built for the masked params only
+        (unselected params are :class:`MaskedNode` there).
+    """
+
+    inner_state: Any
 
 
 def masked(tx: GradientTransformation, mask: Any | Callable[[Any], Any], *,
@@ -61,8 +83,29 @@ def masked(tx: GradientTransformation, mask: Any | Callable[[Any], Any], *,
     ``masked(freeze(), mask)`` zeroes only them). With ``mask_compatible_extra_args``,
     extra keyword arguments that are trees with the params' structure are masked too.
 
+    Args:
+      tx: the transform to apply to the selected params.
+      mask: a pytree of bools with the params' structure (or a prefix of it), or a
+        function of the params returning one.
+      mask_compatible_extra_args: also mask extra keyword arguments of ``update`` that
+        are trees with the params' structure.
+
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`MaskedState` wrapping
+        ``tx``'s state for the selected params.
+
     torch equivalent: putting the selected params in their own ``param_group``
     (e.g. ``{'params': biases, 'weight_decay': 0.0}``). Equivalent: ``optax.masked``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.masked(optxform.add_decayed_weights(0.5), {"w": True, "b": False})
+        >>> params = {"w": jnp.ones(2), "b": jnp.ones(1)}
+        >>> updates, _ = tx.update({"w": jnp.zeros(2), "b": jnp.zeros(1)},
+        ...                        tx.init(params), params)
+        >>> updates
+        {'b': Array([0.], dtype=float32), 'w': Array([0.5, 0.5], dtype=float32)}
     """
 
     def full_mask(tree):

@@ -42,8 +42,25 @@ def freeze(mask: Any | Callable[[Any], Any] | None = None) -> GradientTransforma
     Without ``mask`` every update is zeroed (``optax.set_to_zero``): use it as the
     transform of a frozen group in :func:`multi_transform`. With ``mask`` (a bool pytree or
     a function of params, as in :func:`masked`) only the masked params are frozen and the
-    other updates pass through (``optax.transforms.freeze``). The state is empty. Unlike
-    torch's ``requires_grad_(False)``, gradients are still computed; they are discarded.
+    other updates pass through (``optax.transforms.freeze``). Unlike torch's
+    ``requires_grad_(False)``, gradients are still computed; they are discarded.
+
+    Args:
+      mask: which params to freeze: a pytree of bools matching the params (or a prefix of
+        them), or a function of the params returning one; ``None``: all of them.
+
+    Returns:
+      A :class:`GradientTransformation` whose state is an :class:`EmptyState` (a
+        :class:`MaskedState` holding one with ``mask``).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.freeze(mask={"w": False, "b": True})
+        >>> params = {"w": jnp.ones(2), "b": jnp.ones(1)}
+        >>> updates, _ = tx.update({"w": jnp.ones(2), "b": jnp.ones(1)}, tx.init(params), params)
+        >>> updates
+        {'b': Array([0.], dtype=float32), 'w': Array([1., 1.], dtype=float32)}
     """
 
     def init(params):
@@ -59,7 +76,14 @@ def freeze(mask: Any | Callable[[Any], Any] | None = None) -> GradientTransforma
 
 
 class MultiTransformState(NamedTuple):
-    inner_states: dict  # label -> the state of that label's transform, for its params only
+    """The state of :func:`multi_transform`.
+
+    Attributes:
+      inner_states: a dict from each label to the state of that label's transform, built
+        for its own params only (the others are :class:`MaskedNode` there).
+    """
+
+    inner_states: dict
 
 
 def multi_transform(transforms: Mapping[Hashable, GradientTransformation],
@@ -75,9 +99,34 @@ def multi_transform(transforms: Mapping[Hashable, GradientTransformation],
     for its own params only; a label with no params keeps a state for an empty tree.
     Use :func:`freeze` as the transform of a group that must not move.
 
+    Args:
+      transforms: a dict from each label to the transform of its params.
+      param_labels: a pytree of labels with the params' structure (or a prefix of it), or
+        a function of the params returning one.
+      mask_compatible_extra_args: also restrict extra keyword arguments of ``update`` that
+        are trees with the params' structure to each group's params.
+
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`MultiTransformState`
+        (one inner state per label).
+
     torch equivalent: one ``param_group`` per label (per-group ``lr``, ``weight_decay``,
     ...), or params left out of the optimizer for a frozen group. Equivalent:
     ``optax.multi_transform`` (``optax.partition``).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.multi_transform(
+        ...     {"fast": optxform.sgd(0.1), "frozen": optxform.freeze()},
+        ...     param_labels={"w": "fast", "b": "frozen"})
+        >>> params = {"w": jnp.ones(2), "b": jnp.ones(1)}
+        >>> updates, state = tx.update({"w": jnp.ones(2), "b": jnp.ones(1)},
+        ...                            tx.init(params), params)
+        >>> updates
+        {'b': Array([0.], dtype=float32), 'w': Array([-0.1, -0.1], dtype=float32)}
+        >>> sorted(state.inner_states)
+        ['fast', 'frozen']
     """
     if not isinstance(transforms, Mapping):
         raise ValueError(f"multi_transform: transforms must be a dict label -> transform, "
