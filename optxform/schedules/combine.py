@@ -37,10 +37,10 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
 
     Example::
 
-        >>> import jax.numpy as jnp, optxform
+        >>> import jax, jax.numpy as jnp, optxform
         >>> schedule = optxform.join_schedules(
         ...     [optxform.linear_schedule(0.0, 1.0, 2), optxform.step_decay(1.0, 2, 0.5)], [2])
-        >>> schedule(jnp.arange(7))
+        >>> jax.jit(schedule)(jnp.arange(7))
         Array([0.  , 0.5 , 1.  , 1.  , 0.5 , 0.5 , 0.25], dtype=float32)
     """
     schedules = list(schedules)

@@ -62,9 +62,9 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: ArrayLike 
 
     Example::
 
-        >>> import jax.numpy as jnp, optxform
+        >>> import jax, jax.numpy as jnp, optxform
         >>> schedule = optxform.cosine_decay_schedule(1.0, decay_steps=4)
-        >>> [round(v, 3) for v in schedule(jnp.arange(6)).tolist()]
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(6)).tolist()]
         [1.0, 0.854, 0.5, 0.146, 0.0, 0.0]
     """
     v0 = number("init_value", init_value)
@@ -106,9 +106,9 @@ def cosine_annealing(init_value: float, t_max: int, eta_min: float = 0.0) -> Sch
 
     Example::
 
-        >>> import jax.numpy as jnp, optxform
+        >>> import jax, jax.numpy as jnp, optxform
         >>> schedule = optxform.cosine_annealing(1.0, t_max=2)
-        >>> [round(v, 3) for v in schedule(jnp.arange(6)).tolist()]
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(6)).tolist()]
         [1.0, 0.5, 0.0, 0.5, 1.0, 0.5]
     """
     v0 = number("init_value", init_value)
@@ -163,10 +163,10 @@ def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_st
 
     Example::
 
-        >>> import jax.numpy as jnp, optxform
+        >>> import jax, jax.numpy as jnp, optxform
         >>> schedule = optxform.warmup_cosine_decay_schedule(
         ...     0.0, 1.0, warmup_steps=2, decay_steps=4)
-        >>> [round(v, 3) for v in schedule(jnp.arange(6)).tolist()]
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(6)).tolist()]
         [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
     """
     v0, vp = number("init_value", init_value), number("peak_value", peak_value)
@@ -263,9 +263,9 @@ def cosine_annealing_warm_restarts(init_value: float, t_0: int, t_mult: int = 1,
 
     Example::
 
-        >>> import jax.numpy as jnp, optxform
+        >>> import jax, jax.numpy as jnp, optxform
         >>> schedule = optxform.cosine_annealing_warm_restarts(1.0, t_0=2, t_mult=2)
-        >>> [round(v, 3) for v in schedule(jnp.arange(8)).tolist()]  # restarts at 2 and 6
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(8)).tolist()]  # restarts at 2 and 6
         [1.0, 0.5, 1.0, 0.854, 0.5, 0.146, 1.0, 0.962]
     """
     v0 = number("init_value", init_value)
@@ -311,9 +311,9 @@ def cosine_decay_restarts(init_value: float, first_decay_steps: int, t_mul: floa
 
     Example::
 
-        >>> import jax.numpy as jnp, optxform
+        >>> import jax, jax.numpy as jnp, optxform
         >>> schedule = optxform.cosine_decay_restarts(1.0, first_decay_steps=2, m_mul=0.5)
-        >>> [round(v, 3) for v in schedule(jnp.arange(8)).tolist()]  # peaks 1, 0.5, 0.25
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(8)).tolist()]  # peaks 1, 0.5, 0.25
         [1.0, 0.5, 0.5, 0.427, 0.25, 0.073, 0.25, 0.24]
     """
     v0 = number("init_value", init_value)

@@ -118,10 +118,10 @@ def one_cycle(total_steps: int, max_value: float, pct_start: float = 0.3,
 
     Example::
 
-        >>> import jax.numpy as jnp, optxform
+        >>> import jax, jax.numpy as jnp, optxform
         >>> schedule = optxform.one_cycle(10, max_value=1.0, div_factor=10.0,
         ...                               final_div_factor=10.0)
-        >>> [round(v, 3) for v in schedule(jnp.arange(10)).tolist()]
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(10)).tolist()]
         [0.1, 0.55, 1.0, 0.951, 0.814, 0.615, 0.395, 0.196, 0.059, 0.01]
     """
     total, pct = _one_cycle_checks(total_steps, pct_start, anneal_strategy)
@@ -162,9 +162,9 @@ def one_cycle_momentum(total_steps: int, pct_start: float = 0.3, anneal_strategy
 
     Example::
 
-        >>> import jax.numpy as jnp, optxform
+        >>> import jax, jax.numpy as jnp, optxform
         >>> schedule = optxform.one_cycle_momentum(10)
-        >>> [round(v, 3) for v in schedule(jnp.arange(10)).tolist()]
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(10)).tolist()]
         [0.95, 0.9, 0.85, 0.855, 0.869, 0.889, 0.911, 0.931, 0.945, 0.95]
     """
     total, pct = _one_cycle_checks(total_steps, pct_start, anneal_strategy)
@@ -275,10 +275,9 @@ def cyclic(base_value: float, max_value: float, step_size_up: int = 2000,
 
     Example::
 
-        >>> import jax.numpy as jnp, optxform
-        >>> optxform.cyclic(0.0, 1.0, step_size_up=2)(jnp.arange(9))
-        Array([0. , 0.5, 1. , 0.5, 0. , 0.5, 1. , 0.5, 0. ], dtype=float32)
-        >>> optxform.cyclic(0.0, 1.0, step_size_up=2, mode="triangular2")(jnp.arange(9))
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> schedule = optxform.cyclic(0.0, 1.0, step_size_up=2, mode="triangular2")
+        >>> jax.jit(schedule)(jnp.arange(9))  # the second cycle at half the amplitude
         Array([0.  , 0.5 , 1.  , 0.5 , 0.  , 0.25, 0.5 , 0.25, 0.  ], dtype=float32)
     """
     low, high = number("base_value", base_value), number("max_value", max_value)
@@ -318,9 +317,9 @@ def cyclic_momentum(base_momentum: float = 0.8, max_momentum: float = 0.9,
 
     Example::
 
-        >>> import jax.numpy as jnp, optxform
+        >>> import jax, jax.numpy as jnp, optxform
         >>> schedule = optxform.cyclic_momentum(0.8, 0.9, step_size_up=2)
-        >>> [round(v, 3) for v in schedule(jnp.arange(5)).tolist()]
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(5)).tolist()]
         [0.9, 0.85, 0.8, 0.85, 0.9]
     """
     low, high = number("base_momentum", base_momentum), number("max_momentum", max_momentum)
