@@ -73,8 +73,8 @@ def packed(tx: GradientTransformation, labels: Any = None, materialize: bool = F
     state, so checkpoints move between the packed and the plain layout.
 
     Returns:
-      A gradient transformation with the updates of ``tx`` (a tree like the updates in,
-        as from ``tx``) whose state is a :class:`PackedState`.
+      A gradient transformation that gives the updates of ``tx`` (trees like the incoming
+        updates); its state is a :class:`PackedState`.
 
     Equivalents: torch's ``foreach=True`` / ``fused=True`` (same math, batched kernels);
     ``optax.flatten`` (which concatenates everything in one dtype and keeps no offsets).

@@ -265,7 +265,7 @@ def sharded_init(tx: GradientTransformation, params: Any, param_shardings: Any =
     return jax.jit(tx.init, out_shardings=out)(params)
 
 
-def bytes_per_device(tree: Any) -> dict:
+def bytes_per_device(tree: Any) -> dict[jax.Device, int]:
     """``{device: bytes}`` held by the leaves of ``tree`` on each (addressable) device.
 
     A replicated array counts in full on every device; a sharded one counts only its shard.
@@ -290,7 +290,7 @@ def bytes_per_device(tree: Any) -> dict:
         >>> set(optxform.bytes_per_device(params["b"]).values())  # 8 bytes on each device
         {8}
     """
-    totals: dict = {}
+    totals: dict[jax.Device, int] = {}
     for leaf in jax.tree.leaves(tree):
         if not isinstance(leaf, jax.Array):
             continue

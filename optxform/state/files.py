@@ -137,7 +137,7 @@ def save_state(path: str | os.PathLike, state: Any) -> None:
     key). Torch equivalent: ``torch.save(optimizer.state_dict(), path)`` (which pickles).
 
     Args:
-      path: the file to write (a string or path-like); conventionally ``*.ckpt``.
+      path: the file to write (a string or path-like).
       state: an optimizer state (a pytree of arrays), on any devices.
 
     Returns:
