@@ -282,12 +282,11 @@ def bytes_per_device(tree: Any) -> dict[jax.Device, int]:
         >>> import jax, jax.numpy as jnp, optxform
         >>> from jax.sharding import NamedSharding, PartitionSpec as P
         >>> mesh = jax.make_mesh((len(jax.devices()),), ("data",))  # 1 device or more
-        >>> params = jax.device_put({"w": jnp.ones((8, 2)), "b": jnp.zeros(2)},
-        ...                         {"w": NamedSharding(mesh, P("data")),
-        ...                          "b": NamedSharding(mesh, P())})
-        >>> sum(optxform.bytes_per_device(params["w"]).values())  # 64 bytes, split
+        >>> sharded = jax.device_put(jnp.ones(16), NamedSharding(mesh, P("data")))
+        >>> sum(optxform.bytes_per_device(sharded).values())  # 64 bytes split over the devices
         64
-        >>> set(optxform.bytes_per_device(params["b"]).values())  # 8 bytes on each device
+        >>> replicated = jax.device_put(jnp.ones(2), NamedSharding(mesh, P()))
+        >>> set(optxform.bytes_per_device(replicated).values())  # 8 bytes on every device
         {8}
     """
     totals: dict[jax.Device, int] = {}
