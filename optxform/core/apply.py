@@ -27,6 +27,29 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     absent params) stay ``None``; a ``None`` update leaf (a partial gradient) leaves its
     param as it is (as ``equinox.apply_updates``). A structure or shape mismatch raises
     ``ValueError`` naming the first bad path.
+
+    .. math:: \theta_t = \theta_{t-1} + u_t
+
+    Args:
+      params: the params tree :math:`\theta_{t-1}`.
+      updates: a tree with the structure and leaf shapes of ``params`` (the updates a
+        transform's ``update`` returned); ``None`` leaves are allowed.
+
+    Returns:
+      A tree like ``params``: each leaf is the param plus its update, in the param's
+        dtype.
+
+    Equivalents: ``optax.apply_updates``; torch applies updates in place inside
+    ``optimizer.step()``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> params = {"w": jnp.array([1.0, 2.0]), "frozen": None}
+        >>> optxform.apply_updates(params, {"w": jnp.array([0.5, -0.5]), "frozen": None})
+        {'frozen': None, 'w': Array([1.5, 1.5], dtype=float32)}
+        >>> optxform.apply_updates({"w": jnp.ones(2, jnp.bfloat16)}, {"w": jnp.full(2, 0.5)})
+        {'w': Array([1.5, 1.5], dtype=bfloat16)}
     """
     check_same_structure(params, updates, "params", "updates", none_passes=True)
 

@@ -45,18 +45,68 @@ _Factory = TypeVar("_Factory", bound=Callable[..., Any])
 
 
 class GradientTransformation(NamedTuple):
-    """A pair of pure functions ``(init, update)``; see the module docstring."""
+    """A pair of pure functions ``(init, update)``: every optimizer and transform is one.
+
+    The NamedTuple is structurally identical to ``optax.GradientTransformation``, so
+    optxform and optax transforms compose with each other's ``chain``. ``update`` accepts
+    and ignores extra keyword arguments it does not use (``loss=``, ``value=``, ...).
+
+    Attributes:
+      init: ``init(params) -> state``, the state (a pytree of arrays) for a params tree.
+      update: ``update(updates, state, params=None, **extra) -> (updates, state)``, the
+        outgoing updates for incoming ones (usually gradients) and the advanced state.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> def scale_by_two() -> optxform.GradientTransformation:
+        ...     def init(params):
+        ...         return optxform.EmptyState()
+        ...     def update(updates, state, params=None, **extra):
+        ...         return {k: 2 * u for k, u in updates.items()}, state
+        ...     return optxform.GradientTransformation(init, update)
+        >>> tx = optxform.chain(scale_by_two(), optxform.scale_by_learning_rate(0.1))
+        >>> params = {"w": jnp.ones(2)}
+        >>> updates, state = tx.update({"w": jnp.array([1.0, -1.0])}, tx.init(params), params)
+        >>> updates["w"]
+        Array([-0.2,  0.2], dtype=float32)
+    """
 
     init: Callable[[Params], OptState]
     update: Callable[..., tuple[Updates, OptState]]
 
 
 class EmptyState(NamedTuple):
-    """The state of a transform that keeps nothing between steps."""
+    """The state of a transform that keeps nothing between steps (optax.EmptyState).
+
+    An empty NamedTuple: a pytree with no leaves, so it costs nothing in checkpoints and
+    under ``jit``.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> state = optxform.identity().init({"w": jnp.ones(2)})
+        >>> state, jax.tree.leaves(state)
+        (EmptyState(), [])
+    """
 
 
 def identity() -> GradientTransformation:
-    """Pass updates through unchanged (optax.identity)."""
+    """Pass updates through unchanged (optax.identity).
+
+    .. math:: u_t = g_t
+
+    Returns:
+      A gradient transformation whose ``update`` returns the incoming updates as they are;
+        its state is an :class:`EmptyState`.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.identity()
+        >>> tx.update({"w": jnp.array([3.0, 4.0])}, tx.init({"w": jnp.zeros(2)}))
+        ({'w': Array([3., 4.], dtype=float32)}, EmptyState())
+    """
 
     def init(params):
         del params
@@ -94,8 +144,31 @@ def _check_updates_match_params(updates, params) -> None:
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Apply ``transforms`` one after another; the state is the tuple of their states.
 
-    Equivalent to ``optax.chain``. Extra keyword arguments of ``update`` are forwarded to
-    every member that accepts them.
+    .. math:: u = f_n(\cdots f_2(f_1(g)))
+
+    Extra keyword arguments of ``update`` are forwarded to every member that accepts them.
+
+    Args:
+      *transforms: the members, applied in the order given; optax transforms are accepted.
+
+    Returns:
+      A gradient transformation whose state is a tuple holding each member's state, in
+        order (``state[i]`` belongs to ``transforms[i]``).
+
+    Equivalent: ``optax.chain``; in torch the composition is written inside each
+    optimizer's ``step``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.chain(optxform.clip_by_global_norm(1.0),
+        ...                     optxform.scale_by_learning_rate(0.5))
+        >>> params = {"w": jnp.zeros(2)}
+        >>> updates, state = tx.update({"w": jnp.array([3.0, 4.0])}, tx.init(params), params)
+        >>> updates["w"]  # clipped to norm 1, then times -0.5
+        Array([-0.3, -0.4], dtype=float32)
+        >>> state
+        (EmptyState(), ScaleByLearningRateState(count=Array(1, dtype=int32)))
     """
 
     def init(params):
@@ -119,7 +192,28 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
 
 
 def named_chain(*named_transforms: tuple[str, GradientTransformation]) -> GradientTransformation:
-    """Like :func:`chain`, with the state a dict keyed by the given names (optax.named_chain)."""
+    """Like :func:`chain`, with the state a dict keyed by the given names (optax.named_chain).
+
+    The named state reads better in :func:`state_dict` keys (``"lr.count"`` rather than
+    ``"1.count"``) and lets :func:`tree_get` pick a member by name.
+
+    Args:
+      *named_transforms: ``(name, transform)`` pairs, applied in the order given; names
+        must be unique.
+
+    Returns:
+      A gradient transformation whose state is a dict ``{name: member state}``.
+
+    Equivalent: ``optax.named_chain``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.named_chain(("clip", optxform.clip_by_global_norm(1.0)),
+        ...                           ("lr", optxform.scale_by_learning_rate(0.5)))
+        >>> tx.init({"w": jnp.zeros(2)})
+        {'clip': EmptyState(), 'lr': ScaleByLearningRateState(count=Array(0, dtype=int32))}
+    """
     names = [name for name, _ in named_transforms]
     if len(set(names)) != len(names):
         raise ValueError(f"named_chain: names must be unique, got {names}")
@@ -149,6 +243,30 @@ def declares_hyperparameters(*names: str) -> Callable[[_Factory], _Factory]:
     above an alias. The names are stored as ``factory.hyperparameters``, and each call
     checks them first: a real, finite scalar (or a schedule for ``learning_rate``), else a
     ``ValueError`` naming the argument and the value.
+
+    Args:
+      *names: the names of the factory's numeric arguments; each must be a parameter of
+        the decorated factory (else ``ValueError`` at decoration).
+
+    Returns:
+      A decorator: it returns the factory wrapped with the checks, same signature and
+        docstring, with the attribute ``hyperparameters`` (the tuple of ``names``).
+
+    Equivalent: none in optax (``optax.inject_hyperparams`` treats every numeric argument
+    as a hyperparameter); torch keeps the hyperparameters in ``param_groups``.
+
+    Example::
+
+        >>> import optxform
+        >>> @optxform.declares_hyperparameters("learning_rate")
+        ... def plain_sgd(learning_rate: float = 0.1) -> optxform.GradientTransformation:
+        ...     return optxform.scale_by_learning_rate(learning_rate)
+        >>> plain_sgd.hyperparameters
+        ('learning_rate',)
+        >>> plain_sgd(float("nan"))
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid learning_rate: nan...
     """
 
     def mark(factory: _Factory) -> _Factory:

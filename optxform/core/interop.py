@@ -45,9 +45,30 @@ def to_optax(tx: Any) -> Any:
     Equivalent: ``optax.with_extra_args_support``, which instead drops the extra arguments
     of any transform not built as optax's type.
 
+    Args:
+      tx: a gradient transformation (any NamedTuple or object with callable ``init`` and
+        ``update``).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` with the same ``init`` and the same
+        updates and states as ``tx``, whose ``update`` receives the extra keyword
+        arguments that optax's combinators pass on.
+
     Raises:
       ImportError: optax is not installed.
       ValueError: ``tx`` is not a gradient transformation (callable ``init`` and ``update``).
+
+    Example (with optax installed)::
+
+        >>> import jax.numpy as jnp, optax, optxform
+        >>> plateau = optxform.reduce_on_plateau(factor=0.5, patience=0)
+        >>> tx = optax.chain(optax.clip_by_global_norm(1.0), optxform.to_optax(plateau))
+        >>> params = {"w": jnp.zeros(2)}
+        >>> state = tx.init(params)
+        >>> for loss in [1.0, 2.0, 2.0]:  # loss= reaches reduce_on_plateau inside optax.chain
+        ...     updates, state = tx.update({"w": jnp.array([3.0, 4.0])}, state, params, loss=loss)
+        >>> updates["w"]  # clipped to norm 1, then halved after the loss stopped improving
+        Array([0.3, 0.4], dtype=float32)
     """
     try:
         import optax

@@ -91,6 +91,19 @@ class PackedLayout:
       groups: ``(key, dtype, size)`` per buffer, sorted by key (the packed dict's order).
 
     A layout is hashable and holds no arrays, so it can be closed over by jitted code.
+    Build one with :func:`packed_layout` or ``PackedLayout.of(tree)``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
+        >>> layout = optxform.PackedLayout.of(params)
+        >>> layout.groups
+        (('float32', dtype('float32'), 6),)
+        >>> layout.pack(params)
+        {'float32': Array([0., 0., 1., 1., 1., 1.], dtype=float32)}
+        >>> layout.unpack(layout.pack(params), layout.offsets())["w"].shape
+        (2, 2)
     """
 
     treedef: Any
@@ -267,6 +280,18 @@ def packed_layout(tree: Any, labels: Any = None,
                   solo_size: int | None = SOLO_SIZE) -> PackedLayout:
     """The :class:`PackedLayout` of ``tree``; arguments as in :meth:`PackedLayout.of`.
 
+    Args:
+      tree: a tree of arrays or ``jax.ShapeDtypeStruct``s (usually the params).
+      labels: ``None`` (group by dtype only), a tree of labels matching ``tree`` (or a
+        prefix of it), or a function ``tree -> such a tree``; leaves with the same label
+        and dtype share a buffer keyed ``"<label>/<dtype>"``.
+      solo_size: leaves with at least this many elements keep a buffer of their own
+        (``None``: pack every leaf).
+
+    Returns:
+      A :class:`PackedLayout` (hashable, no arrays): ``pack`` turns a tree like ``tree``
+        into ``{group key: 1-D array}`` and ``unpack`` turns it back.
+
     Example::
 
         >>> import jax.numpy as jnp, optxform
@@ -287,6 +312,28 @@ def label_mask(*labels: str) -> Callable[[dict], dict]:
     ``"<label>/<dtype>@<path>"`` for a large leaf), so e.g.
     ``add_decayed_weights(wd, mask=label_mask("decay"))`` decays only the leaves labelled
     ``"decay"``.
+
+    Args:
+      *labels: the labels whose buffers the mask selects.
+
+    Returns:
+      A mask function ``packed dict -> {key: bool}``, True for the buffers of the given
+        labels (for the ``mask`` argument of a transform inside :func:`packed`).
+
+    Equivalent: the ``mask`` trees of optax's ``masked``/``add_decayed_weights``, for
+    packed buffers; torch uses param groups.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
+        >>> decay = optxform.add_decayed_weights(0.5, mask=optxform.label_mask("decay"))
+        >>> tx = optxform.packed(optxform.chain(decay, optxform.scale_by_learning_rate(1.0)),
+        ...                      labels={"w": "decay", "b": "no_decay"})
+        >>> grads = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
+        >>> updates, _ = tx.update(grads, tx.init(params), params)
+        >>> updates["b"], updates["w"][0]  # only w is decayed
+        (Array([-1., -1.], dtype=float32), Array([-1.5, -1.5], dtype=float32))
     """
     wanted = {str(label) for label in labels}
 

@@ -18,8 +18,18 @@ __all__ = ["PackedState", "pack_state", "packed", "unpack_state"]
 
 
 class PackedState(NamedTuple):
-    inner: OptState  # tx's state for the packed params: per-param buffers are per-group 1-D
-    offsets: Any     # tree like params: int32 start of each leaf in its group's buffer
+    """The state of :func:`packed` ``(tx)``: ``tx``'s state on the packed buffers, and offsets.
+
+    Attributes:
+      inner: ``tx``'s state for the packed params: every per-param buffer (Adam's ``mu``,
+        a momentum trace) is a dict ``{group key: 1-D array}`` in the buffer's storage
+        dtype, one entry per dtype (and label); counters and hyperparameters as in ``tx``.
+      offsets: a tree like the params of int32 scalars, each leaf's start in its group's
+        buffer (read at run time, so that leaves of one shape share a slicing kernel).
+    """
+
+    inner: OptState
+    offsets: Any
 
 
 def packed(tx: GradientTransformation, labels: Any = None, materialize: bool = False,
@@ -61,6 +71,10 @@ def packed(tx: GradientTransformation, labels: Any = None, materialize: bool = F
     State: :class:`PackedState` (``inner``: ``tx``'s state; ``offsets``: int32 leaf
     offsets). :func:`unpack_state` / :func:`pack_state` convert to and from ``tx``'s own
     state, so checkpoints move between the packed and the plain layout.
+
+    Returns:
+      A gradient transformation that gives the updates of ``tx`` (trees like the incoming
+        updates); its state is a :class:`PackedState`.
 
     Equivalents: torch's ``foreach=True`` / ``fused=True`` (same math, batched kernels);
     ``optax.flatten`` (which concatenates everything in one dtype and keeps no offsets).
@@ -131,7 +145,30 @@ def unpack_state(state: PackedState, params: Any, labels: Any = None,
     Every packed buffer in ``state.inner`` becomes a tree like ``params`` (keeping its
     dtype, e.g. bfloat16 moments); counters and hyperparameters are kept as they are.
     ``labels`` and ``solo_size`` must be those given to :func:`packed`, and ``tx`` the
-    transform, where it holds rules that run per leaf (see :func:`keeps_shapes`).
+    transform, where it holds rules that run per leaf (a factored or per-matrix rule).
+
+    Args:
+      state: a :class:`PackedState`, from ``packed(tx).init`` or ``.update``.
+      params: the params tree (arrays or ``jax.ShapeDtypeStruct``s).
+      labels: the ``labels`` given to :func:`packed`.
+      solo_size: the ``solo_size`` given to :func:`packed`.
+      tx: the transform given to :func:`packed`; needed only when it holds rules that
+        run per leaf.
+
+    Returns:
+      ``tx``'s state on the plain params tree (the same structure as ``tx.init(params)``).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
+        >>> tx = optxform.packed(optxform.adam(0.1))
+        >>> grads = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
+        >>> _, state = tx.update(grads, tx.init(params), params)
+        >>> state.inner["adam"].mu  # one buffer for both float32 leaves
+        {'float32': Array([0.1, 0.1, 0.1, 0.1, 0.1, 0.1], dtype=float32)}
+        >>> optxform.unpack_state(state, params)["adam"].mu["b"]
+        Array([0.1, 0.1], dtype=float32)
     """
     layout = PackedLayout.of(params, labels, solo_size, tx is not None and keeps_shapes(tx))
     return layout.unpack_state(state.inner)
@@ -140,7 +177,33 @@ def unpack_state(state: PackedState, params: Any, labels: Any = None,
 def pack_state(state: OptState, params: Any, labels: Any = None,
                solo_size: int | None = SOLO_SIZE,
                tx: GradientTransformation | None = None) -> PackedState:
-    """``packed(tx)``'s state from ``tx``'s state on the plain tree (the inverse of unpack_state)."""
+    """``packed(tx)``'s state from ``tx``'s state on the plain tree (the inverse of unpack_state).
+
+    Every subtree of ``state`` laid out like ``params`` (moment buffers) becomes a packed
+    dict; counters and hyperparameters are kept. Use it to move a checkpoint of the plain
+    layout to :func:`packed`.
+
+    Args:
+      state: ``tx``'s state on the plain params tree.
+      params: the params tree (arrays or ``jax.ShapeDtypeStruct``s).
+      labels: the ``labels`` given to :func:`packed`.
+      solo_size: the ``solo_size`` given to :func:`packed`.
+      tx: the transform given to :func:`packed`; needed only when it holds rules that
+        run per leaf.
+
+    Returns:
+      A :class:`PackedState` equal to the one ``packed(tx, labels, solo_size=solo_size)``
+        would hold after the same steps.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> params = {"w": jnp.ones((2, 2)), "b": jnp.zeros(2)}
+        >>> state = optxform.pack_state(optxform.adam(0.1).init(params), params)
+        >>> state.inner["adam"].mu, state.offsets
+        ({'float32': Array([0., 0., 0., 0., 0., 0.], dtype=float32)},
+         {'b': Array(0, dtype=int32), 'w': Array(2, dtype=int32)})
+    """
     layout = PackedLayout.of(params, labels, solo_size, tx is not None and keeps_shapes(tx))
     return PackedState(inner=layout.pack_state(state), offsets=layout.offsets())
 

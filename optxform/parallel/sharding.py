@@ -73,6 +73,23 @@ def replicated_sharding(param_shardings: Any, mesh: Mesh | None = None) -> Shard
 
     ``mesh`` when given; otherwise the mesh of the first ``NamedSharding`` among
     ``param_shardings``; otherwise, when every param is on one device, that device.
+
+    Args:
+      param_shardings: a tree of ``jax.sharding.Sharding``s (the params' shardings).
+      mesh: the mesh to replicate over; ``None`` to take it from ``param_shardings``.
+
+    Returns:
+      A ``NamedSharding(mesh, PartitionSpec())``, or a ``SingleDeviceSharding`` when the
+        params live on one device without a mesh. Raises ``ValueError`` when the params
+        span several devices without a ``NamedSharding`` and no ``mesh`` is given.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> from jax.sharding import NamedSharding, PartitionSpec as P
+        >>> mesh = jax.make_mesh((len(jax.devices()),), ("data",))  # 1 device or more
+        >>> optxform.replicated_sharding({"w": NamedSharding(mesh, P("data"))}).spec
+        P()
     """
     if mesh is None:
         mesh = _mesh_of(param_shardings)
@@ -118,6 +135,31 @@ def state_shardings(state: Any, params: Any, param_shardings: Any = None,
     shardings of the params are read from ``params`` (``jax.Array``s) unless
     ``param_shardings`` (a tree matching ``params``) is given. Leaves mirroring a parameter
     take its sharding; all others (scalar counters included) are replicated.
+
+    Args:
+      state: an optimizer state, concrete or abstract.
+      params: the params tree the state belongs to (arrays or ``jax.ShapeDtypeStruct``s).
+      param_shardings: a tree like ``params`` of shardings; ``None`` to read them from
+        ``params``.
+      mesh: the mesh to replicate unmatched leaves over; ``None`` to take it from the
+        params' shardings.
+
+    Returns:
+      A tree with the structure of ``state`` whose leaves are ``jax.sharding.Sharding``s
+        (for ``out_shardings`` of ``jax.jit``, or :func:`optxform.place_on`).
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> from jax.sharding import NamedSharding, PartitionSpec as P
+        >>> mesh = jax.make_mesh((len(jax.devices()),), ("data",))  # 1 device or more
+        >>> params = jax.device_put({"w": jnp.ones((8, 2)), "b": jnp.zeros(2)},
+        ...                         {"w": NamedSharding(mesh, P("data")),
+        ...                          "b": NamedSharding(mesh, P())})
+        >>> tx = optxform.adam(0.1)
+        >>> shardings = optxform.state_shardings(jax.eval_shape(tx.init, params), params)
+        >>> shardings["adam"].mu["w"].spec, shardings["adam"].count.spec
+        (P('data',), P())
     """
     if param_shardings is None:
         param_shardings = _shardings_of(params)
@@ -145,7 +187,29 @@ def _is_explicit(mesh: Mesh, spec: PartitionSpec) -> bool:
 def constrain_sharding(tree: Any, shardings: Any) -> Any:
     """Lay ``tree`` out as ``shardings`` inside ``jit``: ``jax.sharding.reshard`` for leaves
     on Explicit mesh axes (sharding in types, the default of ``jax.make_mesh``), else
-    ``jax.lax.with_sharding_constraint`` (Auto axes, where XLA's partitioner decides)."""
+    ``jax.lax.with_sharding_constraint`` (Auto axes, where XLA's partitioner decides).
+
+    Args:
+      tree: a tree of arrays (traced, inside ``jax.jit``).
+      shardings: a tree like ``tree`` of ``jax.sharding.Sharding``s.
+
+    Returns:
+      A tree like ``tree`` with the same values, each leaf laid out as its sharding says.
+
+    Equivalent: ``jax.lax.with_sharding_constraint`` leaf by leaf; torch: ``DTensor``
+    redistribution.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> from jax.sharding import NamedSharding, PartitionSpec as P
+        >>> mesh = jax.make_mesh((len(jax.devices()),), ("data",))  # 1 device or more
+        >>> replicated = {"w": jax.device_put(jnp.ones(8), NamedSharding(mesh, P()))}
+        >>> layout = {"w": NamedSharding(mesh, P("data"))}
+        >>> out = jax.jit(lambda t: optxform.constrain_sharding(t, layout))(replicated)
+        >>> out["w"].sharding.spec
+        P('data',)
+    """
 
     def one(x, s):
         if isinstance(s, NamedSharding) and _is_explicit(s.mesh, s.spec):
@@ -159,8 +223,40 @@ def sharded_init(tx: GradientTransformation, params: Any, param_shardings: Any =
                  mesh: Mesh | None = None) -> Any:
     """``tx.init(params)`` with each state leaf created directly in its target sharding.
 
-    See the module docstring for how leaves are matched to params. Nothing is materialised
-    on one device first: ``init`` runs under ``jax.jit`` with ``out_shardings``.
+    A state leaf that mirrors a param (its key path ends with the param's path and its
+    shape is the param's) takes the param's sharding; a factored leaf (the param's shape
+    with some dimensions 1) takes it with those dimensions unsharded; every other leaf
+    (step counters, hyperparameters) is replicated over the params' mesh. Nothing is
+    materialised on one device first: ``init`` runs under ``jax.jit`` with
+    ``out_shardings``.
+
+    Args:
+      tx: the transform whose state to build.
+      params: the params, ``jax.Array``s carrying their shardings (or any arrays with
+        ``param_shardings``).
+      param_shardings: a tree like ``params`` of shardings; ``None`` to read them from
+        ``params``.
+      mesh: the mesh to replicate unmatched leaves over; ``None`` to take it from the
+        params' shardings.
+
+    Returns:
+      ``tx.init(params)``, every leaf a ``jax.Array`` laid out as :func:`state_shardings`
+        says.
+
+    Equivalent: torch's optimizer state follows its (DTensor/FSDP) params lazily on the
+    first step; optax has no such helper (``jax.jit(tx.init, out_shardings=...)``).
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> from jax.sharding import NamedSharding, PartitionSpec as P
+        >>> mesh = jax.make_mesh((len(jax.devices()),), ("data",))  # 1 device or more
+        >>> params = jax.device_put({"w": jnp.ones((8, 2)), "b": jnp.zeros(2)},
+        ...                         {"w": NamedSharding(mesh, P("data")),
+        ...                          "b": NamedSharding(mesh, P())})
+        >>> state = optxform.sharded_init(optxform.adam(0.1), params)
+        >>> state["adam"].mu["w"].sharding.spec, state["adam"].mu["b"].sharding.spec
+        (P('data',), P())
     """
     if param_shardings is None:
         param_shardings = _shardings_of(params)
@@ -169,12 +265,31 @@ def sharded_init(tx: GradientTransformation, params: Any, param_shardings: Any =
     return jax.jit(tx.init, out_shardings=out)(params)
 
 
-def bytes_per_device(tree: Any) -> dict:
+def bytes_per_device(tree: Any) -> dict[jax.Device, int]:
     """``{device: bytes}`` held by the leaves of ``tree`` on each (addressable) device.
 
     A replicated array counts in full on every device; a sharded one counts only its shard.
+
+    Args:
+      tree: any pytree; leaves that are not ``jax.Array`` are not counted.
+
+    Returns:
+      A dict ``{jax.Device: int}``, the bytes of array data on each device this process
+        addresses (devices holding nothing are absent).
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> from jax.sharding import NamedSharding, PartitionSpec as P
+        >>> mesh = jax.make_mesh((len(jax.devices()),), ("data",))  # 1 device or more
+        >>> sharded = jax.device_put(jnp.ones(16), NamedSharding(mesh, P("data")))
+        >>> sum(optxform.bytes_per_device(sharded).values())  # 64 bytes split over the devices
+        64
+        >>> replicated = jax.device_put(jnp.ones(2), NamedSharding(mesh, P()))
+        >>> set(optxform.bytes_per_device(replicated).values())  # 8 bytes on every device
+        {8}
     """
-    totals: dict = {}
+    totals: dict[jax.Device, int] = {}
     for leaf in jax.tree.leaves(tree):
         if not isinstance(leaf, jax.Array):
             continue

@@ -71,7 +71,27 @@ def _uses(entry, axis_name: str) -> bool:
 def zero1_spec(shape: Sequence[int], base_spec: PartitionSpec | NamedSharding | None,
                axis_name: str, axis_size: int) -> PartitionSpec:
     """``base_spec`` with ``axis_name`` added on the first free dimension divisible by
-    ``axis_size``; unchanged when none qualifies or ``axis_name`` is already used."""
+    ``axis_size``; unchanged when none qualifies or ``axis_name`` is already used.
+
+    Args:
+      shape: the shape of the state leaf.
+      base_spec: the layout the leaf has without ZeRO (the sharding of the param it
+        mirrors, a ``PartitionSpec``, or ``None`` for replicated).
+      axis_name: the data-parallel mesh axis to split over.
+      axis_size: the size of that axis.
+
+    Returns:
+      A ``PartitionSpec`` with one entry per dimension of ``shape``.
+
+    Example::
+
+        >>> import optxform
+        >>> from jax.sharding import PartitionSpec as P
+        >>> optxform.zero1_spec((8, 3), None, "data", 4)
+        P('data', None)
+        >>> optxform.zero1_spec((3, 8), P(None, "model"), "data", 4)  # no free dimension fits
+        P(None, 'model')
+    """
     spec = _as_spec(base_spec, len(shape))
     if not any(_uses(entry, axis_name) for entry in spec):
         for i, size in enumerate(shape):
@@ -91,8 +111,32 @@ def zero1_state_shardings(state: Any, params: Any, mesh: Mesh, axis_name: str = 
                           param_shardings: Any = None) -> Any:
     """The ZeRO-1 ``NamedSharding`` of every leaf of ``state`` (concrete or abstract).
 
-    ``param_shardings``: a tree matching ``params`` of ``NamedSharding``/``PartitionSpec``
-    (default: every param replicated). See the module docstring for the rule.
+    For each state leaf, starting from the layout of the param it mirrors (replicated by
+    default), ``axis_name`` is added on the first dimension that is not sharded yet and
+    whose size is a multiple of the axis size (:func:`zero1_spec`); a leaf with no such
+    dimension (a scalar counter, a bias of odd length) stays as it is.
+
+    Args:
+      state: an optimizer state, concrete or abstract (``jax.eval_shape(tx.init, params)``).
+      params: the params the state belongs to (arrays or ``jax.ShapeDtypeStruct``s).
+      mesh: the device mesh.
+      axis_name: the data-parallel axis of ``mesh`` to split the state over.
+      param_shardings: a tree matching ``params`` of ``NamedSharding``/``PartitionSpec``
+        (default: every param replicated).
+
+    Returns:
+      A tree with the structure of ``state`` whose leaves are ``NamedSharding``s on
+        ``mesh``.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> mesh = jax.make_mesh((len(jax.devices()),), ("data",))  # 1 device or more
+        >>> tx, params = optxform.adam(0.1), {"w": jnp.ones((8, 2))}
+        >>> shardings = optxform.zero1_state_shardings(jax.eval_shape(tx.init, params),
+        ...                                            params, mesh)
+        >>> shardings["adam"].mu["w"].spec, shardings["adam"].count.spec
+        (P('data', None), P())
     """
     if axis_name not in mesh.shape:
         raise ValueError(f"zero1: axis_name {axis_name!r} is not an axis of the mesh "
@@ -123,7 +167,28 @@ def _param_layout(params: Any, mesh: Mesh, param_shardings: Any) -> Any:
 
 def zero1_init(tx: GradientTransformation, params: Any, mesh: Mesh, axis_name: str = "data",
                param_shardings: Any = None) -> Any:
-    """``tx.init(params)`` created directly in the ZeRO-1 layout (see the module docstring)."""
+    """``tx.init(params)`` created directly in the ZeRO-1 layout (see the module docstring).
+
+    Args:
+      tx: the transform whose state to build.
+      params: the (replicated) params.
+      mesh: the device mesh.
+      axis_name: the data-parallel axis of ``mesh`` to split the state over.
+      param_shardings: a tree matching ``params`` of ``NamedSharding``/``PartitionSpec``
+        (default: every param replicated).
+
+    Returns:
+      ``tx.init(params)``, every leaf a ``jax.Array`` laid out as
+        :func:`zero1_state_shardings` says.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> mesh = jax.make_mesh((len(jax.devices()),), ("data",))  # 1 device or more
+        >>> state = optxform.zero1_init(optxform.adam(0.1), {"w": jnp.ones((8, 2))}, mesh)
+        >>> state["adam"].mu["w"].sharding.spec
+        P('data', None)
+    """
     abstract = jax.eval_shape(tx.init, params)
     out = zero1_state_shardings(abstract, params, mesh, axis_name, param_shardings)
     return jax.jit(tx.init, out_shardings=out)(params)
@@ -136,6 +201,35 @@ def zero1(tx: GradientTransformation, mesh: Mesh, axis_name: str = "data",
     The state is ``tx``'s own state laid out across devices; updates come out in the
     params' layout (replicated unless ``param_shardings`` says otherwise). Use it inside
     ``jax.jit``; the math is ``tx``'s, so the trajectory is ``tx``'s.
+
+    Args:
+      tx: the transform to wrap.
+      mesh: the device mesh.
+      axis_name: the data-parallel axis of ``mesh`` to split the state over.
+      param_shardings: a tree matching the params of ``NamedSharding``/``PartitionSpec``
+        for params already sharded over other axes (default: every param replicated).
+
+    Returns:
+      A gradient transformation with the updates and state values of ``tx``; its
+        ``init`` is :func:`zero1_init` and its state is ``tx``'s state laid out as
+        :func:`zero1_state_shardings` says.
+
+    Equivalents: torch's ``ZeroRedundancyOptimizer(params, optimizer_class)``;
+    DeepSpeed's ZeRO stage 1.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> mesh = jax.make_mesh((len(jax.devices()),), ("data",))  # 1 device or more
+        >>> tx = optxform.zero1(optxform.adam(0.1), mesh)
+        >>> params = {"w": jnp.ones((8, 2))}
+        >>> @jax.jit
+        ... def step(params, state, grads):
+        ...     updates, state = tx.update(grads, state, params)
+        ...     return optxform.apply_updates(params, updates), state
+        >>> params, state = step(params, tx.init(params), {"w": jnp.ones((8, 2))})
+        >>> params["w"][0], state["adam"].mu["w"].sharding.spec
+        (Array([0.9, 0.9], dtype=float32), P('data', None))
     """
     if axis_name not in mesh.shape:
         raise ValueError(f"zero1: axis_name {axis_name!r} is not an axis of the mesh "

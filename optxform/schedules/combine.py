@@ -30,6 +30,18 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
     (each torch scheduler is restarted at its epoch 0, so build every member schedule from
     the same base lr, as torch's members read the optimizer's ``initial_lr``);
     ``optax.join_schedules(schedules, boundaries)``.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> schedule = optxform.join_schedules(
+        ...     [optxform.linear_schedule(0.0, 1.0, 2), optxform.step_decay(1.0, 2, 0.5)], [2])
+        >>> jax.jit(schedule)(jnp.arange(7))
+        Array([0.  , 0.5 , 1.  , 1.  , 0.5 , 0.5 , 0.25], dtype=float32)
     """
     schedules = list(schedules)
     bounds = check_increasing_ints("boundaries", boundaries)

@@ -55,6 +55,17 @@ def cosine_decay_schedule(init_value: float, decay_steps: int, alpha: ArrayLike 
     (no warm-up); ``torch CosineAnnealingLR(opt, T_max=T, eta_min=alpha * lr)`` for
     ``t <= T`` only -- torch keeps following the cosine back up after ``T`` (see
     :func:`cosine_annealing`), this schedule holds the final value.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> schedule = optxform.cosine_decay_schedule(1.0, decay_steps=4)
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(6)).tolist()]
+        [1.0, 0.854, 0.5, 0.146, 0.0, 0.0]
     """
     v0 = number("init_value", init_value)
     T = check_int("decay_steps", decay_steps, minimum=1)
@@ -88,6 +99,17 @@ def cosine_annealing(init_value: float, t_max: int, eta_min: float = 0.0) -> Sch
       eta_min: the minimum value (torch ``eta_min``).
 
     Equivalent: ``torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max, eta_min)``.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> schedule = optxform.cosine_annealing(1.0, t_max=2)
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(6)).tolist()]
+        [1.0, 0.5, 0.0, 0.5, 1.0, 0.5]
     """
     v0 = number("init_value", init_value)
     T = check_int("t_max", t_max, minimum=1)
@@ -125,6 +147,27 @@ def warmup_cosine_decay_schedule(init_value: float, peak_value: float, warmup_st
     ``warmup_cosine_decay_schedule(v0, vp, W, W + K, end_value=alpha * vp)``; torch
     ``SequentialLR([LinearLR, CosineAnnealingLR(T_max=D - W, eta_min=v_e)], [W])`` up to
     step ``D``.
+
+    Args:
+      init_value: :math:`v_0`, the value at step 0.
+      peak_value: :math:`v_p`, the value reached at the end of the warm-up.
+      warmup_steps: :math:`W \ge 0`, the length of the linear warm-up.
+      decay_steps: :math:`D > W`, the step at which ``end_value`` is reached, warm-up
+        included.
+      end_value: :math:`v_e`, the value held from step ``D`` on.
+      exponent: :math:`e \ge 0` (optax's option; 1 is the plain cosine).
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> schedule = optxform.warmup_cosine_decay_schedule(
+        ...     0.0, 1.0, warmup_steps=2, decay_steps=4)
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(6)).tolist()]
+        [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]
     """
     v0, vp = number("init_value", init_value), number("peak_value", peak_value)
     W = check_int("warmup_steps", warmup_steps)
@@ -213,6 +256,17 @@ def cosine_annealing_warm_restarts(init_value: float, t_0: int, t_mult: int = 1,
     Equivalents: ``torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0, T_mult,
     eta_min)``; keras ``CosineDecayRestarts(v0, t_0, t_mul=t_mult, m_mul=1,
     alpha=eta_min / v0)`` (see :func:`cosine_decay_restarts`).
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> schedule = optxform.cosine_annealing_warm_restarts(1.0, t_0=2, t_mult=2)
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(8)).tolist()]  # restarts at 2 and 6
+        [1.0, 0.5, 1.0, 0.854, 0.5, 0.146, 1.0, 0.962]
     """
     v0 = number("init_value", init_value)
     T0 = check_int("t_0", t_0, minimum=1)
@@ -250,6 +304,17 @@ def cosine_decay_restarts(init_value: float, first_decay_steps: int, t_mul: floa
     Equivalents: ``keras.optimizers.schedules.CosineDecayRestarts(v0, F, t_mul, m_mul,
     alpha)``; with integer ``F`` and ``t_mul`` and ``m_mul = 1`` this is
     :func:`cosine_annealing_warm_restarts` ``(v0, F, t_mul, eta_min=alpha * v0)``.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> schedule = optxform.cosine_decay_restarts(1.0, first_decay_steps=2, m_mul=0.5)
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(8)).tolist()]  # peaks 1, 0.5, 0.25
+        [1.0, 0.5, 0.5, 0.427, 0.25, 0.073, 0.25, 0.24]
     """
     v0 = number("init_value", init_value)
     F = check_number("first_decay_steps", first_decay_steps, low=0.0, low_open=True)

@@ -111,6 +111,18 @@ def one_cycle(total_steps: int, max_value: float, pct_start: float = 0.3,
     Equivalents: ``torch.optim.lr_scheduler.OneCycleLR(opt, max_lr, total_steps, pct_start,
     anneal_strategy, div_factor=div_factor, final_div_factor=final_div_factor,
     three_phase=three_phase)``; its momentum cycle is :func:`one_cycle_momentum`.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> schedule = optxform.one_cycle(10, max_value=1.0, div_factor=10.0,
+        ...                               final_div_factor=10.0)
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(10)).tolist()]
+        [0.1, 0.55, 1.0, 0.951, 0.814, 0.615, 0.395, 0.196, 0.059, 0.01]
     """
     total, pct = _one_cycle_checks(total_steps, pct_start, anneal_strategy)
     peak = number("max_value", max_value)
@@ -133,8 +145,27 @@ def one_cycle_momentum(total_steps: int, pct_start: float = 0.3, anneal_strategy
     Use it for SGD's ``momentum`` or for Adam-like ``b1`` (torch sets ``betas[0]``) via
     :func:`optxform.inject_hyperparams`.
 
+    Args:
+      total_steps: the number of optimizer steps in the cycle, as given to :func:`one_cycle`.
+      pct_start: the fraction of the cycle spent warming up, as given to :func:`one_cycle`.
+      anneal_strategy: ``'cos'`` or ``'linear'``, as given to :func:`one_cycle`.
+      base_momentum: the lowest momentum, reached when the learning rate peaks.
+      max_momentum: the momentum at the start and at the end of the cycle.
+      three_phase: torch's ``three_phase``, as given to :func:`one_cycle`.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
     Equivalent: the ``momentum`` / ``betas[0]`` that ``torch OneCycleLR(...,
     cycle_momentum=True, base_momentum, max_momentum)`` writes into the param group.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> schedule = optxform.one_cycle_momentum(10)
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(10)).tolist()]
+        [0.95, 0.9, 0.85, 0.855, 0.869, 0.889, 0.911, 0.931, 0.945, 0.95]
     """
     total, pct = _one_cycle_checks(total_steps, pct_start, anneal_strategy)
     low = number("base_momentum", base_momentum)
@@ -237,6 +268,17 @@ def cyclic(base_value: float, max_value: float, step_size_up: int = 2000,
 
     Equivalents: ``torch.optim.lr_scheduler.CyclicLR(opt, base_lr, max_lr, step_size_up,
     step_size_down, mode, gamma)``; its momentum cycle is :func:`cyclic_momentum`.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> schedule = optxform.cyclic(0.0, 1.0, step_size_up=2, mode="triangular2")
+        >>> jax.jit(schedule)(jnp.arange(9))  # the second cycle at half the amplitude
+        Array([0.  , 0.5 , 1.  , 0.5 , 0.  , 0.25, 0.5 , 0.25, 0.  ], dtype=float32)
     """
     low, high = number("base_value", base_value), number("max_value", max_value)
     shape = _cyclic_shape(step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode)
@@ -259,8 +301,26 @@ def cyclic_momentum(base_momentum: float = 0.8, max_momentum: float = 0.9,
     with :math:`h` and :math:`g` as in :func:`cyclic` (same step sizes and mode): the
     momentum is at ``max_momentum`` when the learning rate is at ``base_value``.
 
+    Args:
+      base_momentum: :math:`m_b`, the momentum when the learning rate is at ``max_value``.
+      max_momentum: :math:`m_{max}`, the momentum when the learning rate is at
+        ``base_value``.
+      step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode: as given to
+        :func:`cyclic`.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
     Equivalent: the ``momentum`` / ``betas[0]`` that ``torch CyclicLR(...,
     cycle_momentum=True, base_momentum, max_momentum)`` writes into the param group.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> schedule = optxform.cyclic_momentum(0.8, 0.9, step_size_up=2)
+        >>> [round(v, 3) for v in jax.jit(schedule)(jnp.arange(5)).tolist()]
+        [0.9, 0.85, 0.8, 0.85, 0.9]
     """
     low, high = number("base_momentum", base_momentum), number("max_momentum", max_momentum)
     shape = _cyclic_shape(step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode)

@@ -31,7 +31,21 @@ __all__ = [
 
 
 def constant_schedule(value: float) -> Schedule:
-    """``s(t) = value`` (torch: no scheduler; optax.constant_schedule)."""
+    """The constant schedule :math:`s(t) = v` (torch: no scheduler; optax.constant_schedule).
+
+    Args:
+      value: :math:`v`, the value at every step.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape, all equal to ``value``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.constant_schedule(0.1)(jnp.arange(3))
+        Array([0.1, 0.1, 0.1], dtype=float32)
+    """
     value = number("value", value)
 
     def schedule(step) -> jax.Array:
@@ -65,6 +79,16 @@ def polynomial_schedule(init_value: float, end_value: float, power: float, trans
     Equivalents: ``torch PolynomialLR(opt, total_iters=T, power=p)`` with ``init_value`` =
     the optimizer's lr and ``end_value=0``; ``optax.polynomial_schedule`` (no ``cycle``);
     ``keras PolynomialDecay(v0, T, v1, p, cycle)``.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.polynomial_schedule(1.0, 0.0, power=2, transition_steps=4)(jnp.arange(6))
+        Array([1.    , 0.5625, 0.25  , 0.0625, 0.    , 0.    ], dtype=float32)
     """
     v0, v1 = number("init_value", init_value), number("end_value", end_value)
     p = check_number("power", power)
@@ -98,8 +122,23 @@ def linear_schedule(init_value: float, end_value: float, transition_steps: int,
         s(t) = (v_0 - v_1)\,\frac{T - c}{T} + v_1, \qquad c = \min(\max(t - t_0, 0), T).
 
     Equivalents: ``torch LinearLR(opt, start_factor=a, end_factor=b, total_iters=T)`` is
-    ``linear_schedule(a * lr, b * lr, T)``; ``optax.linear_schedule``. ``transition_steps=0``
-    gives the constant ``init_value`` (as optax).
+    ``linear_schedule(a * lr, b * lr, T)``; ``optax.linear_schedule``.
+
+    Args:
+      init_value: :math:`v_0`, the value at step :math:`t_0` and before.
+      end_value: :math:`v_1`, the value from step :math:`t_0 + T` on.
+      transition_steps: :math:`T \ge 0`; ``0`` gives the constant ``init_value`` (as optax).
+      transition_begin: :math:`t_0 \ge 0`, steps to hold ``init_value`` first.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.linear_schedule(1.0, 0.0, transition_steps=4)(jnp.arange(6))
+        Array([1.  , 0.75, 0.5 , 0.25, 0.  , 0.  ], dtype=float32)
     """
     return polynomial_schedule(init_value, end_value, 1.0, transition_steps, transition_begin)
 
@@ -130,6 +169,18 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
     Equivalents: ``torch ExponentialLR(opt, gamma)`` is ``exponential_decay(lr, 1, gamma)``;
     ``torch StepLR`` is ``(lr, step_size, gamma, staircase=True)`` (see :func:`step_decay`);
     ``optax.exponential_decay``; ``keras ExponentialDecay(v0, T, gamma, staircase)``.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.exponential_decay(1.0, transition_steps=2, decay_rate=0.5)(jnp.arange(5))
+        Array([1.        , 0.70710677, 0.5       , 0.35355338, 0.25      ], dtype=float32)
+        >>> optxform.exponential_decay(1.0, 2, 0.5, staircase=True)(jnp.arange(5))
+        Array([1.  , 1.  , 0.5 , 0.5 , 0.25], dtype=float32)
     """
     v0 = number("init_value", init_value)
     T = check_int("transition_steps", transition_steps, minimum=1)
@@ -159,9 +210,26 @@ def exponential_decay(init_value: float, transition_steps: int, decay_rate: floa
 def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedule:
     r"""torch's StepLR: ``init_value * gamma ** floor(t / step_size)``.
 
+    .. math:: s(t) = v_0\, \gamma^{\lfloor t / S \rfloor} .
+
+    Args:
+      init_value: :math:`v_0` (torch: the optimizer's lr).
+      step_size: :math:`S \ge 1`, the steps between two decays.
+      gamma: :math:`\gamma \ge 0`, the factor applied every ``step_size`` steps.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
     Equivalents: ``torch.optim.lr_scheduler.StepLR(opt, step_size, gamma)`` with
     ``init_value`` = the optimizer's lr; ``exponential_decay(init_value, step_size, gamma,
     staircase=True)``; keras ``ExponentialDecay(..., staircase=True)``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.step_decay(1.0, step_size=2, gamma=0.5)(jnp.arange(6))
+        Array([1.  , 1.  , 0.5 , 0.5 , 0.25, 0.25], dtype=float32)
     """
     return exponential_decay(init_value, check_int("step_size", step_size, minimum=1),
                              check_number("gamma", gamma, low=0.0), staircase=True)
@@ -180,6 +248,16 @@ def multistep_decay(init_value: float, milestones: Sequence[int], gamma: float =
     Equivalents: ``torch.optim.lr_scheduler.MultiStepLR(opt, milestones, gamma)``;
     ``piecewise_constant_schedule(init_value, {m: gamma for m in milestones})`` (distinct
     milestones); ``optax.piecewise_constant_schedule`` likewise.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.multistep_decay(1.0, milestones=[2, 4], gamma=0.5)(jnp.arange(6))
+        Array([1.  , 1.  , 0.5 , 0.5 , 0.25, 0.25], dtype=float32)
     """
     v0 = number("init_value", init_value)
     bounds = np.asarray(check_increasing_ints("milestones", milestones, allow_repeats=True),
@@ -207,8 +285,18 @@ def piecewise_constant_schedule(init_value: float,
       boundaries_and_scales: ``{step: scale}`` with non-negative steps and scales; ``None``
         gives a constant schedule (as optax); an empty dict is rejected.
 
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
     Equivalents: ``optax.piecewise_constant_schedule``; torch ``MultiStepLR`` when every
     scale is ``gamma``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.piecewise_constant_schedule(1.0, {2: 0.5, 4: 0.5})(jnp.arange(6))
+        Array([1.  , 1.  , 0.5 , 0.5 , 0.25, 0.25], dtype=float32)
     """
     v0 = number("init_value", init_value)
     if boundaries_and_scales is None:
@@ -245,7 +333,17 @@ def piecewise_constant_decay(boundaries: Sequence[Any], values: Sequence[Any]) -
       boundaries: a non-empty increasing list of non-negative steps (numbers).
       values: ``len(boundaries) + 1`` values.
 
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
     Equivalent: ``keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.piecewise_constant_decay([2, 4], [1.0, 0.5, 0.25])(jnp.arange(6))
+        Array([1.  , 1.  , 1.  , 0.5 , 0.5 , 0.25], dtype=float32)
     """
     try:
         raw = list(boundaries)
@@ -291,6 +389,16 @@ def inverse_time_decay(init_value: float, decay_steps: int, decay_rate: float,
     Equivalents: ``keras.optimizers.schedules.InverseTimeDecay``; torch's
     ``LambdaLR(opt, lambda t: 1 / (1 + r * t / T))``; the step-size rule inside torch's
     ``Adagrad(lr_decay=r)`` is ``inverse_time_decay(lr, 1, r)``.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.inverse_time_decay(1.0, decay_steps=1, decay_rate=1.0)(jnp.arange(4))
+        Array([1.        , 0.5       , 0.33333334, 0.25      ], dtype=float32)
     """
     v0 = number("init_value", init_value)
     T = check_number("decay_steps", decay_steps, low=0.0, low_open=True)
@@ -324,8 +432,31 @@ def warmup_exponential_decay_schedule(init_value: float, peak_value: float, warm
         \text{exponential\_decay}(v_p, T, \gamma, t_0, \text{staircase},
         \text{end})(t - W) & t \ge W \end{cases}
 
+    Args:
+      init_value: :math:`v_0`, the value at step 0.
+      peak_value: :math:`v_p`, the value reached at the end of the warm-up.
+      warmup_steps: :math:`W \ge 0`, the length of the warm-up.
+      transition_steps: :math:`T > 0`, the steps over which the value decays by
+        ``decay_rate`` (as in :func:`exponential_decay`).
+      decay_rate: :math:`\gamma \ge 0`.
+      transition_begin: :math:`t_0 \ge 0`, steps after the warm-up to hold ``peak_value``.
+      staircase: decay in discrete jumps every ``transition_steps`` steps.
+      end_value: optional bound of the decay, as in :func:`exponential_decay`.
+
+    Returns:
+      A schedule: a jit-safe function mapping an int step array (any shape) to float32
+        values of the same shape.
+
     Equivalents: ``optax.warmup_exponential_decay_schedule`` (same arguments); torch
     ``SequentialLR([LinearLR, ExponentialLR], milestones=[W])``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> schedule = optxform.warmup_exponential_decay_schedule(
+        ...     0.0, 1.0, warmup_steps=2, transition_steps=1, decay_rate=0.5)
+        >>> schedule(jnp.arange(6))
+        Array([0.   , 0.5  , 1.   , 0.5  , 0.25 , 0.125], dtype=float32)
     """
     W = check_int("warmup_steps", warmup_steps)
     return join_schedules(

@@ -19,10 +19,23 @@ __all__ = ["ReduceOnPlateauState", "reduce_on_plateau"]
 
 
 class ReduceOnPlateauState(NamedTuple):
-    best: jax.Array              # float32: best loss seen (+inf / -inf before the first)
-    num_bad_epochs: jax.Array    # int32: losses since the last improvement (0 in cooldown)
-    cooldown_counter: jax.Array  # int32: steps left before bad losses count again
-    scale: jax.Array             # float32: the factor the updates are multiplied by
+    """The state of :func:`reduce_on_plateau`: four scalars, whatever the params.
+
+    Attributes:
+      best: float32 scalar, the best loss seen so far (``+inf`` in mode ``'min'``,
+        ``-inf`` in mode ``'max'``, before the first loss); torch's ``best``.
+      num_bad_epochs: int32 scalar, the losses seen since the last improvement (held at 0
+        during a cooldown); torch's ``num_bad_epochs``.
+      cooldown_counter: int32 scalar, the updates left before bad losses count again;
+        torch's ``cooldown_counter``.
+      scale: float32 scalar, the factor the next updates are multiplied by (1 at first,
+        at least ``min_scale``); torch's lr divided by the base lr.
+    """
+
+    best: jax.Array
+    num_bad_epochs: jax.Array
+    cooldown_counter: jax.Array
+    scale: jax.Array
 
 
 def reduce_on_plateau(factor: ArrayLike = 0.1, patience: int = 10, threshold: ArrayLike = 1e-4,
@@ -66,6 +79,23 @@ def reduce_on_plateau(factor: ArrayLike = 0.1, patience: int = 10, threshold: Ar
     ``scheduler.step(loss)`` after each ``optimizer.step()``: one ``update`` here counts as
     one ``scheduler.step``. ``optax.contrib.reduce_on_plateau`` differs:
     it applies the new scale in the same update that sees the loss, and has no ``mode``.
+
+    Returns:
+      A gradient transformation whose ``update`` needs the keyword argument ``loss=`` (a
+        scalar) and returns the updates times the current scale; its state is a
+        :class:`ReduceOnPlateauState`. Inside ``optax.chain``, wrap it with
+        :func:`optxform.to_optax` so that ``loss=`` reaches it.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.reduce_on_plateau(factor=0.5, patience=1)
+        >>> params = {"w": jnp.ones(2)}
+        >>> state = tx.init(params)
+        >>> for loss in [1.0, 1.0, 1.0, 1.0]:  # the third loss is the second bad one
+        ...     updates, state = tx.update({"w": jnp.ones(2)}, state, params, loss=loss)
+        >>> updates["w"], state.scale
+        (Array([0.5, 0.5], dtype=float32), Array(0.5, dtype=float32))
     """
     f = check_number("factor", factor, low=0.0, high=1.0, high_open=True)
     patience = check_int("patience", patience)

@@ -111,10 +111,27 @@ def tree_get(state: Any, name: str, default: Any = _MISSING) -> Any:
       default: returned when nothing matches; without it a missing name raises
         ``KeyError`` listing the names the state has.
 
-    Returns the matching node (an array, or a whole subtree for a container name). When
-    the name matches several places, the shallowest match is returned if it is the only
-    one at its depth (``tree_get(inject_state, "count")`` is the wrapper's own count);
-    otherwise ``ValueError`` lists the paths, so that a longer suffix can pick one.
+    Returns:
+      The matching node (an array, or a whole subtree for a container name), or
+        ``default``. When the name matches several places, the shallowest match is
+        returned if it is the only one at its depth (``tree_get(inject_state, "count")``
+        is the wrapper's own count); otherwise ``ValueError`` lists the paths, so that a
+        longer suffix can pick one.
+
+    Equivalent: torch's ``optimizer.param_groups[0]["lr"]`` or
+    ``optimizer.state[p]["exp_avg"]``; optax's ``state.hyperparams["learning_rate"]``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.inject_hyperparams(optxform.sgd)(learning_rate=0.1, momentum=0.9)
+        >>> state = tx.init({"w": jnp.ones(2)})
+        >>> optxform.tree_get(state, "learning_rate")
+        Array(0.1, dtype=float32)
+        >>> optxform.tree_get(state, "trace")  # the momentum buffer, a tree like the params
+        {'w': Array([0., 0.], dtype=float32)}
+        >>> print(optxform.tree_get(state, "nesterov", None))
+        None
     """
     parts = _parts(name)
     found: list[tuple[str, Any]] = []
@@ -184,6 +201,26 @@ def tree_set(state: Any, **values: Any) -> Any:
     jitted step does not retrace; a container is replaced leaf by leaf and must keep its
     structure. Works under ``jit`` and ``vmap`` (e.g. a batch of learning rates:
     ``jax.vmap(lambda lr: tree_set(state, learning_rate=lr))(lrs)``).
+
+    Args:
+      state: an optimizer state (nested tuples, NamedTuples, dicts, dataclasses).
+      **values: ``name=value`` pairs; each name as in :func:`tree_get`, each value an
+        array or number (or, for a container name, a tree of the same structure).
+
+    Returns:
+      A new state of the same structure, shapes and dtypes as ``state``, with the named
+        entries replaced; ``state`` itself is not modified.
+
+    Equivalent: torch's ``for group in optimizer.param_groups: group["lr"] = 0.01``;
+    optax's ``state.hyperparams["learning_rate"] = 0.01`` (a mutation).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.inject_hyperparams(optxform.sgd)(learning_rate=0.1, momentum=0.9)
+        >>> state = optxform.tree_set(tx.init({"w": jnp.ones(2)}), learning_rate=0.01)
+        >>> optxform.tree_get(state, "learning_rate")
+        Array(0.01, dtype=float32)
     """
     for name, value in values.items():
         parts = _parts(name)

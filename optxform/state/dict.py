@@ -48,6 +48,20 @@ def state_keys(state: Any) -> list[str]:
 
     ``state`` may be abstract (e.g. ``jax.eval_shape(tx.init, params)``): only its structure
     is read.
+
+    Args:
+      state: an optimizer state, concrete or abstract.
+
+    Returns:
+      A list of strings, one key per array leaf in the grammar of :func:`state_dict`
+        (``None`` leaves and empty nodes have none).
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> tx = optxform.adam(0.1)
+        >>> optxform.state_keys(jax.eval_shape(tx.init, {"w": jnp.ones(2)}))
+        ['adam.count', 'adam.mu/w', 'adam.nu/w', 'lr.count']
     """
     return [key for key, _ in keyed_leaves(state)[0]]
 
@@ -84,6 +98,25 @@ def state_dict(state: Any) -> dict[str, np.ndarray]:
     ``optimizer.state_dict()``, whose ``'state'`` entries are keyed by param index and
     whose ``'param_groups'`` hold the hyperparameters; here hyperparameters are part of the
     state only when the optimizer was built with ``inject_hyperparams``.
+
+    Args:
+      state: an optimizer state (a pytree of arrays).
+
+    Returns:
+      A dict ``{key: numpy array}``: one host copy per array leaf, keyed as in
+        :func:`state_keys`, then the ``"<structure>"`` entry (a 0-d string array).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.adam(0.1)
+        >>> params = {"w": jnp.ones(2)}
+        >>> _, state = tx.update({"w": jnp.array([1.0, -1.0])}, tx.init(params), params)
+        >>> d = optxform.state_dict(state)
+        >>> list(d)
+        ['adam.count', 'adam.mu/w', 'adam.nu/w', 'lr.count', '<structure>']
+        >>> d["adam.mu/w"]
+        array([ 0.1, -0.1], dtype=float32)
     """
     keyed, _ = keyed_leaves(state)
     if any(key == STRUCTURE_KEY for key, _ in keyed):
@@ -144,6 +177,25 @@ def load_state_dict(template_state: Any, d: Mapping[str, Any]) -> Any:
     half-loaded state. Leaves come back as the template's kind of leaf: jax arrays (placed
     with the template leaf's sharding when it has one), numpy arrays, Python scalars, PRNG
     keys. Torch equivalent: ``optimizer.load_state_dict(sd)``.
+
+    Args:
+      template_state: a state of the optimizer being restored, concrete or abstract; it
+        gives the structure, shapes, dtypes and shardings.
+      d: a mapping ``{key: array}`` such as :func:`state_dict` returns (the
+        ``"<structure>"`` entry is optional).
+
+    Returns:
+      A state with the structure of ``template_state`` holding the arrays of ``d``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.adam(0.1)
+        >>> params = {"w": jnp.ones(2)}
+        >>> _, state = tx.update({"w": jnp.array([1.0, -1.0])}, tx.init(params), params)
+        >>> restored = optxform.load_state_dict(tx.init(params), optxform.state_dict(state))
+        >>> restored["adam"].mu
+        {'w': Array([ 0.1, -0.1], dtype=float32)}
     """
     if not isinstance(d, Mapping):
         raise ValueError(f"load_state_dict: expected a mapping of key -> array, got {type(d)}")

@@ -58,6 +58,29 @@ def extend_state(tx: GradientTransformation, state: Any, new_params: Any, *,
     ``old_group`` says that ``state`` (the state of a plain optimizer, e.g. ``adam``) becomes
     the state of that label of ``tx``, which must then be a :func:`multi_transform`; without
     it ``state`` must already have ``tx``'s layout.
+
+    Args:
+      tx: the transform used from now on, for ``new_params``.
+      state: the current state (of ``tx`` for the old params, or of the plain optimizer
+        that becomes label ``old_group``).
+      new_params: the whole params tree after the addition (arrays or
+        ``jax.ShapeDtypeStruct``s).
+      old_group: a label of ``tx`` (a :func:`multi_transform`) that takes ``state`` over;
+        ``None`` when ``state`` already has ``tx``'s layout.
+
+    Returns:
+      The state ``tx.init(new_params)`` with every entry that ``state`` holds replaced by
+        its old value (same structure, shapes and dtypes as a fresh state).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.adam(0.1)
+        >>> params = {"w": jnp.ones(2)}
+        >>> _, state = tx.update({"w": jnp.array([1.0, -1.0])}, tx.init(params), params)
+        >>> state = optxform.extend_state(tx, state, {**params, "b": jnp.zeros(1)})
+        >>> state["adam"].mu  # w's moment kept, b's fresh
+        {'b': Array([0.], dtype=float32), 'w': Array([ 0.1, -0.1], dtype=float32)}
     """
     fresh = tx.init(new_params)
     if old_group is None:

@@ -135,6 +135,24 @@ def save_state(path: str | os.PathLike, state: Any) -> None:
     format is described in the module docstring; it contains no pickle. Raises
     ``ValueError`` if a leaf is not a bool or numeric array (or Python scalar, or PRNG
     key). Torch equivalent: ``torch.save(optimizer.state_dict(), path)`` (which pickles).
+
+    Args:
+      path: the file to write (a string or path-like).
+      state: an optimizer state (a pytree of arrays), on any devices.
+
+    Returns:
+      None; the file at ``path`` holds the state when the call returns.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> tx = optxform.adam(0.1)
+        >>> params = {"w": jnp.ones(2)}
+        >>> _, state = tx.update({"w": jnp.array([1.0, -1.0])}, tx.init(params), params)
+        >>> optxform.save_state("opt.ckpt", state)
+        >>> restored = optxform.load_state("opt.ckpt", jax.eval_shape(tx.init, params))
+        >>> restored["adam"].mu
+        {'w': Array([ 0.1, -0.1], dtype=float32)}
     """
     flat = state_dict(state)
     structure = decode_structure(flat.pop(STRUCTURE_KEY))
@@ -376,6 +394,29 @@ def load_state(path: str | os.PathLike, template_state: Any) -> Any:
     verified before the state is built, so nothing is half-loaded. The round trip is
     bit-exact, PRNG keys and Python scalars included. Torch equivalent:
     ``optimizer.load_state_dict(torch.load(path))``.
+
+    Args:
+      path: a file written by :func:`save_state` (a string or path-like).
+      template_state: a state of the optimizer being resumed, concrete or abstract; it
+        gives the structure, shapes and dtypes.
+
+    Returns:
+      A state with the structure of ``template_state`` holding the saved arrays
+        (jax arrays, or the template's kind of leaf).
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> tx = optxform.adam(0.1)
+        >>> params = {"w": jnp.ones(2)}
+        >>> optxform.save_state("opt.ckpt", tx.init(params))
+        >>> state = optxform.load_state("opt.ckpt", jax.eval_shape(tx.init, params))
+        >>> state["adam"].count
+        Array(0, dtype=int32)
+        >>> optxform.load_state("opt.ckpt", optxform.sgd(0.1, momentum=0.9).init(params))
+        Traceback (most recent call last):
+        ...
+        ValueError: load_state: 'opt.ckpt': the checkpoint is from another optimizer ...
     """
     path = os.fspath(path)
     structure, arrays = _read_checkpoint(path)
