@@ -54,6 +54,7 @@ from optxform.optimizers import adamw as adamw
 from optxform.optimizers import asgd as asgd
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
+from optxform.optimizers import muon as muon
 from optxform.optimizers import nadam as nadam
 from optxform.optimizers import radam as radam
 from optxform.optimizers import rmsprop as rmsprop
@@ -137,16 +138,20 @@ from optxform.transforms import clip as clip
 from optxform.transforms import clip_by_block_rms as clip_by_block_rms
 from optxform.transforms import clip_by_global_norm as clip_by_global_norm
 from optxform.transforms import DecoupledWeightDecayState as DecoupledWeightDecayState
+from optxform.transforms import EmaMomentumState as EmaMomentumState
 from optxform.transforms import keep_params_nonnegative as keep_params_nonnegative
+from optxform.transforms import orthogonalize_by_newton_schulz as orthogonalize_by_newton_schulz
 from optxform.transforms import resolve_mask as resolve_mask
 from optxform.transforms import scale as scale
 from optxform.transforms import scale_by_adadelta as scale_by_adadelta
 from optxform.transforms import scale_by_adagrad as scale_by_adagrad
 from optxform.transforms import scale_by_adam as scale_by_adam
 from optxform.transforms import scale_by_adamax as scale_by_adamax
+from optxform.transforms import scale_by_ema_momentum as scale_by_ema_momentum
 from optxform.transforms import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms import scale_by_learning_rate as scale_by_learning_rate
 from optxform.transforms import scale_by_lion as scale_by_lion
+from optxform.transforms import scale_by_muon as scale_by_muon
 from optxform.transforms import scale_by_nadam as scale_by_nadam
 from optxform.transforms import scale_by_radam as scale_by_radam
 from optxform.transforms import scale_by_rms as scale_by_rms
@@ -240,6 +245,7 @@ __all__ = [
     "DecoupledWeightDecayState",
     "ema",
     "ema_params",
+    "EmaMomentumState",
     "EmaState",
     "EmptyState",
     "exponential_decay",
@@ -282,12 +288,14 @@ __all__ = [
     "MultiSteps",
     "MultiStepsState",
     "MultiTransformState",
+    "muon",
     "nadam",
     "named_chain",
     "one_cycle",
     "one_cycle_momentum",
     "optimizer_names",
     "OptimizerSpec",
+    "orthogonalize_by_newton_schulz",
     "pack_state",
     "packed",
     "packed_layout",
@@ -318,10 +326,12 @@ __all__ = [
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_ema_momentum",
     "scale_by_factored_rms",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_muon",
     "scale_by_nadam",
     "scale_by_radam",
     "scale_by_rms",

@@ -64,9 +64,33 @@ def embedding_loss(params: dict, step) -> jax.Array:
     return jnp.mean(_logcosh(params["embed"][idx] - y))
 
 
+def matrix_params(seed: int = 0, dtype=np.float32) -> dict:
+    """Matrices only (Muon's params): two layers of a tanh MLP and two free matrices."""
+    rng = np.random.default_rng(seed + 3)
+    return {"w1": (rng.standard_normal((6, 5)) * 0.5).astype(dtype),
+            "w2": (rng.standard_normal((5, 3)) * 0.5).astype(dtype),
+            "w3": rng.standard_normal((4, 7)).astype(dtype),
+            "w4": rng.standard_normal((4, 7)).astype(dtype)}
+
+
+def matrix_loss(params: dict, step) -> jax.Array:
+    """A bias-free tanh MLP on a fresh minibatch, plus two matrices pulled to fresh targets
+    (squared and absolute error: the latter's gradient stays O(1))."""
+    key = jax.random.fold_in(jax.random.PRNGKey(5), step)
+    kx, ky, kt = jax.random.split(key, 3)
+    dtype = params["w1"].dtype
+    x = jax.random.normal(kx, (8, 6), dtype)
+    y = jax.random.normal(ky, (8, 3), dtype)
+    err = jnp.tanh(x @ params["w1"]) @ params["w2"] - y
+    t = jax.random.normal(kt, (2, 4, 7), dtype)
+    return (jnp.mean(err ** 2) + jnp.mean((params["w3"] - t[0]) ** 2)
+            + jnp.mean(jnp.abs(params["w4"] - t[1])))
+
+
 PROBLEMS = {
     "mlp": (mlp_params, mlp_loss),
     "embedding": (embedding_params, embedding_loss),
+    "matrices": (matrix_params, matrix_loss),
 }
 
 

@@ -145,5 +145,6 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("sparse_adam", {}, problem="embedding"),
     AliasCase("adafactor", {}),
     AliasCase("lion", {}),
+    AliasCase("muon", {"ns_dtype": "float32"}, problem="matrices"),  # bf16: rounding flips
     AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]

@@ -196,11 +196,10 @@ WRAPPERS = {
 
 @pytest.mark.parametrize("name", sorted({c.alias for c in DEFAULT_CASES}) + sorted(WRAPPERS))
 def test_none_gradient_leaves_pass_through(name):
-    if name in WRAPPERS:
-        tx = WRAPPERS[name]()
-    else:
-        tx = next(c for c in DEFAULT_CASES if c.alias == name).build()
-    params = {"a": jnp.ones((3, 2)), "b": jnp.full((2,), 2.0)}
+    case = None if name in WRAPPERS else next(c for c in DEFAULT_CASES if c.alias == name)
+    tx = WRAPPERS[name]() if case is None else case.build()
+    b_shape = (2, 2) if case is not None and case.problem == "matrices" else (2,)
+    params = {"a": jnp.ones((3, 2)), "b": jnp.full(b_shape, 2.0)}
     state = tx.init(params)
     grads = {"a": jnp.full((3, 2), 0.5), "b": None}
     updates, new_state = jax.jit(tx.update)(grads, state, params)

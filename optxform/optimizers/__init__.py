@@ -12,6 +12,7 @@ from optxform.optimizers.adam import sparse_adam as sparse_adam
 from optxform.optimizers.asgd import asgd as asgd
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
+from optxform.optimizers.muon import muon as muon
 from optxform.optimizers.rmsprop import rmsprop as rmsprop
 from optxform.optimizers.rprop import rprop as rprop
 from optxform.optimizers.sgd import sgd as sgd
@@ -26,6 +27,7 @@ __all__ = [
     "asgd",
     "lbfgs",
     "lion",
+    "muon",
     "nadam",
     "radam",
     "rmsprop",

@@ -151,6 +151,7 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
     neutral = rule.neutral_when_zero is not None and rule.neutral_when_zero in zero
 
     def init(params):
+        _check_shapes(rule, params, options)
         state = {b.name: None for b in rule.buffers}
         for b in enabled:
             fill = 0.0 if b.fill is None else values[b.fill]
@@ -200,20 +201,28 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
             if rule.masked and mask is not None else [True] * len(flat_g))
 
         scalars_in = _ScalarsByDtype(scalars)  # each scalar cast once per compute dtype
-        out_u, out_buffers = [], {b.name: [] for b in enabled}
-        for i, g in enumerate(flat_g):
-            old = {name: leaves[i] for name, leaves in flat_buffers.items()}
-            if g is None or flat_mask[i] is False:
-                out_u.append(g)
-                for name, leaf in old.items():
-                    out_buffers[name].append(leaf)
-                continue
-            u, new = _one_leaf(rule, g, old, flat_p[i], scalars_in, options, zero, paths[i])
-            if flat_mask[i] is not True:  # a packed buffer of selected and other leaves
-                u, new = _select(flat_mask[i], (u, new), (g, old))
-            out_u.append(u)
-            for name, leaf in new.items():
-                out_buffers[name].append(leaf)
+        out_u, out_buffers = list(flat_g), {name: list(leaves)
+                                            for name, leaves in flat_buffers.items()}
+        for group in _leaf_groups(rule, flat_g, flat_mask):
+            old = [{name: leaves[i] for name, leaves in flat_buffers.items()} for i in group]
+            args = ([flat_g[i] for i in group], old, [flat_p[i] for i in group])
+            if len(group) == 1:
+                results = [_one_leaf(rule, *(a[0] for a in args), scalars_in, options, zero,
+                                     paths[group[0]])]
+            else:  # one call of the leaf math over the stacked leaves
+                stacked = [jax.tree.map(lambda *xs: jnp.stack(xs), *a) for a in args[:2]]
+                ps = None if args[2][0] is None else jnp.stack(args[2])
+                u, new = jax.vmap(lambda g, o, p: _one_leaf(
+                    rule, g, o, p, scalars_in, options, zero, paths[group[0]]))(*stacked, ps)
+                results = [(u[k], {name: b[k] for name, b in new.items()})
+                           for k in range(len(group))]
+            for i, (u, new) in zip(group, results):
+                if flat_mask[i] is not True:  # a packed buffer of selected and other leaves
+                    u, new = _select(flat_mask[i], (u, new),
+                                     (flat_g[i], {n: out_buffers[n][i] for n in new}))
+                out_u[i] = u
+                for name, leaf in new.items():
+                    out_buffers[name][i] = leaf
 
         new_state = {b.name: None for b in rule.buffers}
         for b in enabled:
@@ -225,6 +234,36 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
 
     update.declaration = Declaration(rule, values, options)
     return GradientTransformation(init, update)
+
+
+def _leaf_groups(rule: Rule, flat_g: list, flat_mask: list) -> list[list[int]]:
+    """The leaf indices the rule runs on, one list per call of its leaf math.
+
+    One index per call, unless the rule batches same-shape leaves: then the leaves of one
+    shape and dtype (selected whole by the mask) share a call, in their tree order.
+    """
+    active = [i for i, g in enumerate(flat_g) if g is not None and flat_mask[i] is not False]
+    if not rule.batch_same_shapes:
+        return [[i] for i in active]
+    groups: dict = {}
+    for i in active:
+        key = ((jnp.shape(flat_g[i]), jnp.result_type(flat_g[i])) if flat_mask[i] is True
+               else ("own", i))
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def _check_shapes(rule: Rule, params: Any, options: dict) -> None:
+    """``ValueError`` naming the first param whose shape the rule does not take."""
+    if rule.check_shape is None:
+        return
+    for path, p in jax.tree_util.tree_flatten_with_path(params, is_leaf=_is_none)[0]:
+        if p is None:
+            continue
+        reason = rule.check_shape(tuple(jnp.shape(p)), options)
+        if reason is not None:
+            raise ValueError(f"{rule.name}: param {path_to_str(path)!r} of shape "
+                             f"{tuple(jnp.shape(p))} {reason}")
 
 
 def _select(flags, chosen, other):

@@ -15,7 +15,10 @@ A :class:`Rule` says everything about an update rule that code outside its math 
   updates through unchanged without reading params (weight decay 0): the member stays in
   its chain, so the state's structure does not depend on the value;
 * ``per_step``: the scalars it needs once per step (bias corrections, ...);
-* ``leaf``: the per-leaf math, a pure function of one :class:`Leaf`.
+* ``leaf``: the per-leaf math, a pure function of one :class:`Leaf`;
+* for "matrix" rules, ``check_shape`` (which param shapes it takes: a refused param is a
+  ``ValueError`` naming its path) and ``batch_same_shapes`` (leaves of one shape and dtype
+  run as one batched call of ``leaf``, as Muon's Newton-Schulz of many equal matrices).
 
 :func:`optxform.rules.lift` turns a rule and its argument values into a
 ``GradientTransformation``; the tree mapping, the step counter, storage dtypes, complex
@@ -143,6 +146,8 @@ class Rule:
     masked: bool = False
     neutral_when_zero: str | None = None
     complex_params: Literal["real_view", "reject"] = "real_view"
+    check_shape: Callable[[tuple[int, ...], dict], str | None] | None = None
+    batch_same_shapes: bool = False
 
     @property
     def hyperparameter_names(self) -> tuple[str, ...]:

@@ -25,6 +25,10 @@ from optxform.transforms.factored import scale_by_factored_rms as scale_by_facto
 from optxform.transforms.factored import ScaleByFactoredRmsState as ScaleByFactoredRmsState
 from optxform.transforms.momentum import trace as trace
 from optxform.transforms.momentum import TraceState as TraceState
+from optxform.transforms.orthogonal import EmaMomentumState as EmaMomentumState
+from optxform.transforms.orthogonal import orthogonalize_by_newton_schulz as orthogonalize_by_newton_schulz
+from optxform.transforms.orthogonal import scale_by_ema_momentum as scale_by_ema_momentum
+from optxform.transforms.orthogonal import scale_by_muon as scale_by_muon
 from optxform.transforms.rms import scale_by_adadelta as scale_by_adadelta
 from optxform.transforms.rms import scale_by_adagrad as scale_by_adagrad
 from optxform.transforms.rms import scale_by_rms as scale_by_rms
@@ -58,16 +62,20 @@ __all__ = [
     "clip_by_block_rms",
     "clip_by_global_norm",
     "DecoupledWeightDecayState",
+    "EmaMomentumState",
     "keep_params_nonnegative",
+    "orthogonalize_by_newton_schulz",
     "resolve_mask",
     "scale",
     "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_ema_momentum",
     "scale_by_factored_rms",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_muon",
     "scale_by_nadam",
     "scale_by_radam",
     "scale_by_rms",
