@@ -291,6 +291,7 @@ class Surface:
 
     @property
     def description(self) -> str:
+        """The first line of the function's docstring: its formula and its minimum."""
         return (self.fn.__doc__ or "").strip().splitlines()[0].replace("``", "")
 
     def start_array(self, start: Point | None = None) -> jax.Array:

@@ -168,15 +168,18 @@ class TrainingProblem:
 
     @property
     def needs_sklearn(self) -> bool:
+        """Whether :meth:`load` imports scikit-learn (every dataset but ``spirals``)."""
         return self.dataset != "spirals"
 
     @property
     def description(self) -> str:
+        """One line: the model and the dataset."""
         model = "logistic regression" if self.model == "logreg" else "one-hidden-layer tanh MLP"
         return f"{model} on {self.dataset} (full batch, softmax cross-entropy)"
 
     @property
     def loss_fn(self) -> Callable[[Any, Any], jax.Array]:
+        """:func:`logistic_regression_loss` or :func:`mlp_loss`, by :attr:`model`."""
         return logistic_regression_loss if self.model == "logreg" else mlp_loss
 
     def load(self, seed: int = 0) -> tuple[Callable, dict, tuple[jax.Array, jax.Array]]:
