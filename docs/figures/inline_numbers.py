@@ -1,4 +1,4 @@
-"""Measure the numbers that docs/optimizers.md and docs/schedules.md quote in their prose.
+"""Measure the numbers that docs/optimizers.md, schedules.md and lbfgs.md quote in prose.
 
 Run from the repository root (needs the ``test`` extra: torch for the parity problem and
 the schedulers; about a minute on a 2-core CPU):
@@ -31,7 +31,7 @@ FIGURES = pathlib.Path(__file__).resolve().parent
 ROOT = FIGURES.parents[1]
 sys.path[:0] = [str(ROOT), str(FIGURES)]
 import optxform  # noqa: E402
-from choosing_numbers import num, render  # noqa: E402  (a sibling script)
+from choosing_numbers import num, point, render  # noqa: E402  (a sibling script)
 
 OUT = pathlib.Path(__file__).with_suffix(".md")
 
@@ -130,12 +130,39 @@ def section_schedules():
     ]
 
 
+# ------------------------------------------------------------------------------- lbfgs
+
+
+def section_lbfgs():
+    """Where float32 overflows in a softplus; optxform's and torch's L-BFGS in float32."""
+    from tests.test_lbfgs import PROBLEMS, optxform_run, torch_run
+
+    overflow = math.log(float(np.finfo(np.float32).max))  # exp(z) is inf beyond it
+    fn, make = PROBLEMS["rosenbrock"]  # defaults: lr 1, 20 iterations per call, fixed step
+    ours, _ = optxform_run(fn, make(np.float32), 5)
+    theirs, _ = torch_run(fn, make(np.float32), 5)
+    apart = np.max(np.abs(ours - theirs), axis=1)
+    fn, make = PROBLEMS["logistic"]  # the last row of the agreement table
+    options = dict(max_iter=4, history_size=3, line_search_fn="strong_wolfe")
+    _, state = optxform_run(fn, make(np.float32), 5, **options)
+    _, torch_state = torch_run(fn, make(np.float32), 5, **options)
+    return [], [
+        f"once `z` passes {num(overflow, 3)} in float32",
+        f"({int(state.n_iter)} vs {torch_state['n_iter']} iterations, "
+        f"{int(state.func_evals)} vs {torch_state['func_evals']} evaluations in the last row)",
+        f"a {num(float(apart[0]))} difference after the first call grows to "
+        f"{num(float(apart[-1]))} by the fifth, where the runs stand at {point(ours[-1])} "
+        f"and {point(theirs[-1])}",
+    ]
+
+
 # -------------------------------------------------------------------------------- main
 
 SECTIONS = {  # name -> (the page that quotes it, the section)
     "optimizers": ("docs/optimizers.md", section_optimizers),
     "adamw": ("docs/optimizers.md", section_adamw),
     "schedules": ("docs/schedules.md", section_schedules),
+    "lbfgs": ("docs/lbfgs.md", section_lbfgs),
 }
 
 
@@ -149,7 +176,7 @@ def main(argv: list[str]) -> None:
         print("\n".join(texts))
         return
     header = [
-        "# The numbers in the prose of optimizers.md and schedules.md",
+        "# The numbers in the prose of optimizers.md, schedules.md and lbfgs.md",
         "",
         "Written by `python docs/figures/inline_numbers.py` (from the repository root).",
         "Each section's page quotes its facts word for word; the tests recompute the",
