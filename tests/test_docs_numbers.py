@@ -6,8 +6,8 @@
   quotes, written by docs/figures/choosing_numbers.py: each section is recomputed here
   and compared, and choosing.md must quote each table and each fact word for word.
 - docs/figures/inline_numbers.md holds the numbers in the prose of docs/optimizers.md,
-  docs/schedules.md and docs/lbfgs.md, written by docs/figures/inline_numbers.py, checked
-  the same way.
+  docs/schedules.md, docs/lbfgs.md and docs/distributed.md, written by
+  docs/figures/inline_numbers.py, checked the same way.
 
 Needs the ``test`` extra (matplotlib for the demo, scikit-learn for the digits and
 breast_cancer problems). The chooser section is the slow one (about a minute of CPU).
@@ -133,6 +133,7 @@ INLINE_SECTIONS = {
     "adamw": ("docs/optimizers.md", 0.5),
     "schedules": ("docs/schedules.md", 2e-3),
     "lbfgs": ("docs/lbfgs.md", 0.5),  # float32 runs, one of them chaotic
+    "distributed": ("docs/distributed.md", 0.5),  # float32 cross-device sums against one
 }
 
 

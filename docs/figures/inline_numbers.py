@@ -1,4 +1,5 @@
-"""Measure the numbers that docs/optimizers.md, schedules.md and lbfgs.md quote in prose.
+"""Measure the numbers that docs/optimizers.md, schedules.md, lbfgs.md and distributed.md
+quote in their prose.
 
 Run from the repository root (needs the ``test`` extra: torch for the parity problem and
 the schedulers; about a minute on a 2-core CPU):
@@ -14,9 +15,12 @@ committed docs/figures/inline_numbers.md, and checks that each page quotes its f
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import pathlib
+import re
+import subprocess
 import sys
 
 # torch's float32 results depend on which CPU kernels it dispatches to; pin its portable
@@ -156,6 +160,76 @@ def section_lbfgs():
     ]
 
 
+# ------------------------------------------------------------------------- distributed
+
+# Runs with 8 host devices, in a process of its own (the device count is fixed when JAX
+# starts): the two examples' problems, as tests/test_parallel.py runs them.
+_DISTRIBUTED = r"""
+import importlib.util, json, pathlib, sys
+import jax, jax.numpy as jnp, numpy as np, optxform
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+
+def example(name):
+    path = pathlib.Path("examples") / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+def largest_difference(a, b):
+    return max(float(jnp.max(jnp.abs(x - y))) for x, y in
+               zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+pmap_train, sharded_train = example("pmap_train"), example("sharded_train")
+steps = 100
+params, x, y = pmap_train.make_problem()
+tx = pmap_train.make_optimizer(steps)
+on_8, _ = pmap_train.train_pmap(tx, params, x, y, steps, 64, 8)
+on_1, _ = pmap_train.train_single(tx, params, x, y, steps, 64)
+out = {"pmap_steps": steps, "pmap_difference": largest_difference(on_8, on_1)}
+
+steps = 50
+mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Auto,))
+params, x, y = sharded_train.make_problem()
+params = jax.device_put(params, NamedSharding(mesh, P()))
+base = sharded_train.make_optimizer(steps)
+
+def run(tx):
+    state, step = tx.init(params), sharded_train.make_train_step(tx)
+    p = jax.tree.map(jnp.copy, params)
+    for t in range(steps):
+        xb, yb = sharded_train.batch_at(mesh, x, y, t, 64)
+        p, state, _ = step(p, state, xb, yb)
+    return p, state
+
+replicated, replicated_state = run(base)
+split, split_state = run(optxform.zero1(base, mesh, "data"))
+(before,) = set(optxform.bytes_per_device(replicated_state).values())
+(after,) = set(optxform.bytes_per_device(split_state).values())
+out.update(zero1_steps=steps, zero1_difference=largest_difference(split, replicated),
+           bytes_before=before, bytes_after=after)
+print(json.dumps(out))
+"""
+
+
+def section_distributed():
+    """pmap and ZeRO-1 against one device and a replicated state (8 host devices)."""
+    flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "",
+                   os.environ.get("XLA_FLAGS", ""))
+    env = dict(os.environ, PYTHONPATH=str(ROOT),
+               XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count=8".strip())
+    proc = subprocess.run([sys.executable, "-c", _DISTRIBUTED], env=env, cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    return [], [
+        f"({num(r['pmap_difference'])} after {r['pmap_steps']} steps)",
+        f"{r['bytes_before']:,} -> {r['bytes_after']:,} bytes per device, "
+        f"{num(r['bytes_before'] / r['bytes_after'])}x",
+        f"the largest param difference after {r['zero1_steps']} steps is "
+        f"{num(r['zero1_difference'])}",
+    ]
+
+
 # -------------------------------------------------------------------------------- main
 
 SECTIONS = {  # name -> (the page that quotes it, the section)
@@ -163,6 +237,7 @@ SECTIONS = {  # name -> (the page that quotes it, the section)
     "adamw": ("docs/optimizers.md", section_adamw),
     "schedules": ("docs/schedules.md", section_schedules),
     "lbfgs": ("docs/lbfgs.md", section_lbfgs),
+    "distributed": ("docs/distributed.md", section_distributed),
 }
 
 
@@ -176,7 +251,7 @@ def main(argv: list[str]) -> None:
         print("\n".join(texts))
         return
     header = [
-        "# The numbers in the prose of optimizers.md, schedules.md and lbfgs.md",
+        "# The numbers in the prose of optimizers.md, schedules.md, lbfgs.md, distributed.md",
         "",
         "Written by `python docs/figures/inline_numbers.py` (from the repository root).",
         "Each section's page quotes its facts word for word; the tests recompute the",
