@@ -130,7 +130,7 @@ def lr_range_test(loss_fn: Callable, params: Params, data: Any = None,
 
     Returns:
       An :class:`LRRangeResult`; ``result.suggestion`` is the suggested rate and
-      ``optxform.viz.plot_lr_range(result, "lr.png")`` draws the curve.
+        ``optxform.viz.plot_lr_range(result, "lr.png")`` draws the curve.
 
     Raises:
       ValueError: for bad arguments, a loss that is not finite at the start point, or a

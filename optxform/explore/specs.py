@@ -51,7 +51,7 @@ def optimizer_names() -> list[str]:
 
     Returns:
       The alias names (``"sgd"``, ``"adam"``, ...) followed by the presets ``"momentum"``
-      (SGD with momentum 0.9), ``"nesterov"`` and ``"amsgrad"``.
+        (SGD with momentum 0.9), ``"nesterov"`` and ``"amsgrad"``.
 
     Example::
 

@@ -85,8 +85,8 @@ def run_optimizer(tx: GradientTransformation, loss_fn: Callable, params: Params,
 
     Returns:
       ``(path, losses)``: ``path`` stacks params ``0..steps`` (``None`` unless
-      ``record_params``); ``losses[t]`` is the loss at step ``t`` for ``t < steps`` (on that
-      step's batch) and ``losses[steps]`` is ``final_loss_fn`` at the final params.
+        ``record_params``); ``losses[t]`` is the loss at step ``t`` for ``t < steps`` (on that
+        step's batch) and ``losses[steps]`` is ``final_loss_fn`` at the final params.
 
     Each update gets the extra arguments ``value=``, ``grad=`` and ``value_fn=``, so line
     searches and ``lbfgs`` run too. Call it inside ``jax.jit`` to compile the whole run.

@@ -88,8 +88,8 @@ def backtracking_linesearch(max_backtracking_steps: int = 20, slope_rtol: float 
 
     Returns:
       A :class:`GradientTransformation` whose state is a
-      :class:`BacktrackingLinesearchState`; its ``update`` needs ``params`` and the keyword
-      argument ``value_fn`` and returns ``t d`` with the structure of the updates.
+        :class:`BacktrackingLinesearchState`; its ``update`` needs ``params`` and the keyword
+        argument ``value_fn`` and returns ``t d`` with the structure of the updates.
 
     Example::
 

@@ -264,8 +264,8 @@ def zoom_linesearch(initial_step: ArrayLike = 1.0, c1: float = 1e-4, c2: float =
 
     Returns:
       A :class:`GradientTransformation` whose state is a :class:`ZoomLinesearchState`; its
-      ``update`` needs ``params`` and the keyword argument ``value_fn`` and returns ``t d``
-      with the structure of the updates.
+        ``update`` needs ``params`` and the keyword argument ``value_fn`` and returns ``t d``
+        with the structure of the updates.
 
     Example::
 

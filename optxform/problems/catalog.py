@@ -47,8 +47,8 @@ def get_problem(name: str) -> Surface | TrainingProblem:
 
     Returns:
       A :class:`Surface` (a 2-D test function with its start point and plotting window) or
-      a :class:`TrainingProblem` (a model and a dataset; ``.load()`` gives
-      ``(loss_fn, params, data)``).
+        a :class:`TrainingProblem` (a model and a dataset; ``.load()`` gives
+        ``(loss_fn, params, data)``).
 
     Raises:
       ValueError: for an unknown name; the message lists the known ones.

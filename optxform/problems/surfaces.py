@@ -105,7 +105,7 @@ def himmelblau(params: jax.Array) -> jax.Array:
 
     Returns:
       The loss, a scalar (shape ``(...)`` for a batch), 0 at each of the four minima,
-      among them (3, 2).
+        among them (3, 2).
 
     Example::
 
@@ -201,7 +201,7 @@ def rastrigin(params: jax.Array) -> jax.Array:
 
     Returns:
       The loss, a scalar (shape ``(...)`` for a batch), 0 at the global minimum (0, 0)
-      and small at the local minima near the other integer points.
+        and small at the local minima near the other integer points.
 
     Reference: L. A. Rastrigin, *Systems of Extremal Control*, 1974 (the 2-D case).
 

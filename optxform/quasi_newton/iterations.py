@@ -126,8 +126,8 @@ def lbfgs_iterations(learning_rate: ScalarOrSchedule = 1.0, max_iter: int = 20,
 
     Returns:
       A :class:`GradientTransformation` whose state is an :class:`LbfgsIterationsState`;
-      its ``update`` needs ``params`` and the keyword argument ``value_fn``, and returns
-      ``new_params - params`` with the structure of the params.
+        its ``update`` needs ``params`` and the keyword argument ``value_fn``, and returns
+        ``new_params - params`` with the structure of the params.
 
     Equivalent: ``torch.optim.LBFGS(params, lr=learning_rate, ...).step(closure)``, one
     call per update; ``optxform.lbfgs`` is this transform under its alias name.

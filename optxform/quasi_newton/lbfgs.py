@@ -165,8 +165,8 @@ def scale_by_lbfgs(history_size: int = 100, scale_init_precond: bool = True,
 
     Returns:
       A :class:`GradientTransformation` whose state is a :class:`ScaleByLbfgsState`; its
-      ``update`` needs ``params`` and returns the direction with the structure of the
-      updates.
+        ``update`` needs ``params`` and returns the direction with the structure of the
+        updates.
 
     Example::
 
