@@ -167,7 +167,7 @@ def section_lbfgs():
 _DISTRIBUTED = r"""
 import importlib.util, json, pathlib, sys
 import jax, jax.numpy as jnp, numpy as np, optxform
-from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 def example(name):
     path = pathlib.Path("examples") / f"{name}.py"
@@ -189,18 +189,14 @@ on_1, _ = pmap_train.train_single(tx, params, x, y, steps, 64)
 out = {"pmap_steps": steps, "pmap_difference": largest_difference(on_8, on_1)}
 
 steps = 50
-mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Auto,))
+mesh = sharded_train.make_mesh((8,), ("data",))
 params, x, y = sharded_train.make_problem()
 params = jax.device_put(params, NamedSharding(mesh, P()))
 base = sharded_train.make_optimizer(steps)
 
-def run(tx):
-    state, step = tx.init(params), sharded_train.make_train_step(tx)
-    p = jax.tree.map(jnp.copy, params)
-    for t in range(steps):
-        xb, yb = sharded_train.batch_at(mesh, x, y, t, 64)
-        p, state, _ = step(p, state, xb, yb)
-    return p, state
+def run(tx):  # the train step donates the params: each run starts from a copy
+    start = jax.tree.map(jnp.copy, params)
+    return sharded_train.run_steps(mesh, tx, start, tx.init(params), x, y, steps, 64)[:2]
 
 replicated, replicated_state = run(base)
 split, split_state = run(optxform.zero1(base, mesh, "data"))
