@@ -1,5 +1,5 @@
-"""Measure the numbers that docs/optimizers.md, schedules.md, lbfgs.md and distributed.md
-quote in their prose.
+"""Measure the numbers that README.md and docs/optimizers.md, schedules.md, lbfgs.md and
+distributed.md quote in their prose.
 
 Run from the repository root (needs the ``test`` extra: torch for the parity problem and
 the schedulers; about a minute on a 2-core CPU):
@@ -226,9 +226,22 @@ def section_distributed():
     ]
 
 
+# ------------------------------------------------------------------------------ README
+
+
+def section_readme():
+    """The test accuracy of examples/train_mlp.py (scikit-learn's digits, seeded)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "train_mlp.py")],
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    accuracy = re.search(r"final test accuracy: ([\d.]+)%", proc.stdout).group(1)
+    return [], [f"({float(accuracy):.1f}% test accuracy)"]
+
+
 # -------------------------------------------------------------------------------- main
 
 SECTIONS = {  # name -> (the page that quotes it, the section)
+    "readme": ("README.md", section_readme),
     "optimizers": ("docs/optimizers.md", section_optimizers),
     "adamw": ("docs/optimizers.md", section_adamw),
     "schedules": ("docs/schedules.md", section_schedules),
@@ -247,7 +260,7 @@ def main(argv: list[str]) -> None:
         print("\n".join(texts))
         return
     header = [
-        "# The numbers in the prose of optimizers.md, schedules.md, lbfgs.md, distributed.md",
+        "# The numbers in the prose of the README and the docs pages",
         "",
         "Written by `python docs/figures/inline_numbers.py` (from the repository root).",
         "Each section's page quotes its facts word for word; the tests recompute the",
