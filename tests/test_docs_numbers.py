@@ -5,6 +5,9 @@
 - docs/figures/choosing_numbers.md holds every table and number that docs/choosing.md
   quotes, written by docs/figures/choosing_numbers.py: each section is recomputed here
   and compared, and choosing.md must quote each table and each fact word for word.
+- docs/figures/inline_numbers.md holds the numbers in the prose of README.md,
+  docs/optimizers.md, docs/schedules.md, docs/lbfgs.md and docs/distributed.md, written by
+  docs/figures/inline_numbers.py, checked the same way.
 
 Needs the ``test`` extra (matplotlib for the demo, scikit-learn for the digits and
 breast_cancer problems). The chooser section is the slow one (about a minute of CPU).
@@ -24,6 +27,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "figures"
 NUMBERS = FIGURES / "choosing_numbers.md"
+INLINE_NUMBERS = FIGURES / "inline_numbers.md"
 
 
 def script_env() -> dict[str, str]:
@@ -38,9 +42,9 @@ def script_env() -> dict[str, str]:
     return env
 
 
-def committed_sections() -> dict[str, str]:
-    """``{section name: its text}`` of the committed choosing_numbers.md."""
-    parts = re.split(r"^## ", NUMBERS.read_text(), flags=re.M)[1:]
+def committed_sections(path: pathlib.Path = NUMBERS) -> dict[str, str]:
+    """``{section name: its text}`` of a committed numbers file (choosing_numbers.md)."""
+    parts = re.split(r"^## ", path.read_text(), flags=re.M)[1:]
     return {p.split("\n", 1)[0].strip(): "## " + p.rstrip("\n") for p in parts}
 
 
@@ -102,14 +106,55 @@ def test_demo_results_match_a_fresh_run(tmp_path):
 @pytest.mark.parametrize("section", ["rosenbrock", "ill_conditioned", "himmelblau", "rastrigin",
                                      "saddles", "chooser", "lr_range"])
 def test_choosing_numbers_match_the_code(section):
-    proc = subprocess.run([sys.executable, str(FIGURES / "choosing_numbers.py"), section],
+    assert_section_is_fresh("choosing_numbers", section, "docs/choosing.md")
+
+
+def assert_section_is_fresh(script: str, section: str, page: str, rtol: float = 2e-3) -> None:
+    """``docs/figures/<script>.py section`` prints the committed section of its .md again."""
+    proc = subprocess.run([sys.executable, str(FIGURES / f"{script}.py"), section],
                           env=script_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     fresh = proc.stdout.strip("\n")
     assert_same_text_and_numbers(
-        fresh, committed_sections()[section],
-        f"section {section} of docs/figures/choosing_numbers.md is stale: rerun "
-        "python docs/figures/choosing_numbers.py and update docs/choosing.md")
+        fresh, committed_sections(FIGURES / f"{script}.md")[section],
+        f"section {section} of docs/figures/{script}.md is stale: rerun "
+        f"python docs/figures/{script}.py and update {page}", rtol)
+
+
+def _facts(text: str) -> list[str]:
+    return [" ".join(fact.split()) for fact in re.findall(r"^- (.*)$", text, flags=re.M)]
+
+
+# section -> (the page that quotes it, how far a fresh number may be from the committed one)
+INLINE_SECTIONS = {
+    "readme": ("README.md", 1e-2),  # a test accuracy: one digit more or less on another CPU
+    "optimizers": ("docs/optimizers.md", 2e-3),
+    # distances between two float32 trajectories: the last bits of a few sums (which differ
+    # between XLA's kernels for AVX2 and AVX-512) move them by more than a printed digit
+    "adamw": ("docs/optimizers.md", 0.5),
+    "schedules": ("docs/schedules.md", 2e-3),
+    "lbfgs": ("docs/lbfgs.md", 0.5),  # float32 runs, one of them chaotic
+    "distributed": ("docs/distributed.md", 0.5),  # float32 cross-device sums against one
+}
+
+
+@pytest.mark.parametrize("section", sorted(INLINE_SECTIONS))
+def test_inline_numbers_match_the_code(section):
+    page, rtol = INLINE_SECTIONS[section]
+    assert_section_is_fresh("inline_numbers", section, page, rtol)
+
+
+def test_pages_quote_every_inline_number():
+    sections = committed_sections(INLINE_NUMBERS)
+    assert set(sections) == set(INLINE_SECTIONS)
+    missing = []
+    for name, text in sections.items():
+        page = INLINE_SECTIONS[name][0]
+        assert f"Quoted in {page}." in text, name
+        flat = " ".join((ROOT / page).read_text().split())
+        assert _facts(text), name
+        missing += [f"{page}: {fact}" for fact in _facts(text) if fact not in flat]
+    assert not missing, "not quoted word for word:\n" + "\n".join(missing)
 
 
 def test_choosing_md_quotes_every_table_and_fact():

@@ -303,6 +303,8 @@ def section_chooser():
     lion_from = ranks[CHOOSER_PROBLEMS[1]].index("lion")
     lion_to = ranks[CHOOSER_PROBLEMS[2]].index("lion")
     worst = max(log_best.values(), key=lambda b: b.final_loss)
+    steady = ("adam", "momentum", "nesterov")  # the rates all three keep within 2x
+    common = sorted(set.intersection(*(set(log_win[n]) for n in steady)))
     facts = [
         f"initial loss {num(spirals.initial_loss)}",
         f"initial {num(digits.initial_loss, 3)}",
@@ -311,6 +313,8 @@ def section_chooser():
         f"Adam is within 2x of its best from {min(log_win['adam']):g} to {max(log_win['adam']):g}",
         f"SGD from {min(log_win['sgd']):g} to {max(log_win['sgd']):g}",
         f"Lion only from {min(log_win['lion']):g} to {max(log_win['lion']):g}",
+        f"On the convex problem Adam, momentum and Nesterov stay within 2x of their best from "
+        f"{common[0]:g} to {common[-1]:g}",
         f"the worst final loss is {worst.optimizer}'s ({num(worst.final_loss)})",
         f"Adam's best ranged from {min(adam_lrs):g} to {max(adam_lrs):g}",
         f"moved the best rates {'down' if min(down) > 1 else 'by'} {min(down):.2g}x to "

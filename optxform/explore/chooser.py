@@ -50,7 +50,30 @@ DEFAULT_LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 
 def check_learning_rates(learning_rates: Iterable[Any],
                          name: str = "learning_rates") -> tuple[float, ...]:
-    """A non-empty sequence of distinct, finite, positive numbers -> a tuple of floats."""
+    """A non-empty sequence of distinct, finite, positive numbers -> a tuple of floats.
+
+    Args:
+      learning_rates: the values to check, any iterable of Python or numpy numbers (not a
+        string).
+      name: what to call them in the error message.
+
+    Returns:
+      The values as a tuple of Python floats, in the order given.
+
+    Raises:
+      ValueError: naming ``name`` and the bad value, when the sequence is empty, has a
+        value that is not a number, not finite or not positive, or repeats a value.
+
+    Example::
+
+        >>> import optxform
+        >>> optxform.check_learning_rates([1e-3, 0.1, 1])
+        (0.001, 0.1, 1.0)
+        >>> optxform.check_learning_rates([0.1, -1])
+        Traceback (most recent call last):
+        ...
+        ValueError: Invalid learning_rates: -1 (learning_rates must be finite and > 0)
+    """
     if isinstance(learning_rates, (str, bytes)) or not isinstance(learning_rates, Iterable):
         raise ValueError(f"Invalid {name}: {learning_rates!r} ({name} must be a list of "
                          "positive numbers)")
@@ -75,6 +98,18 @@ class ChoiceRow(NamedTuple):
 
     ``time_s`` is the wall time of the compiled run that trained all of this optimizer's
     learning rates together (compilation excluded; ``compile_s`` is that).
+
+    Attributes:
+      rank: the 1-based place in the ranking (runs that did not diverge first, then by
+        final loss).
+      optimizer: the optimizer's label (``"adam"``, ``"sgd(momentum=0.9)"``).
+      learning_rate: the learning rate of this run, a Python float.
+      final_loss: the loss at the final params, on all the data (may be nan or inf).
+      best_loss: the lowest finite loss seen during the run (nan if none was finite).
+      diverged: whether some loss was not finite or the final loss ended above the
+        starting loss; :attr:`fate` says which.
+      time_s: seconds of the compiled run shared by the optimizer's learning rates.
+      compile_s: seconds spent compiling that run.
     """
 
     rank: int
@@ -105,6 +140,19 @@ class ChoiceResult:
         last is the loss at the final params, on all the data).
       initial_loss: the loss at the start point.
       steps: the number of updates each run made.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> loss_fn = lambda p: jnp.sum((p - 1.0) ** 2)
+        >>> result = optxform.choose(loss_fn, jnp.zeros(3), optimizers=["sgd"],
+        ...                          learning_rates=[0.1, 1.5], steps=20)
+        >>> [(row.learning_rate, row.fate) for row in result.rows]
+        [(0.1, 'converged'), (1.5, 'rose')]
+        >>> result.converged, result.initial_loss, result.curves[("sgd", 0.1)].shape
+        (True, 3.0, (21,))
+        >>> print(result.table("csv").splitlines()[0])
+        rank,optimizer,lr,final loss,best loss,diverged,time (s)
     """
 
     rows: list[ChoiceRow]
@@ -245,6 +293,17 @@ def choose(loss_fn: Callable, params: Params, data: Any = None,
 
     Raises:
       ValueError: for bad arguments, or a loss that is not finite at the start point.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> loss_fn = lambda p: jnp.sum((p - 1.0) ** 2)
+        >>> result = optxform.choose(loss_fn, jnp.zeros(3), optimizers=["sgd", "adam"],
+        ...                          learning_rates=[0.01, 0.1, 1.5], steps=20)
+        >>> result.best.optimizer, result.best.learning_rate
+        ('sgd', 0.1)
+        >>> [(row.optimizer, row.learning_rate) for row in result.rows if row.diverged]
+        [('sgd', 1.5)]
     """
     result = None
     for result in iter_choose(loss_fn, params, data, optimizers, learning_rates, steps,

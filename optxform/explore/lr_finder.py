@@ -45,6 +45,21 @@ class LRRangeResult:
       min_loss_lr: the rate at the minimum of ``smoothed``.
       stopped_early: whether the sweep was cut before ``max_lr`` because the loss blew up.
       optimizer: the optimizer's label.
+
+    All arrays are float64 numpy arrays of the same length, one entry per step kept.
+    ``str(result)`` summarizes it in one line.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> loss_fn = lambda p: jnp.sum((p - 1.0) ** 2)
+        >>> result = optxform.lr_range_test(loss_fn, jnp.zeros(3), min_lr=1e-3, max_lr=1.0,
+        ...                                 steps=20)
+        >>> result.learning_rates[[0, -1]], result.losses.shape, result.stopped_early
+        (array([0.001, 1.   ]), (20,), False)
+        >>> print(result)
+        lr range test (sgd, 20 steps, 0.001 .. 1): suggested learning rate 0.162 (steepest
+        descent); min loss at 1 (/10 = 0.1)
     """
 
     learning_rates: np.ndarray
@@ -115,11 +130,22 @@ def lr_range_test(loss_fn: Callable, params: Params, data: Any = None,
 
     Returns:
       An :class:`LRRangeResult`; ``result.suggestion`` is the suggested rate and
-      ``optxform.viz.plot_lr_range(result, "lr.png")`` draws the curve.
+        ``optxform.viz.plot_lr_range(result, "lr.png")`` draws the curve.
 
     Raises:
       ValueError: for bad arguments, a loss that is not finite at the start point, or a
         loss that blew up at the first step (then ``min_lr`` is too large).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> loss_fn = lambda p: jnp.sum((p - 1.0) ** 2)
+        >>> result = optxform.lr_range_test(loss_fn, jnp.zeros(3), min_lr=1e-3, max_lr=10.0,
+        ...                                 steps=40)
+        >>> result.stopped_early, len(result.learning_rates)  # SGD diverges above lr = 1
+        (True, 37)
+        >>> round(result.suggestion, 3)
+        0.089
     """
     if not (math.isfinite(min_lr) and math.isfinite(max_lr) and 0.0 < min_lr < max_lr):
         raise ValueError(f"Invalid min_lr/max_lr: {min_lr!r}, {max_lr!r} "

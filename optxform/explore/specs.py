@@ -47,7 +47,19 @@ def _alias_function(name: str) -> Callable[..., GradientTransformation] | None:
 
 
 def optimizer_names() -> list[str]:
-    """The optimizer names a spec may start with (aliases available now, then presets)."""
+    """The optimizer names a spec may start with (aliases available now, then presets).
+
+    Returns:
+      The alias names (``"sgd"``, ``"adam"``, ...) followed by the presets ``"momentum"``
+        (SGD with momentum 0.9), ``"nesterov"`` and ``"amsgrad"``.
+
+    Example::
+
+        >>> import optxform
+        >>> names = optxform.optimizer_names()
+        >>> names[:2], names[-3:]
+        (['sgd', 'asgd'], ['momentum', 'nesterov', 'amsgrad'])
+    """
     names = [n for n in _ALIASES if _alias_function(n) is not None]
     return names + [p for p, (alias, _) in _PRESETS.items() if alias in names]
 
@@ -63,6 +75,19 @@ class OptimizerSpec:
 
     ``options`` override the preset's. Build the transform with :meth:`build`, optionally
     overriding options again (``spec.build(learning_rate=lr)``).
+
+    Attributes:
+      name: an alias (``"adam"``) or a preset (``"momentum"``), see :func:`optimizer_names`.
+      options: keyword arguments of the alias (``lr`` is short for ``learning_rate``).
+      label: how tables and plots name it; by default the name and its options.
+
+    Example::
+
+        >>> import optxform
+        >>> spec = optxform.OptimizerSpec("momentum", {"lr": 0.1})
+        >>> spec.label, spec.alias, spec.kwargs()
+        ('momentum(lr=0.1)', 'sgd', {'momentum': 0.9, 'learning_rate': 0.1})
+        >>> tx = spec.build(learning_rate=0.2)  # optxform.sgd(0.2, momentum=0.9)
     """
 
     name: str
@@ -84,6 +109,7 @@ class OptimizerSpec:
 
     @property
     def factory(self) -> Callable[..., GradientTransformation]:
+        """The alias function, ``optxform.<alias>`` (``ValueError`` if it is not available)."""
         fn = _alias_function(self.alias)
         if fn is None:
             raise _unknown(self.name)
@@ -161,10 +187,29 @@ def _parse_value(text: str, key: str, spec: str):
 
 
 def parse_optimizer(spec: str | OptimizerSpec) -> OptimizerSpec:
-    """Read ``"name[:key=value,...]"`` (see the module docstring); specs pass through.
+    """Read ``"name[:key=value,...]"``; an :class:`OptimizerSpec` passes through.
 
-    Raises ``ValueError`` for an unknown name (listing the known ones), a malformed option,
-    or an option the alias rejects (checked by building it once).
+    ``name`` is one of :func:`optimizer_names`; values are Python literals (numbers,
+    tuples, quoted strings) or ``true``/``false``/``none``; ``lr`` is short for
+    ``learning_rate``.
+
+    Args:
+      spec: a string such as ``"sgd:lr=0.01,momentum=0.9"``, or a spec.
+
+    Returns:
+      The :class:`OptimizerSpec`, checked by building its transform once.
+
+    Raises:
+      ValueError: for an unknown name (listing the known ones), a malformed option, or an
+        option the alias rejects.
+      TypeError: when ``spec`` is neither a string nor a spec.
+
+    Example::
+
+        >>> import optxform
+        >>> spec = optxform.parse_optimizer("sgd:lr=0.01,momentum=0.9")
+        >>> spec.name, dict(spec.options), spec.label
+        ('sgd', {'learning_rate': 0.01, 'momentum': 0.9}, 'sgd(lr=0.01, momentum=0.9)')
     """
     if isinstance(spec, OptimizerSpec):
         return spec
@@ -187,7 +232,23 @@ def parse_optimizer(spec: str | OptimizerSpec) -> OptimizerSpec:
 
 
 def parse_optimizers(specs: Iterable[str | OptimizerSpec]) -> list[OptimizerSpec]:
-    """:func:`parse_optimizer` for each; labels made unique (``adam``, ``adam#2``)."""
+    """:func:`parse_optimizer` for each; labels made unique (``adam``, ``adam#2``).
+
+    Args:
+      specs: strings or :class:`OptimizerSpec` s.
+
+    Returns:
+      A list of specs in the order given; a label seen before gets ``#2``, ``#3``, ...
+
+    Raises:
+      ValueError: for an empty list, or a spec :func:`parse_optimizer` rejects.
+
+    Example::
+
+        >>> import optxform
+        >>> [spec.label for spec in optxform.parse_optimizers(["adam", "adam", "sgd:lr=0.1"])]
+        ['adam', 'adam#2', 'sgd(lr=0.1)']
+    """
     parsed = [parse_optimizer(s) for s in specs]
     if not parsed:
         raise ValueError("no optimizers given")

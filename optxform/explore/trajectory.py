@@ -32,6 +32,13 @@ class Trajectory(NamedTuple):
 
     ``params`` has the structure of the start point with a leading axis of ``steps + 1``
     (row 0 is the start); ``losses[t]`` is the loss at ``params[t]``. numpy arrays.
+
+    Attributes:
+      label: the optimizer's label (``"adam(lr=0.1)"``).
+      spec: the :class:`OptimizerSpec` that was run.
+      params: the path: the start point's structure, each leaf with a leading axis of
+        ``steps + 1`` (numpy arrays in the start point's dtype).
+      losses: ``(steps + 1,)`` numpy array, the loss at each point of the path.
     """
 
     label: str
@@ -41,14 +48,17 @@ class Trajectory(NamedTuple):
 
     @property
     def final_params(self) -> Params:
+        """The params after the last step (the path's last row)."""
         return jax.tree.map(lambda p: p[-1], self.params)
 
     @property
     def final_loss(self) -> float:
+        """The loss after the last step (may be nan or inf)."""
         return float(self.losses[-1])
 
     @property
     def best_loss(self) -> float:
+        """The lowest finite loss along the path (nan if none was finite)."""
         finite = self.losses[np.isfinite(self.losses)]
         return float(finite.min()) if finite.size else float("nan")
 
@@ -75,8 +85,25 @@ def run_optimizer(tx: GradientTransformation, loss_fn: Callable, params: Params,
 
     Returns:
       ``(path, losses)``: ``path`` stacks params ``0..steps`` (``None`` unless
-      ``record_params``); ``losses[t]`` is the loss at step ``t`` for ``t < steps`` (on that
-      step's batch) and ``losses[steps]`` is ``final_loss_fn`` at the final params.
+        ``record_params``); ``losses[t]`` is the loss at step ``t`` for ``t < steps`` (on that
+        step's batch) and ``losses[steps]`` is ``final_loss_fn`` at the final params.
+
+    Each update gets the extra arguments ``value=``, ``grad=`` and ``value_fn=``, so line
+    searches and ``lbfgs`` run too. Call it inside ``jax.jit`` to compile the whole run.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> loss_fn = lambda p: jnp.sum((p - 1.0) ** 2)
+        >>> path, losses = optxform.run_optimizer(optxform.sgd(0.25), loss_fn, jnp.zeros(2),
+        ...                                       steps=3)
+        >>> print(path)
+        [[0.    0.   ]
+         [0.5   0.5  ]
+         [0.75  0.75 ]
+         [0.875 0.875]]
+        >>> print(losses)
+        [2.      0.5     0.125   0.03125]
     """
     state = tx.init(params)
 

@@ -18,12 +18,26 @@ __all__ = ["BacktrackingLinesearchState", "backtracking_linesearch"]
 
 
 class BacktrackingLinesearchState(NamedTuple):
-    learning_rate: jax.Array  # the last step tried: the accepted one, or the smallest if none
-                              # was finite (the update is then 0); next guess grows from it
-    value: jax.Array          # the objective at the new params
-    grad: Any                 # its gradient (with store_grad; zeros otherwise), like params
-    decrease_error: jax.Array  # how far the accepted step misses the Armijo condition (0: met)
-    num_evals: jax.Array      # int32: value_fn evaluations made by the last update
+    """The state of :func:`backtracking_linesearch`.
+
+    Attributes:
+      learning_rate: a scalar in the params' flat dtype (float64 if any param is float64,
+        else float32): the last step tried, i.e. the accepted one, or the smallest tried if
+        no trial was finite (the update is then 0). The next search starts from it times
+        ``increase_factor``. 1 after ``init``.
+      value: a scalar, the objective at the new params (``+inf`` after ``init``).
+      grad: a tree like the params: the gradient at the new params with ``store_grad``,
+        zeros otherwise.
+      decrease_error: a scalar, how far the accepted step misses the Armijo condition
+        (0 when it holds; ``+inf`` when no trial was finite).
+      num_evals: an int32 scalar, the ``value_fn`` evaluations made by the last update.
+    """
+
+    learning_rate: jax.Array
+    value: jax.Array
+    grad: Any
+    decrease_error: jax.Array
+    num_evals: jax.Array
 
 
 class _Search(NamedTuple):
@@ -71,6 +85,25 @@ def backtracking_linesearch(max_backtracking_steps: int = 20, slope_rtol: float 
       atol, rtol: absolute and relative slack in the criterion (``>= 0``).
       store_grad: also compute the gradient at each trial (a value-and-gradient evaluation
         instead of a value), so the state holds the gradient at the new params for reuse.
+
+    Returns:
+      A :class:`GradientTransformation` whose state is a
+        :class:`BacktrackingLinesearchState`; its ``update`` needs ``params`` and the keyword
+        argument ``value_fn`` and returns ``t d`` with the structure of the updates.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> f = lambda p: jnp.sum(p ** 2)
+        >>> params = jnp.array([1.0, 2.0])
+        >>> grad = 2 * params
+        >>> tx = optxform.backtracking_linesearch()
+        >>> updates, state = tx.update(-grad, tx.init(params), params, value=f(params),
+        ...                            grad=grad, value_fn=f)
+        >>> updates  # t = 1 overshoots to f = 5; t = 0.8 is accepted
+        Array([-1.6, -3.2], dtype=float32)
+        >>> float(state.learning_rate), int(state.num_evals)
+        (0.800000011920929, 2)
     """
     check_integer("max_backtracking_steps", max_backtracking_steps, minimum=0)
     check_range("slope_rtol", slope_rtol, 0.0, 1.0, low_closed=False)

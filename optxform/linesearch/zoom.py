@@ -214,11 +214,25 @@ def strong_wolfe_search(value_and_grad: Callable[[jax.Array], tuple[jax.Array, j
 
 
 class ZoomLinesearchState(NamedTuple):
-    learning_rate: jax.Array  # the step accepted by the last search (0 if none was taken)
-    value: jax.Array          # the objective at the new params (reusable for the next update)
-    grad: Any                 # its gradient, shaped like the params
-    num_evals: jax.Array      # int32: value_fn evaluations made by the last update
-    finite: jax.Array         # bool: False if the value or gradient at the start was not finite
+    """The state of :func:`zoom_linesearch`.
+
+    Attributes:
+      learning_rate: a scalar in the params' flat dtype (float64 if any param is float64,
+        else float32): the step accepted by the last search (0 if none was taken; 1 after
+        ``init``).
+      value: a scalar, the objective at the new params, reusable as the next update's
+        ``value`` (``+inf`` after ``init``).
+      grad: a tree like the params, the gradient at the new params (zeros after ``init``).
+      num_evals: an int32 scalar, the ``value_fn`` evaluations made by the last update.
+      finite: a bool scalar, False if the value or gradient at the start of the last
+        update was not finite (the update was then 0).
+    """
+
+    learning_rate: jax.Array
+    value: jax.Array
+    grad: Any
+    num_evals: jax.Array
+    finite: jax.Array
 
 
 def zoom_linesearch(initial_step: ArrayLike = 1.0, c1: float = 1e-4, c2: float = 0.9,
@@ -247,6 +261,25 @@ def zoom_linesearch(initial_step: ArrayLike = 1.0, c1: float = 1e-4, c2: float =
       c2: curvature constant, ``c1 < c2 < 1``.
       tolerance_change: stop zooming when ``|bracket| * max|d|`` is below this.
       max_linesearch_steps: trials after the first (torch's ``max_ls``).
+
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`ZoomLinesearchState`; its
+        ``update`` needs ``params`` and the keyword argument ``value_fn`` and returns ``t d``
+        with the structure of the updates.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> f = lambda p: jnp.sum(p ** 2)
+        >>> params = jnp.array([1.0, 2.0])
+        >>> grad = 2 * params
+        >>> tx = optxform.zoom_linesearch()
+        >>> updates, state = tx.update(-grad, tx.init(params), params, value=f(params),
+        ...                            grad=grad, value_fn=f)
+        >>> updates  # t = 1 overshoots; the cubic step t = 0.5 lands on the minimum
+        Array([-1., -2.], dtype=float32)
+        >>> float(state.learning_rate), float(state.value), int(state.num_evals)
+        (0.5, 0.0, 2)
     """
     check_positive("initial_step", initial_step)
     check_range("c1", c1, 0.0, 1.0, low_closed=False)

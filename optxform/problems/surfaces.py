@@ -42,44 +42,175 @@ def _xy(params) -> tuple[jax.Array, jax.Array]:
 
 
 def rosenbrock(params: jax.Array) -> jax.Array:
-    """``(1 - x)^2 + 100 (y - x^2)^2``: a curved, narrow valley; minimum 0 at (1, 1)."""
+    r"""``(1 - x)^2 + 100 (y - x^2)^2``: a curved, narrow valley; minimum 0 at (1, 1).
+
+    .. math::
+
+        f(x, y) = (1 - x)^2 + 100\,(y - x^2)^2
+
+    Args:
+      params: ``(x, y)``, an array of shape ``(2,)``, or ``(..., 2)`` for a batch of points.
+
+    Returns:
+      The loss, a scalar (shape ``(...)`` for a batch), 0 only at (1, 1).
+
+    Reference: H. H. Rosenbrock, "An automatic method for finding the greatest or least value
+    of a function", The Computer Journal 3(3), 1960.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.rosenbrock(jnp.array([1.0, 1.0]))
+        Array(0., dtype=float32)
+        >>> optxform.rosenbrock(jnp.array([[-1.5, 2.0], [0.0, 0.0]]))  # two points at once
+        Array([12.5,  1. ], dtype=float32)
+    """
     x, y = _xy(params)
     return (1.0 - x) ** 2 + 100.0 * (y - x ** 2) ** 2
 
 
 def beale(params: jax.Array) -> jax.Array:
-    """Beale's function: flat plateaus and steep walls; minimum 0 at (3, 0.5)."""
+    r"""Beale's function: flat plateaus and steep walls; minimum 0 at (3, 0.5).
+
+    .. math::
+
+        f(x, y) = (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2
+
+    Args:
+      params: ``(x, y)``, an array of shape ``(2,)``, or ``(..., 2)`` for a batch of points.
+
+    Returns:
+      The loss, a scalar (shape ``(...)`` for a batch), 0 at the minimum (3, 0.5).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.beale(jnp.array([3.0, 0.5]))
+        Array(0., dtype=float32)
+    """
     x, y = _xy(params)
     return ((1.5 - x + x * y) ** 2 + (2.25 - x + x * y ** 2) ** 2
             + (2.625 - x + x * y ** 3) ** 2)
 
 
 def himmelblau(params: jax.Array) -> jax.Array:
-    """``(x^2 + y - 11)^2 + (x + y^2 - 7)^2``: four minima of value 0, a local max in between."""
+    r"""``(x^2 + y - 11)^2 + (x + y^2 - 7)^2``: four minima of value 0, a local max in between.
+
+    .. math::
+
+        f(x, y) = (x^2 + y - 11)^2 + (x + y^2 - 7)^2
+
+    Args:
+      params: ``(x, y)``, an array of shape ``(2,)``, or ``(..., 2)`` for a batch of points.
+
+    Returns:
+      The loss, a scalar (shape ``(...)`` for a batch), 0 at each of the four minima,
+        among them (3, 2).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.himmelblau(jnp.array([[3.0, 2.0], [0.0, 0.0]]))
+        Array([  0., 170.], dtype=float32)
+    """
     x, y = _xy(params)
     return (x ** 2 + y - 11.0) ** 2 + (x + y ** 2 - 7.0) ** 2
 
 
 def booth(params: jax.Array) -> jax.Array:
-    """``(x + 2y - 7)^2 + (2x + y - 5)^2``: a convex quadratic bowl; minimum 0 at (1, 3)."""
+    r"""``(x + 2y - 7)^2 + (2x + y - 5)^2``: a convex quadratic bowl; minimum 0 at (1, 3).
+
+    .. math::
+
+        f(x, y) = (x + 2y - 7)^2 + (2x + y - 5)^2
+
+    Args:
+      params: ``(x, y)``, an array of shape ``(2,)``, or ``(..., 2)`` for a batch of points.
+
+    Returns:
+      The loss, a scalar (shape ``(...)`` for a batch), 0 at the minimum (1, 3).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.booth(jnp.array([0.0, 0.0])), optxform.booth(jnp.array([1.0, 3.0]))
+        (Array(74., dtype=float32), Array(0., dtype=float32))
+    """
     x, y = _xy(params)
     return (x + 2.0 * y - 7.0) ** 2 + (2.0 * x + y - 5.0) ** 2
 
 
 def saddle(params: jax.Array) -> jax.Array:
-    """``x^2 - y^2``: a saddle at the origin, unbounded below along the y axis."""
+    r"""``x^2 - y^2``: a saddle at the origin, unbounded below along the y axis.
+
+    .. math::
+
+        f(x, y) = x^2 - y^2
+
+    Args:
+      params: ``(x, y)``, an array of shape ``(2,)``, or ``(..., 2)`` for a batch of points.
+
+    Returns:
+      The loss, a scalar (shape ``(...)`` for a batch); it has no minimum.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> jax.grad(optxform.saddle)(jnp.array([0.0, 0.0]))  # a stationary point
+        Array([0., 0.], dtype=float32)
+        >>> optxform.saddle(jnp.array([0.0, 2.0]))  # yet lower along y
+        Array(-4., dtype=float32)
+    """
     x, y = _xy(params)
     return x ** 2 - y ** 2
 
 
 def monkey_saddle(params: jax.Array) -> jax.Array:
-    """``x^3 - 3 x y^2``: a degenerate saddle (zero Hessian) at the origin, three valleys."""
+    r"""``x^3 - 3 x y^2``: a degenerate saddle (zero Hessian) at the origin, three valleys.
+
+    .. math::
+
+        f(x, y) = x^3 - 3 x y^2
+
+    Args:
+      params: ``(x, y)``, an array of shape ``(2,)``, or ``(..., 2)`` for a batch of points.
+
+    Returns:
+      The loss, a scalar (shape ``(...)`` for a batch); it has no minimum.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> jax.hessian(optxform.monkey_saddle)(jnp.array([0.0, 0.0]))
+        Array([[0., 0.],
+               [0., 0.]], dtype=float32)
+    """
     x, y = _xy(params)
     return x ** 3 - 3.0 * x * y ** 2
 
 
 def rastrigin(params: jax.Array) -> jax.Array:
-    """``20 + x^2 + y^2 - 10 (cos 2 pi x + cos 2 pi y)``: many local minima; global 0 at (0, 0)."""
+    r"""``20 + x^2 + y^2 - 10 (cos 2 pi x + cos 2 pi y)``: many local minima; global 0 at (0, 0).
+
+    .. math::
+
+        f(x, y) = 20 + \sum_{t \in \{x, y\}} \big(t^2 - 10 \cos(2 \pi t)\big)
+
+    Args:
+      params: ``(x, y)``, an array of shape ``(2,)``, or ``(..., 2)`` for a batch of points.
+
+    Returns:
+      The loss, a scalar (shape ``(...)`` for a batch), 0 at the global minimum (0, 0)
+        and small at the local minima near the other integer points.
+
+    Reference: L. A. Rastrigin, *Systems of Extremal Control*, 1974 (the 2-D case).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> optxform.rastrigin(jnp.array([[0.0, 0.0], [1.0, 1.0]]))
+        Array([0., 2.], dtype=float32)
+    """
     x, y = _xy(params)
     two_pi = 2.0 * math.pi
     return 20.0 + x ** 2 + y ** 2 - 10.0 * (jnp.cos(two_pi * x) + jnp.cos(two_pi * y))
@@ -89,7 +220,24 @@ ILL_CONDITION = 50.0
 
 
 def ill_conditioned_quadratic(params: jax.Array) -> jax.Array:
-    """``(x^2 + 50 y^2) / 2``: a bowl whose curvatures differ 50-fold; minimum 0 at (0, 0)."""
+    r"""``(x^2 + 50 y^2) / 2``: a bowl whose curvatures differ 50-fold; minimum 0 at (0, 0).
+
+    .. math::
+
+        f(x, y) = \tfrac{1}{2}\,(x^2 + 50\,y^2)
+
+    Args:
+      params: ``(x, y)``, an array of shape ``(2,)``, or ``(..., 2)`` for a batch of points.
+
+    Returns:
+      The loss, a scalar (shape ``(...)`` for a batch), 0 at the minimum (0, 0).
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> jax.grad(optxform.ill_conditioned_quadratic)(jnp.array([1.0, 1.0]))
+        Array([ 1., 50.], dtype=float32)
+    """
     x, y = _xy(params)
     return 0.5 * (x ** 2 + ILL_CONDITION * y ** 2)
 
@@ -112,6 +260,19 @@ class Surface:
       log_scale: draw contours of ``log(1 + f - f*)`` (for functions spanning many decades).
       learning_rates: a learning rate per optimizer that works on this surface.
       steps: the default number of steps to run.
+
+    A surface is callable: ``surface(params)`` is ``surface.fn(params)``.
+
+    Example::
+
+        >>> import optxform
+        >>> surface = optxform.get_problem("rosenbrock")
+        >>> surface.start, surface.minima
+        ((-1.5, 2.0), ((1.0, 1.0),))
+        >>> surface(surface.start_array())
+        Array(12.5, dtype=float32)
+        >>> round(surface.distance_to_minimum(surface.start), 4)
+        2.6926
     """
 
     name: str
@@ -130,6 +291,7 @@ class Surface:
 
     @property
     def description(self) -> str:
+        """The first line of the function's docstring: its formula and its minimum."""
         return (self.fn.__doc__ or "").strip().splitlines()[0].replace("``", "")
 
     def start_array(self, start: Point | None = None) -> jax.Array:

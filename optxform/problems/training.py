@@ -30,13 +30,57 @@ def _cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def logistic_regression_loss(params: dict, data: tuple[jax.Array, jax.Array]) -> jax.Array:
-    """Mean softmax cross-entropy of ``x @ w + b`` (multinomial logistic regression)."""
+    r"""Mean softmax cross-entropy of ``x @ w + b`` (multinomial logistic regression).
+
+    .. math::
+
+        L(w, b) = -\frac{1}{n} \sum_{i=1}^n \log \operatorname{softmax}(x_i w + b)_{y_i}
+
+    Args:
+      params: ``{"w": (d, k), "b": (k,)}`` for ``d`` features and ``k`` classes.
+      data: ``(x, y)``: features ``(n, d)`` and integer labels ``(n,)`` in ``[0, k)``.
+
+    Returns:
+      The mean loss over the ``n`` rows, a scalar array.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> params = {"w": jnp.zeros((2, 3)), "b": jnp.zeros(3)}
+        >>> data = (jnp.array([[1.0, 0.0], [0.0, 1.0]]), jnp.array([0, 2]))
+        >>> optxform.logistic_regression_loss(params, data)  # log 3: uniform predictions
+        Array(1.0986123, dtype=float32)
+    """
     x, y = data
     return _cross_entropy(x @ params["w"] + params["b"][None, :], y)
 
 
 def mlp_loss(params: dict, data: tuple[jax.Array, jax.Array]) -> jax.Array:
-    """Mean softmax cross-entropy of a one-hidden-layer tanh MLP."""
+    r"""Mean softmax cross-entropy of a one-hidden-layer tanh MLP.
+
+    .. math::
+
+        h_i = \tanh(x_i W_1 + b_1), \qquad
+        L = -\frac{1}{n} \sum_{i=1}^n \log \operatorname{softmax}(h_i W_2 + b_2)_{y_i}
+
+    Args:
+      params: ``{"w1": (d, h), "b1": (h,), "w2": (h, k), "b2": (k,)}`` for ``d`` features,
+        ``h`` hidden units and ``k`` classes.
+      data: ``(x, y)``: features ``(n, d)`` and integer labels ``(n,)`` in ``[0, k)``.
+
+    Returns:
+      The mean loss over the ``n`` rows, a scalar array.
+
+    Example::
+
+        >>> import optxform
+        >>> loss_fn, params, data = optxform.get_problem("mlp_spirals").load()
+        >>> loss_fn is optxform.mlp_loss, params["w1"].shape, params["w2"].shape
+        (True, (2, 32), (32, 2))
+        >>> params = {k: 0 * v for k, v in params.items()}  # all zeros: uniform predictions
+        >>> round(float(optxform.mlp_loss(params, data)), 4)  # log 2
+        0.6931
+    """
     x, y = data
     h = jnp.tanh(x @ params["w1"] + params["b1"][None, :])
     return _cross_entropy(h @ params["w2"] + params["b2"][None, :], y)
@@ -103,6 +147,18 @@ class TrainingProblem:
       dataset: ``"digits"``, ``"breast_cancer"`` or ``"spirals"``.
       steps: a default number of full-batch steps.
       needs_sklearn: whether loading imports scikit-learn.
+
+    Example::
+
+        >>> import optxform
+        >>> problem = optxform.get_problem("logreg_spirals")
+        >>> problem.description
+        'logistic regression on spirals (full batch, softmax cross-entropy)'
+        >>> loss_fn, params, (x, y) = problem.load()
+        >>> x.shape, y.shape, sorted(params)
+        ((400, 2), (400,), ['b', 'w'])
+        >>> problem.accuracy(params, (x, y))  # zero weights: every point in class 0
+        0.5
     """
 
     name: str
@@ -112,15 +168,18 @@ class TrainingProblem:
 
     @property
     def needs_sklearn(self) -> bool:
+        """Whether :meth:`load` imports scikit-learn (every dataset but ``spirals``)."""
         return self.dataset != "spirals"
 
     @property
     def description(self) -> str:
+        """One line: the model and the dataset."""
         model = "logistic regression" if self.model == "logreg" else "one-hidden-layer tanh MLP"
         return f"{model} on {self.dataset} (full batch, softmax cross-entropy)"
 
     @property
     def loss_fn(self) -> Callable[[Any, Any], jax.Array]:
+        """:func:`logistic_regression_loss` or :func:`mlp_loss`, by :attr:`model`."""
         return logistic_regression_loss if self.model == "logreg" else mlp_loss
 
     def load(self, seed: int = 0) -> tuple[Callable, dict, tuple[jax.Array, jax.Array]]:

@@ -52,15 +52,35 @@ def _max_abs(x: jax.Array) -> jax.Array:
 
 
 class LbfgsIterationsState(NamedTuple):
-    count: jax.Array           # int32: update() calls made (the step a schedule sees)
-    d: jax.Array               # (n,) the last search direction (torch's d)
-    t: jax.Array               # the last step length (torch's t)
-    memory: LbfgsMemory        # torch's old_dirs, old_stps, ro, H_diag (as a ring buffer)
-    prev_flat_grad: jax.Array  # (n,) the gradient at the start of the last iteration
-    prev_loss: jax.Array       # the loss at the start of the last iteration
-    n_iter: jax.Array          # int32: inner iterations over all updates (torch's n_iter)
-    func_evals: jax.Array      # int32: objective evaluations over all updates (torch's)
-    finite: jax.Array          # bool: False if the last update stopped on non-finite values
+    """The state of :func:`lbfgs_iterations` (torch ``LBFGS``'s ``state``).
+
+    ``n`` is the number of params (all leaves flattened, torch's ``_gather_flat_grad``
+    order); float arrays have the params' flat dtype (float64 if any param is float64,
+    else float32).
+
+    Attributes:
+      count: an int32 scalar, the ``update`` calls made (the step a schedule sees).
+      d: ``(n,)``, the last search direction (torch's ``d``).
+      t: a scalar, the last step length (torch's ``t``).
+      memory: the :class:`LbfgsMemory` of curvature pairs (torch's ``old_dirs``,
+        ``old_stps``, ``ro`` and ``H_diag``, as a ring buffer).
+      prev_flat_grad: ``(n,)``, the gradient at the start of the last iteration.
+      prev_loss: a scalar, the loss at the start of the last iteration.
+      n_iter: an int32 scalar, the inner iterations over all updates (torch's ``n_iter``).
+      func_evals: an int32 scalar, the objective evaluations over all updates (torch's
+        ``func_evals``).
+      finite: a bool scalar, False if the last update stopped on non-finite values.
+    """
+
+    count: jax.Array
+    d: jax.Array
+    t: jax.Array
+    memory: LbfgsMemory
+    prev_flat_grad: jax.Array
+    prev_loss: jax.Array
+    n_iter: jax.Array
+    func_evals: jax.Array
+    finite: jax.Array
 
 
 class _Inner(NamedTuple):
@@ -84,7 +104,7 @@ def lbfgs_iterations(learning_rate: ScalarOrSchedule = 1.0, max_iter: int = 20,
                      max_eval: int | None = None, tolerance_grad: ArrayLike = 1e-7,
                      tolerance_change: ArrayLike = 1e-9, history_size: int = 100,
                      line_search_fn: str | None = None) -> GradientTransformation:
-    """One update = one torch ``LBFGS.step(closure)``; see ``optxform.lbfgs`` for the math.
+    r"""One update = one torch ``LBFGS.step(closure)``; see ``optxform.lbfgs`` for the math.
 
     ``update(grads, state, params, value=f(params), value_fn=f)`` returns
     ``new_params - params`` after up to ``max_iter`` L-BFGS iterations, evaluating ``f`` (and
@@ -92,6 +112,38 @@ def lbfgs_iterations(learning_rate: ScalarOrSchedule = 1.0, max_iter: int = 20,
     are torch's first closure call; ``value`` is computed from ``value_fn`` if omitted.
     ``max_iter``, ``max_eval`` and the tolerances may be arrays; ``history_size`` fixes the
     shapes of the state and must be a Python int.
+
+    Args:
+      learning_rate: the step length, a number or a schedule of the update count (the
+        initial trial step with ``'strong_wolfe'``).
+      max_iter: the most inner iterations per update.
+      max_eval: the most objective evaluations per update (default ``max_iter * 5 // 4``,
+        torch's).
+      tolerance_grad: stop when :math:`\max_i |g_i|` is at most this.
+      tolerance_change: stop when the step or the change of the value is below this.
+      history_size: the curvature pairs kept.
+      line_search_fn: ``None`` (a fixed step) or ``'strong_wolfe'``.
+
+    Returns:
+      A :class:`GradientTransformation` whose state is an :class:`LbfgsIterationsState`;
+        its ``update`` needs ``params`` and the keyword argument ``value_fn``, and returns
+        ``new_params - params`` with the structure of the params.
+
+    Equivalent: ``torch.optim.LBFGS(params, lr=learning_rate, ...).step(closure)``, one
+    call per update; ``optxform.lbfgs`` is this transform under its alias name.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> f = lambda p: (p[0] - 1.0) ** 2 + 10.0 * (p[1] + 2.0) ** 2
+        >>> params = jnp.zeros(2)
+        >>> tx = optxform.lbfgs_iterations(line_search_fn="strong_wolfe")
+        >>> value, grad = jax.value_and_grad(f)(params)
+        >>> updates, state = tx.update(grad, tx.init(params), params, value=value, value_fn=f)
+        >>> print(jnp.round(optxform.apply_updates(params, updates), 4))
+        [ 1. -2.]
+        >>> int(state.n_iter), int(state.func_evals)
+        (6, 6)
     """
     check_learning_rate(learning_rate)
     _check_count_limit("max_iter", max_iter)

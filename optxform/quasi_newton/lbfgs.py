@@ -26,12 +26,31 @@ CURVATURE_THRESHOLD = 1e-10  # torch stores a pair only if <y, s> exceeds this
 
 
 class LbfgsMemory(NamedTuple):
-    old_dirs: jax.Array  # (m, n): y_i, gradient differences (torch's old_dirs)
-    old_stps: jax.Array  # (m, n): s_i, steps (torch's old_stps)
-    ro: jax.Array        # (m,): 1 / <y_i, s_i> (torch's ro)
-    h_diag: jax.Array    # <y, s> / <y, y> of the newest pair, 1 before any (torch's H_diag)
-    size: jax.Array      # int32: pairs held, <= m
-    head: jax.Array      # int32: the slot the next pair is written to
+    r"""The last ``m`` curvature pairs of L-BFGS, as a ring buffer of fixed shapes.
+
+    ``n`` is the number of params (all leaves flattened, torch's ``_gather_flat_grad``
+    order) and ``m`` is ``history_size``; the float arrays have the params' flat dtype
+    (float64 if any param is float64, else float32). Slots beyond ``size`` hold zeros or
+    stale pairs and are never read.
+
+    Attributes:
+      old_dirs: ``(m, n)``, the gradient differences :math:`y_i = g_{i+1} - g_i` (torch's
+        ``old_dirs``).
+      old_stps: ``(m, n)``, the steps :math:`s_i = x_{i+1} - x_i` (torch's ``old_stps``).
+      ro: ``(m,)``, :math:`\rho_i = 1 / \langle y_i, s_i \rangle` (torch's ``ro``).
+      h_diag: a scalar, :math:`\langle y, s \rangle / \langle y, y \rangle` of the newest
+        pair, the scale of the initial inverse Hessian; 1 before any pair (torch's
+        ``H_diag``).
+      size: an int32 scalar, the number of pairs held (at most ``m``).
+      head: an int32 scalar, the slot the next pair is written to.
+    """
+
+    old_dirs: jax.Array
+    old_stps: jax.Array
+    ro: jax.Array
+    h_diag: jax.Array
+    size: jax.Array
+    head: jax.Array
 
 
 def empty_memory(history_size: int, n: int, dtype) -> LbfgsMemory:
@@ -101,9 +120,20 @@ def first_step_scale(grad: jax.Array) -> jax.Array:
 
 
 class ScaleByLbfgsState(NamedTuple):
-    count: jax.Array      # int32: updates made
-    params: jax.Array     # flat params at the last update (for s = x - x_prev)
-    grad: jax.Array       # flat incoming updates (gradient) at the last update (y = g - g_prev)
+    """The state of :func:`scale_by_lbfgs`; ``n`` is the number of params (all leaves,
+    flattened), float arrays have the params' flat dtype.
+
+    Attributes:
+      count: an int32 scalar, the updates made.
+      params: ``(n,)``, the params at the last update (for :math:`s = x - x_{prev}`).
+      grad: ``(n,)``, the incoming updates (the gradient) at the last update (for
+        :math:`y = g - g_{prev}`).
+      memory: the :class:`LbfgsMemory` of curvature pairs.
+    """
+
+    count: jax.Array
+    params: jax.Array
+    grad: jax.Array
     memory: LbfgsMemory
 
 
@@ -132,6 +162,30 @@ def scale_by_lbfgs(history_size: int = 100, scale_init_precond: bool = True,
       scale_init_precond: scale the first direction by ``min(1, 1 / ||g||_1)``.
       flip_sign: return the descent direction ``-H g`` (default) rather than ``+H g``.
       curvature_threshold: store a pair only if ``<y, s>`` exceeds this (torch: 1e-10).
+
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`ScaleByLbfgsState`; its
+        ``update`` needs ``params`` and returns the direction with the structure of the
+        updates.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp, optxform
+        >>> f = lambda p: (p[0] - 1.0) ** 2 + 10.0 * (p[1] + 2.0) ** 2
+        >>> params = jnp.zeros(2)
+        >>> direction = optxform.scale_by_lbfgs()
+        >>> d, _ = direction.update(jax.grad(f)(params), direction.init(params), params)
+        >>> d  # the first direction: -g / ||g||_1, with g = (-2, 40)
+        Array([ 0.04761905, -0.95238096], dtype=float32)
+        >>> tx = optxform.chain(optxform.scale_by_lbfgs(), optxform.zoom_linesearch())
+        >>> state = tx.init(params)
+        >>> for _ in range(6):
+        ...     value, grad = jax.value_and_grad(f)(params)
+        ...     updates, state = tx.update(grad, state, params, value=value, grad=grad,
+        ...                                value_fn=f)
+        ...     params = optxform.apply_updates(params, updates)
+        >>> print(jnp.round(params, 4))
+        [ 1. -2.]
     """
     check_integer("history_size", history_size, minimum=1)
     check_non_negative("curvature_threshold", curvature_threshold)
