@@ -55,6 +55,7 @@ from optxform.optimizers import asgd as asgd
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
 from optxform.optimizers import muon as muon
+from optxform.optimizers import muon_with_adamw as muon_with_adamw
 from optxform.optimizers import nadam as nadam
 from optxform.optimizers import radam as radam
 from optxform.optimizers import rmsprop as rmsprop
@@ -194,6 +195,9 @@ from optxform.wrappers import multi_transform as multi_transform
 from optxform.wrappers import MultiSteps as MultiSteps
 from optxform.wrappers import MultiStepsState as MultiStepsState
 from optxform.wrappers import MultiTransformState as MultiTransformState
+from optxform.wrappers import param_labels as param_labels
+from optxform.wrappers import ParamGroup as ParamGroup
+from optxform.wrappers import route as route
 
 from optxform import tree as tree
 from optxform import viz as viz
@@ -289,6 +293,7 @@ __all__ = [
     "MultiStepsState",
     "MultiTransformState",
     "muon",
+    "muon_with_adamw",
     "nadam",
     "named_chain",
     "one_cycle",
@@ -301,6 +306,8 @@ __all__ = [
     "packed_layout",
     "PackedLayout",
     "PackedState",
+    "param_labels",
+    "ParamGroup",
     "parse_optimizer",
     "parse_optimizers",
     "piecewise_constant_decay",
@@ -316,6 +323,7 @@ __all__ = [
     "resolve_mask",
     "rmsprop",
     "rosenbrock",
+    "route",
     "rprop",
     "run_optimizer",
     "saddle",

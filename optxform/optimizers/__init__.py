@@ -13,6 +13,7 @@ from optxform.optimizers.asgd import asgd as asgd
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
 from optxform.optimizers.muon import muon as muon
+from optxform.optimizers.muon import muon_with_adamw as muon_with_adamw
 from optxform.optimizers.rmsprop import rmsprop as rmsprop
 from optxform.optimizers.rprop import rprop as rprop
 from optxform.optimizers.sgd import sgd as sgd
@@ -28,6 +29,7 @@ __all__ = [
     "lbfgs",
     "lion",
     "muon",
+    "muon_with_adamw",
     "nadam",
     "radam",
     "rmsprop",

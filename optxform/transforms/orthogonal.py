@@ -154,7 +154,7 @@ def _matrix_view(shape: tuple[int, ...], batch_dims: int, flatten: str) -> tuple
 def _check_matrix(shape: tuple[int, ...], opt: dict) -> str | None:
     if len(shape) - opt["batch_dims"] < 2:
         return (f"is not a matrix (with batch_dims={opt['batch_dims']}): route it to another "
-                f"optimizer (e.g. optxform.multi_transform with adamw), as torch.optim.Muon "
+                f"optimizer (optxform.muon_with_adamw, or optxform.route), as torch.optim.Muon "
                 f"requires")
     return None
 

@@ -18,6 +18,9 @@ from optxform.wrappers.masked import MaskedState as MaskedState
 from optxform.wrappers.multi_transform import freeze as freeze
 from optxform.wrappers.multi_transform import multi_transform as multi_transform
 from optxform.wrappers.multi_transform import MultiTransformState as MultiTransformState
+from optxform.wrappers.router import param_labels as param_labels
+from optxform.wrappers.router import ParamGroup as ParamGroup
+from optxform.wrappers.router import route as route
 
 __all__ = [
     "apply_if_finite",
@@ -38,4 +41,7 @@ __all__ = [
     "MultiSteps",
     "MultiStepsState",
     "MultiTransformState",
+    "param_labels",
+    "ParamGroup",
+    "route",
 ]
