@@ -106,6 +106,46 @@ def section_adamw():
     ]
 
 
+def section_muon():
+    """Muon's bfloat16 Newton-Schulz against stock torch; Polar Express's convergence."""
+    import torch
+    from torch.optim._muon import _zeropower_via_newtonschulz
+
+    from tests import oracles
+
+    rng = np.random.default_rng(0)
+    ns = optxform.orthogonalize_by_newton_schulz()
+    one_step = 0.0
+    for shape in [(6, 5), (4, 7), (64, 32)]:
+        g = rng.standard_normal(shape).astype(np.float32)
+        want = _zeropower_via_newtonschulz(torch.tensor(g), (3.4445, -4.775, 2.0315), 5,
+                                           1e-7).float().numpy()
+        got = np.asarray(ns.update({"w": jnp.asarray(g)}, ns.init({"w": jnp.asarray(g)}))[0]["w"])
+        got = got / math.sqrt(max(1.0, shape[0] / shape[1]))
+        one_step = max(one_step, float(np.linalg.norm(got - want) / np.linalg.norm(want)))
+    stock = oracles.torch_trajectory("Muon", {"lr": 0.02}, "matrices", 100)
+    ours = oracles.optxform_trajectory(optxform.muon(0.02), "matrices", 100)
+    drift = max(float(np.linalg.norm(a[n] - e[n]) / np.linalg.norm(e[n]))
+                for a, e in zip(ours, stock) for n in e)
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        g = rng.standard_normal((6, 4))
+        pe = optxform.orthogonalize_by_newton_schulz("polar_express", ns_steps=10,
+                                                     ns_dtype=jnp.float64)
+        u = np.asarray(pe.update({"w": jnp.asarray(g)}, pe.init({"w": jnp.asarray(g)}))[0]["w"])
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+    sv = np.linalg.svd(u / math.sqrt(1.5), compute_uv=False)
+    # Bounds where the exact value is rounding noise that varies with the CPU's kernels.
+    assert one_step < 1e-6 and float(np.max(np.abs(sv - 1))) < 1e-12, (one_step, sv)
+    return [], [
+        "one iteration equals torch's to better than 1e-6 (relative)",
+        f"the params stay within {num(drift, 1)} (relative, per matrix) of stock torch",
+        "ten steps in float64: singular values within 1e-12 of 1",
+    ]
+
+
 # --------------------------------------------------------------------------- schedules
 
 
@@ -244,6 +284,7 @@ SECTIONS = {  # name -> (the page that quotes it, the section)
     "readme": ("README.md", section_readme),
     "optimizers": ("docs/optimizers.md", section_optimizers),
     "adamw": ("docs/optimizers.md", section_adamw),
+    "muon": ("docs/optimizers.md", section_muon),
     "schedules": ("docs/schedules.md", section_schedules),
     "lbfgs": ("docs/lbfgs.md", section_lbfgs),
     "distributed": ("docs/distributed.md", section_distributed),
