@@ -69,7 +69,7 @@ class ScaleByScheduleFreeState(NamedTuple):
     The scalars are float32, or float64 under ``jax_enable_x64``.
     """
 
-    count: jax.Array       # int32: updates made (the package's ``k``), saturating
+    count: jax.Array  # type: ignore[assignment]  # int32: updates made (the package's k)
     z: Updates             # the SGD sequence z, in the param dtype; starts at the params
     b1: jax.Array          # the interpolation beta last used (read by the eval helper)
     lr_max: jax.Array      # the largest (warmed-up) learning rate so far; starts at -1
@@ -94,6 +94,7 @@ def _schedule_free_step(st: Step) -> tuple[dict, dict]:
 
 def _schedule_free_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     s, y, z = x.s, x.p, x.buffers["z"]
+    assert y is not None  # the rule reads params: lift passes them
     # The package's y.lerp_(z, ckp1); y.add_(g, alpha=lr (b1 (1 - ckp1) - 1)); z.sub_(g, lr).
     new_y = lerp(y, z, s["ckp1"]) + s["y_step"] * x.g
     return new_y - y, {"z": z - s["lr"] * x.g}
@@ -186,7 +187,7 @@ class ScaleByBiasCorrectedRmsState(NamedTuple):
         (or ``nu_dtype``).
     """
 
-    count: jax.Array  # int32: updates made so far, saturating
+    count: jax.Array  # type: ignore[assignment]  # int32: updates made so far, saturating
     nu: Updates       # second moment v (the package's ``exp_avg_sq``): float32 or wider
 
 
