@@ -17,6 +17,7 @@ from jax.sharding import PartitionSpec as P
 
 import optxform
 from tests import oracles
+from tests.registry import _to_torch
 
 PACKAGE = {"schedule_free_adamw": "schedulefree:AdamWScheduleFree",
            "schedule_free_sgd": "schedulefree:SGDScheduleFree"}
@@ -28,14 +29,6 @@ OPTIONS = {
 }
 
 
-def _package_kwargs(kwargs: dict) -> dict:
-    out = {("lr" if k == "learning_rate" else k): v for k, v in kwargs.items()
-           if k not in ("b1", "b2")}
-    if "b1" in kwargs or "b2" in kwargs:
-        out["betas"] = (kwargs.get("b1", 0.9), kwargs.get("b2", 0.999))
-    return out
-
-
 def _package_run(alias, kwargs, steps, dtype=np.float32, lrs=None, evaluate=False):
     """The package's params after ``steps`` steps on the MLP problem (train mode), and
     after ``eval()`` with ``evaluate``; ``lrs[t]`` is set as the group's lr before step t."""
@@ -45,7 +38,7 @@ def _package_run(alias, kwargs, steps, dtype=np.float32, lrs=None, evaluate=Fals
     names = sorted(init)
     tparams = {n: torch.tensor(init[n], requires_grad=True) for n in names}
     opt = oracles.reference_optimizer(PACKAGE[alias])([tparams[n] for n in names],
-                                                      **_package_kwargs(kwargs))
+                                                      **_to_torch(kwargs))
     opt.train()
     grad = oracles.grad_fn("mlp")
     out = []
@@ -170,7 +163,7 @@ def test_complex_params_follow_the_package():
     state = tx.init(params)
     z = torch.tensor(start, requires_grad=True)
     opt = oracles.reference_optimizer(PACKAGE["schedule_free_sgd"])([z],
-                                                                    **_package_kwargs(kwargs))
+                                                                    **_to_torch(kwargs))
     opt.train()
     for g in grads:
         updates, state = tx.update({"z": jnp.asarray(g)}, state, params)
@@ -271,6 +264,35 @@ def test_eval_params_find_the_state_inside_wrappers(name):
     params, state = _run(WRAPPED[name](), 5)
     got = optxform.schedule_free_eval_params(state, params)
     _assert_close(got, jax.tree.map(np.asarray, want), rtol=1e-6, atol=1e-7)
+
+
+def test_eval_params_of_param_groups_take_each_group_from_its_own_state():
+    labels = {"w1": "adamw", "w2": "adamw", "b1": "sgd", "k": "frozen"}
+    adamw = optxform.schedule_free_adamw(**OPTIONS["schedule_free_adamw"])
+    sgd = optxform.schedule_free_sgd(**OPTIONS["schedule_free_sgd"])
+    tx = optxform.multi_transform({"adamw": adamw, "sgd": sgd, "frozen": optxform.freeze()},
+                                  labels)
+    params, state = _run(tx, 6)
+    x = optxform.schedule_free_eval_params(state, params)
+    groups = [node for node in jax.tree.leaves(
+        state, is_leaf=lambda n: isinstance(n, optxform.ScaleByScheduleFreeState))
+        if isinstance(node, optxform.ScaleByScheduleFreeState)]
+    held = {}
+    for sf in groups:  # x = (y - (1 - b1) z) / b1 with the group's own z and b1 = 0.8
+        np.testing.assert_allclose(sf.b1, 0.8, rtol=1e-7)
+        for name, z in sf.z.items():
+            if hasattr(z, "dtype"):
+                held[name] = True
+                want = (np.asarray(params[name]) - 0.2 * np.asarray(z)) / 0.8
+                np.testing.assert_allclose(x[name], want, rtol=1e-5, atol=1e-6, err_msg=name)
+                assert not np.allclose(x[name], params[name])
+    assert sorted(held) == ["b1", "w1", "w2"]
+    np.testing.assert_array_equal(x["k"], params["k"])  # in no Schedule-Free group
+    only_w = optxform.masked(sgd, {"w1": True, "w2": False, "b1": False, "k": False})
+    params, state = _run(only_w, 3)
+    x = optxform.schedule_free_eval_params(state, params)
+    assert not np.allclose(x["w1"], params["w1"])
+    np.testing.assert_array_equal(x["w2"], params["w2"])
 
 
 def test_eval_params_refuse_a_state_without_one_or_with_two():

@@ -269,19 +269,21 @@ def schedule_free_eval_params(state: OptState, params: Any) -> Any:
     needed, since nothing was changed in place.
 
     Args:
-      state: a state holding one :class:`ScaleByScheduleFreeState`: that of
+      state: a state holding a :class:`ScaleByScheduleFreeState`: that of
         :func:`optxform.schedule_free_adamw`, :func:`optxform.schedule_free_sgd` or
         :func:`scale_by_schedule_free`, alone or inside any chain, named chain or wrapper
-        state (``inject_hyperparams``, ``masked``, ``MultiSteps``, ...). A ``packed``
-        state holds ``z`` packed: convert it with ``optxform.unpack_state`` first.
+        state (``inject_hyperparams``, ``masked``, ``MultiSteps``, ...). Param groups
+        (``multi_transform``, ``masked``) may hold several, each for its own params;
+        params outside every one are returned as they are. A ``packed`` state holds
+        ``z`` packed: convert it with ``optxform.unpack_state`` first.
       params: the training point :math:`y`, the params the optimizer updates.
 
     Returns:
       A tree like ``params`` (same dtypes) holding :math:`x`, computed in float32 or wider.
 
     Raises:
-      ValueError: if ``state`` holds no Schedule-Free state, or several, or if its ``z``
-        does not match ``params``' structure.
+      ValueError: if ``state`` holds no Schedule-Free state, or two for the same param,
+        or if a ``z`` does not match ``params``' structure.
 
     Equivalents: ``schedulefree``'s ``optimizer.eval()``;
     ``optax.contrib.schedule_free_eval_params(state, params)``.
@@ -304,26 +306,38 @@ def schedule_free_eval_params(state: OptState, params: Any) -> Any:
         raise ValueError("schedule_free_eval_params: the state holds no Schedule-Free state "
                          "(was it made by schedule_free_adamw, schedule_free_sgd or "
                          "scale_by_schedule_free?)")
-    if len(found) > 1:
-        raise ValueError(f"schedule_free_eval_params: the state holds {len(found)} "
-                         "Schedule-Free states; pass the one you mean")
-    sf = found[0]
-    try:
-        otu.check_same_structure(params, sf.z, "params", "the state's z",
-                                 check_shapes=False)
-    except ValueError as error:
-        raise ValueError(f"schedule_free_eval_params: {error} (for a packed state, "
-                         "call optxform.unpack_state first)") from None
-    weight = 1.0 - 1.0 / sf.b1
+    flat_params, treedef = jax.tree_util.tree_flatten_with_path(
+        params, is_leaf=lambda x: x is None)
+    claims: list[list] = [[] for _ in flat_params]  # per param: (z leaf, weight) pairs
+    for sf in found:
+        try:
+            zs = treedef.flatten_up_to(sf.z)
+        except (ValueError, TypeError):
+            try:
+                otu.check_same_structure(params, sf.z, "params", "the state's z",
+                                         check_shapes=False)
+                detail = "the state's z does not match params"
+            except ValueError as error:
+                detail = str(error)
+            raise ValueError(f"schedule_free_eval_params: {detail} (for a packed state, "
+                             "call optxform.unpack_state first)") from None
+        weight = 1.0 - 1.0 / sf.b1
+        for i, z in enumerate(zs):
+            if z is not None and hasattr(z, "dtype"):  # not a masked-out param's node
+                claims[i].append((z, weight))
 
-    def x_of(y, z):
-        if y is None:
-            return None
-        y = jnp.asarray(y)
+    def x_of(path, y, claim):
+        if y is None or not claim:  # not a Schedule-Free param: x = y
+            return y
+        if len(claim) > 1:
+            raise ValueError(f"schedule_free_eval_params: {len(claim)} Schedule-Free states "
+                             f"hold param {otu.path_to_str(path)!r}; pass the one you mean")
+        (z, weight), y = claim[0], jnp.asarray(y)
         dtype = otu.at_least_float32(_real_view(y).dtype)
         x = lerp(_real_view(y).astype(dtype), z.astype(dtype), weight.astype(dtype))
         if jnp.iscomplexobj(y):
             x = jax.lax.complex(x[..., 0], x[..., 1])
         return x.astype(y.dtype)
 
-    return jax.tree.map(x_of, params, sf.z, is_leaf=lambda x: x is None)
+    return jax.tree_util.tree_unflatten(
+        treedef, [x_of(path, y, claim) for (path, y), claim in zip(flat_params, claims)])
