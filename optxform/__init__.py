@@ -60,6 +60,8 @@ from optxform.optimizers import nadam as nadam
 from optxform.optimizers import radam as radam
 from optxform.optimizers import rmsprop as rmsprop
 from optxform.optimizers import rprop as rprop
+from optxform.optimizers import schedule_free_adamw as schedule_free_adamw
+from optxform.optimizers import schedule_free_sgd as schedule_free_sgd
 from optxform.optimizers import sgd as sgd
 from optxform.optimizers import sparse_adam as sparse_adam
 from optxform.parallel import bytes_per_device as bytes_per_device
@@ -148,6 +150,7 @@ from optxform.transforms import scale_by_adadelta as scale_by_adadelta
 from optxform.transforms import scale_by_adagrad as scale_by_adagrad
 from optxform.transforms import scale_by_adam as scale_by_adam
 from optxform.transforms import scale_by_adamax as scale_by_adamax
+from optxform.transforms import scale_by_bias_corrected_rms as scale_by_bias_corrected_rms
 from optxform.transforms import scale_by_ema_momentum as scale_by_ema_momentum
 from optxform.transforms import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms import scale_by_learning_rate as scale_by_learning_rate
@@ -158,11 +161,13 @@ from optxform.transforms import scale_by_radam as scale_by_radam
 from optxform.transforms import scale_by_rms as scale_by_rms
 from optxform.transforms import scale_by_rprop as scale_by_rprop
 from optxform.transforms import scale_by_schedule as scale_by_schedule
+from optxform.transforms import scale_by_schedule_free as scale_by_schedule_free
 from optxform.transforms import scale_by_sparse_adam as scale_by_sparse_adam
 from optxform.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
 from optxform.transforms import ScaleByAdagradState as ScaleByAdagradState
 from optxform.transforms import ScaleByAdamaxState as ScaleByAdamaxState
 from optxform.transforms import ScaleByAdamState as ScaleByAdamState
+from optxform.transforms import ScaleByBiasCorrectedRmsState as ScaleByBiasCorrectedRmsState
 from optxform.transforms import ScaleByCenteredRmsState as ScaleByCenteredRmsState
 from optxform.transforms import ScaleByFactoredRmsState as ScaleByFactoredRmsState
 from optxform.transforms import ScaleByLearningRateState as ScaleByLearningRateState
@@ -171,8 +176,10 @@ from optxform.transforms import ScaleByNadamState as ScaleByNadamState
 from optxform.transforms import ScaleByRadamState as ScaleByRadamState
 from optxform.transforms import ScaleByRmsState as ScaleByRmsState
 from optxform.transforms import ScaleByRpropState as ScaleByRpropState
+from optxform.transforms import ScaleByScheduleFreeState as ScaleByScheduleFreeState
 from optxform.transforms import ScaleByScheduleState as ScaleByScheduleState
 from optxform.transforms import ScaleBySparseAdamState as ScaleBySparseAdamState
+from optxform.transforms import schedule_free_eval_params as schedule_free_eval_params
 from optxform.transforms import trace as trace
 from optxform.transforms import TraceState as TraceState
 from optxform.transforms import zero_nans as zero_nans
@@ -334,6 +341,7 @@ __all__ = [
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_bias_corrected_rms",
     "scale_by_ema_momentum",
     "scale_by_factored_rms",
     "scale_by_lbfgs",
@@ -345,11 +353,13 @@ __all__ = [
     "scale_by_rms",
     "scale_by_rprop",
     "scale_by_schedule",
+    "scale_by_schedule_free",
     "scale_by_sparse_adam",
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
     "ScaleByAdamState",
+    "ScaleByBiasCorrectedRmsState",
     "ScaleByCenteredRmsState",
     "ScaleByFactoredRmsState",
     "ScaleByLbfgsState",
@@ -359,8 +369,12 @@ __all__ = [
     "ScaleByRadamState",
     "ScaleByRmsState",
     "ScaleByRpropState",
+    "ScaleByScheduleFreeState",
     "ScaleByScheduleState",
     "ScaleBySparseAdamState",
+    "schedule_free_adamw",
+    "schedule_free_eval_params",
+    "schedule_free_sgd",
     "sgd",
     "sharded_init",
     "sharded_template",

@@ -125,7 +125,27 @@ OPTAX_CASES: list[AliasCase] = [
 # Optimizers beyond torch.optim, each against its authors' code or a well-kept package
 # (installed by the ``test`` extra): float32 within 1e-5 relative and float64 within 1e-10
 # over ``steps`` updates (tests/test_aliases.py). ``reference`` is "module:Class".
+def _reference_grid(alias: str, reference: str, base: dict, options: dict[str, list],
+                    steps: int = 100) -> list[AliasCase]:
+    """``_grid`` rows judged against ``reference`` ("module:Class"), torch-style kwargs."""
+    return [dataclasses.replace(case, torch_cls=None, torch_kwargs=None, reference=reference,
+                                reference_kwargs=case.torch_kwargs, steps=steps)
+            for case in _grid(alias, None, base, options)]
+
+
 REFERENCE_CASES: list[AliasCase] = [
+    # schedulefree 1.4.1: params are the training point y (the package in train mode).
+    *_reference_grid("schedule_free_adamw", "schedulefree:AdamWScheduleFree",
+                     {"learning_rate": 0.01},
+                     {"weight_decay": [0.0, 0.05], "warmup_steps": [0, 10], "r": [0.0, 1.0]}),
+    *_reference_grid("schedule_free_adamw", "schedulefree:AdamWScheduleFree",
+                     {"learning_rate": 0.01, "b1": 0.8, "b2": 0.99, "eps": 1e-6,
+                      "weight_lr_power": 1.0}, {}),
+    *_reference_grid("schedule_free_sgd", "schedulefree:SGDScheduleFree",
+                     {"learning_rate": 0.1},
+                     {"weight_decay": [0.0, 0.05], "warmup_steps": [0, 10], "r": [0.0, 1.0]}),
+    *_reference_grid("schedule_free_sgd", "schedulefree:SGDScheduleFree",
+                     {"learning_rate": 0.1, "momentum": 0.5, "weight_lr_power": 0.0}, {}),
 ]
 
 
@@ -146,5 +166,7 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("adafactor", {}),
     AliasCase("lion", {}),
     AliasCase("muon", {"ns_dtype": "float32"}, problem="matrices"),  # bf16: rounding flips
+    AliasCase("schedule_free_adamw", {}),
+    AliasCase("schedule_free_sgd", {}),
     AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]

@@ -53,6 +53,11 @@ SETTINGS = {
     "adafactor": ({}, {"learning_rate": _schedule, "weight_decay": 0.1, "beta2_decay": -0.5,
                        "maximize": True}),
     "lion": ({}, {"learning_rate": _schedule, "b1": 0.5, "weight_decay": 0.1}),
+    "schedule_free_adamw": ({}, {"learning_rate": _schedule, "b1": 0.5, "b2": 0.9, "eps": 1e-6,
+                                 "weight_decay": 0.1, "warmup_steps": 5, "r": 1.0,
+                                 "weight_lr_power": 1.0}),
+    "schedule_free_sgd": ({}, {"learning_rate": 0.5, "momentum": 0.5, "weight_decay": 0.1,
+                               "warmup_steps": 3, "r": 1.0, "weight_lr_power": 0.0}),
 }
 
 

@@ -8,6 +8,8 @@ from optxform.optimizers.adam import adamax as adamax
 from optxform.optimizers.adam import adamw as adamw
 from optxform.optimizers.adam import nadam as nadam
 from optxform.optimizers.adam import radam as radam
+from optxform.optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
+from optxform.optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 from optxform.optimizers.adam import sparse_adam as sparse_adam
 from optxform.optimizers.asgd import asgd as asgd
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
@@ -34,6 +36,8 @@ __all__ = [
     "radam",
     "rmsprop",
     "rprop",
+    "schedule_free_adamw",
+    "schedule_free_sgd",
     "sgd",
     "sparse_adam",
 ]

@@ -160,11 +160,16 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
 
             def make(p, b=b, fill=fill):
                 shape, dtype = storage_of(b, p)
+                if b.from_params:
+                    return _real_view(jnp.asarray(p)).astype(dtype).reshape(shape)
                 return jnp.full(shape, fill, dtype)
 
             state[b.name] = otu.tree_map(make, params)
         for s in rule.scalars:
-            state[s.name] = jnp.asarray(s.initial, jnp.float32)
+            initial = s.initial if s.fill is None else values[s.fill]
+            if callable(initial):  # a schedule: its value at step 0
+                initial = value_at(initial, zero_count())
+            state[s.name] = jnp.asarray(initial).astype(s.storage_dtype())
         if rule.counts_steps:
             state["count"] = zero_count()
         return rule.state(**state)
@@ -227,7 +232,8 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
         new_state = {b.name: None for b in rule.buffers}
         for b in enabled:
             new_state[b.name] = jax.tree_util.tree_unflatten(treedef, out_buffers[b.name])
-        new_state.update(carried)
+        new_state.update({s.name: jnp.asarray(carried[s.name]).astype(s.storage_dtype())
+                          for s in rule.scalars})
         if rule.counts_steps:
             new_state["count"] = t
         return jax.tree_util.tree_unflatten(treedef, out_u), rule.state(**new_state)

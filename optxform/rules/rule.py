@@ -31,8 +31,10 @@ import dataclasses
 from typing import Any, Callable, Literal, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from optxform.core.validation import check_non_negative, check_range
+from optxform.tree.numerics import step_dtype
 
 __all__ = ["Buffer", "Hyperparameter", "Kind", "Leaf", "Rule", "Scalar", "Step", "beta",
            "non_negative"]
@@ -79,7 +81,9 @@ class Buffer:
     step 0); ``enabled_by`` names the option that adds the buffer (``None`` otherwise).
     ``shape`` maps the param's shape (its real view's for a complex param) to the buffer
     leaf's shape, for a "matrix" rule whose state is not shaped like the param (Adafactor's
-    row and column factors); ``None``: the param's shape.
+    row and column factors); ``None``: the param's shape. ``from_params``: the buffer
+    starts as a copy of the param (a complex param's real view) in its storage dtype,
+    rather than as ``fill`` (Schedule-Free's ``z``, a stored starting point).
     """
 
     name: str
@@ -88,14 +92,26 @@ class Buffer:
     fill: str | None = None
     enabled_by: str | None = None
     shape: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None
+    from_params: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class Scalar:
-    """A float32 scalar kept in the state and advanced by ``per_step`` (NAdam's product)."""
+    """A scalar kept in the state and advanced by ``per_step`` (NAdam's product).
+
+    ``dtype``: ``"float32"``, or ``"step"`` for :func:`~optxform.tree.numerics.step_dtype`
+    (float64 under ``jax_enable_x64``: a running sum that float64 runs need exact).
+    ``fill`` names the hyperparameter holding its initial value (a schedule is read at
+    step 0); ``initial`` otherwise. ``per_step``'s value is stored in this dtype.
+    """
 
     name: str
     initial: float
+    dtype: Literal["float32", "step"] = "float32"
+    fill: str | None = None
+
+    def storage_dtype(self) -> Any:
+        return step_dtype() if self.dtype == "step" else jnp.float32
 
 
 class Step(NamedTuple):

@@ -41,6 +41,11 @@ from optxform.transforms.scaling import scale_by_learning_rate as scale_by_learn
 from optxform.transforms.scaling import scale_by_schedule as scale_by_schedule
 from optxform.transforms.scaling import ScaleByLearningRateState as ScaleByLearningRateState
 from optxform.transforms.scaling import ScaleByScheduleState as ScaleByScheduleState
+from optxform.transforms.schedule_free import scale_by_bias_corrected_rms as scale_by_bias_corrected_rms
+from optxform.transforms.schedule_free import scale_by_schedule_free as scale_by_schedule_free
+from optxform.transforms.schedule_free import ScaleByBiasCorrectedRmsState as ScaleByBiasCorrectedRmsState
+from optxform.transforms.schedule_free import ScaleByScheduleFreeState as ScaleByScheduleFreeState
+from optxform.transforms.schedule_free import schedule_free_eval_params as schedule_free_eval_params
 from optxform.transforms.sign import scale_by_lion as scale_by_lion
 from optxform.transforms.sign import scale_by_rprop as scale_by_rprop
 from optxform.transforms.sign import ScaleByLionState as ScaleByLionState
@@ -71,6 +76,7 @@ __all__ = [
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_bias_corrected_rms",
     "scale_by_ema_momentum",
     "scale_by_factored_rms",
     "scale_by_learning_rate",
@@ -81,11 +87,13 @@ __all__ = [
     "scale_by_rms",
     "scale_by_rprop",
     "scale_by_schedule",
+    "scale_by_schedule_free",
     "scale_by_sparse_adam",
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
     "ScaleByAdamState",
+    "ScaleByBiasCorrectedRmsState",
     "ScaleByCenteredRmsState",
     "ScaleByFactoredRmsState",
     "ScaleByLearningRateState",
@@ -94,8 +102,10 @@ __all__ = [
     "ScaleByRadamState",
     "ScaleByRmsState",
     "ScaleByRpropState",
+    "ScaleByScheduleFreeState",
     "ScaleByScheduleState",
     "ScaleBySparseAdamState",
+    "schedule_free_eval_params",
     "trace",
     "TraceState",
     "zero_nans",
