@@ -25,6 +25,15 @@ __all__ = ["ScaleByAdemamixState", "scale_by_ademamix"]
 
 
 class ScaleByAdemamixState(NamedTuple):
+    """The state of :func:`scale_by_ademamix`.
+
+    Attributes:
+      count: int32 steps taken, saturating.
+      mu: the fast momentum (reference ``exp_avg``), in the param dtype or ``mu_dtype``.
+      nu: the second moment (reference ``exp_avg_sq``), float32 or wider, or ``nu_dtype``.
+      mu_slow: the slow momentum (reference ``exp_avg_slow``), like ``mu``.
+    """
+
     count: jax.Array  # int32: steps taken, saturating
     mu: Updates       # fast momentum m1 (``exp_avg``): param dtype, or mu_dtype
     nu: Updates       # second moment (``exp_avg_sq``): float32 or wider, or nu_dtype

@@ -30,6 +30,15 @@ def _fourth_root(step: jax.Array) -> jax.Array:
 
 
 class ScaleByAdoptState(NamedTuple):
+    """The state of :func:`scale_by_adopt`.
+
+    Attributes:
+      count: int32 steps taken (the first only records ``nu``), saturating.
+      mu: the momentum of the normalised gradient (reference ``exp_avg``), in the param
+        dtype or ``mu_dtype``.
+      nu: the second moment (reference ``exp_avg_sq``), float32 or wider, or ``nu_dtype``.
+    """
+
     count: jax.Array  # int32: steps taken (the first only records v), saturating
     mu: Updates       # momentum of the normalised gradient (``exp_avg``): param dtype
     nu: Updates       # second moment (``exp_avg_sq``): float32 or wider

@@ -24,6 +24,18 @@ __all__ = ["ScaleByBeliefState", "scale_by_belief"]
 
 
 class ScaleByBeliefState(NamedTuple):
+    """The state of :func:`scale_by_belief`.
+
+    Attributes:
+      count: int32 steps taken, saturating.
+      mu: the mean of the gradients (reference ``exp_avg``), in the param dtype or
+        ``mu_dtype``.
+      nu: the belief :math:`s_t` (reference ``exp_avg_var``), float32 or wider, or
+        ``nu_dtype``.
+      nu_max: with ``ams_bound`` the running maximum of :math:`s_t` (reference
+        ``max_exp_avg_var``), like ``nu``; else ``None``.
+    """
+
     count: jax.Array  # int32: steps taken, saturating
     mu: Updates       # mean of the gradients (``exp_avg``): param dtype, or mu_dtype
     nu: Updates       # belief s_t (``exp_avg_var``): float32 or wider, or nu_dtype
@@ -149,8 +161,8 @@ def scale_by_belief(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike =
         >>> tx = optxform.scale_by_belief()
         >>> g = {"w": jnp.array([0.5, -2.0])}
         >>> u, state = tx.update(g, tx.init(g))
-        >>> u["w"]   # the first step: sign(g) / b1, as (g - m_1)^2 = (b1 g)^2
-        Array([ 1.1111112, -1.1111112], dtype=float32)
+        >>> [round(float(x), 6) for x in u["w"]]   # sign(g) / b1: (g - m_1)^2 = (b1 g)^2
+        [1.111111, -1.111111]
     """
     for name, flag in (("rectify", rectify), ("degenerated_to_sgd", degenerated_to_sgd),
                        ("ams_bound", ams_bound)):
