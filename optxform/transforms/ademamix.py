@@ -34,7 +34,7 @@ class ScaleByAdemamixState(NamedTuple):
       mu_slow: the slow momentum (reference ``exp_avg_slow``), like ``mu``.
     """
 
-    count: jax.Array  # int32: steps taken, saturating
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count
     mu: Updates       # fast momentum m1 (``exp_avg``): param dtype, or mu_dtype
     nu: Updates       # second moment (``exp_avg_sq``): float32 or wider, or nu_dtype
     mu_slow: Updates  # slow momentum m2 (``exp_avg_slow``): param dtype, or mu_dtype

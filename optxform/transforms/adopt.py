@@ -39,7 +39,7 @@ class ScaleByAdoptState(NamedTuple):
       nu: the second moment (reference ``exp_avg_sq``), float32 or wider, or ``nu_dtype``.
     """
 
-    count: jax.Array  # int32: steps taken (the first only records v), saturating
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count
     mu: Updates       # momentum of the normalised gradient (``exp_avg``): param dtype
     nu: Updates       # second moment (``exp_avg_sq``): float32 or wider
 

@@ -36,7 +36,7 @@ class ScaleByBeliefState(NamedTuple):
         ``max_exp_avg_var``), like ``nu``; else ``None``.
     """
 
-    count: jax.Array  # int32: steps taken, saturating
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count
     mu: Updates       # mean of the gradients (``exp_avg``): param dtype, or mu_dtype
     nu: Updates       # belief s_t (``exp_avg_var``): float32 or wider, or nu_dtype
     nu_max: Updates   # ams_bound: running maximum of s_t (``max_exp_avg_var``); else None
@@ -80,8 +80,9 @@ def _belief_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     mu = lerp(x.buffers["mu"], g, s["w1"])
     residual = g - mu
     nu = ema_of_square(x.buffers["nu"], residual, s["b2"], s["w2"]) + s["eps"]
-    nu_max = jnp.maximum(x.buffers["nu_max"], nu) if x.opt["ams_bound"] else None
-    v = nu_max if x.opt["ams_bound"] else nu
+    nu_max, v = None, nu
+    if x.opt["ams_bound"]:
+        nu_max = v = jnp.maximum(x.buffers["nu_max"], nu)
     new = {"mu": mu, "nu": nu, "nu_max": nu_max}
     if not x.opt["rectify"]:
         return (mu / (jnp.sqrt(v) / s["bc2_sqrt"] + s["eps"])) * s["scale"], new
