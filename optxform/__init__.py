@@ -45,12 +45,15 @@ from optxform.linesearch import backtracking_linesearch as backtracking_linesear
 from optxform.linesearch import BacktrackingLinesearchState as BacktrackingLinesearchState
 from optxform.linesearch import zoom_linesearch as zoom_linesearch
 from optxform.linesearch import ZoomLinesearchState as ZoomLinesearchState
+from optxform.optimizers import adabelief as adabelief
 from optxform.optimizers import adadelta as adadelta
 from optxform.optimizers import adafactor as adafactor
 from optxform.optimizers import adagrad as adagrad
 from optxform.optimizers import adam as adam
 from optxform.optimizers import adamax as adamax
 from optxform.optimizers import adamw as adamw
+from optxform.optimizers import ademamix as ademamix
+from optxform.optimizers import adopt as adopt
 from optxform.optimizers import asgd as asgd
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
@@ -150,6 +153,9 @@ from optxform.transforms import scale_by_adadelta as scale_by_adadelta
 from optxform.transforms import scale_by_adagrad as scale_by_adagrad
 from optxform.transforms import scale_by_adam as scale_by_adam
 from optxform.transforms import scale_by_adamax as scale_by_adamax
+from optxform.transforms import scale_by_ademamix as scale_by_ademamix
+from optxform.transforms import scale_by_adopt as scale_by_adopt
+from optxform.transforms import scale_by_belief as scale_by_belief
 from optxform.transforms import scale_by_bias_corrected_rms as scale_by_bias_corrected_rms
 from optxform.transforms import scale_by_ema_momentum as scale_by_ema_momentum
 from optxform.transforms import scale_by_factored_rms as scale_by_factored_rms
@@ -167,6 +173,9 @@ from optxform.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
 from optxform.transforms import ScaleByAdagradState as ScaleByAdagradState
 from optxform.transforms import ScaleByAdamaxState as ScaleByAdamaxState
 from optxform.transforms import ScaleByAdamState as ScaleByAdamState
+from optxform.transforms import ScaleByAdemamixState as ScaleByAdemamixState
+from optxform.transforms import ScaleByAdoptState as ScaleByAdoptState
+from optxform.transforms import ScaleByBeliefState as ScaleByBeliefState
 from optxform.transforms import ScaleByBiasCorrectedRmsState as ScaleByBiasCorrectedRmsState
 from optxform.transforms import ScaleByCenteredRmsState as ScaleByCenteredRmsState
 from optxform.transforms import ScaleByFactoredRmsState as ScaleByFactoredRmsState
@@ -213,6 +222,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "adabelief",
     "adadelta",
     "adafactor",
     "adagrad",
@@ -221,6 +231,8 @@ __all__ = [
     "adamw",
     "add_decayed_weights",
     "add_decoupled_weight_decay",
+    "ademamix",
+    "adopt",
     "apply_if_finite",
     "apply_updates",
     "ApplyIfFiniteState",
@@ -341,6 +353,9 @@ __all__ = [
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_ademamix",
+    "scale_by_adopt",
+    "scale_by_belief",
     "scale_by_bias_corrected_rms",
     "scale_by_ema_momentum",
     "scale_by_factored_rms",
@@ -359,6 +374,9 @@ __all__ = [
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
     "ScaleByAdamState",
+    "ScaleByAdemamixState",
+    "ScaleByAdoptState",
+    "ScaleByBeliefState",
     "ScaleByBiasCorrectedRmsState",
     "ScaleByCenteredRmsState",
     "ScaleByFactoredRmsState",

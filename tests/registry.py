@@ -122,6 +122,47 @@ OPTAX_CASES: list[AliasCase] = [
               optax_kwargs={"learning_rate": 1e-3, "b1": 0.8, "b2": 0.95, "weight_decay": 0.1}),
 ]
 
+class StepPower:
+    """``step -> scale * step ** power`` with a stable repr (test ids): a clip bound that
+    both a reference (a Python int step) and optxform (a JAX scalar step) can call."""
+
+    def __init__(self, scale: float, power: float):
+        self.scale, self.power = scale, power
+
+    def __call__(self, step):
+        return self.scale * step ** self.power
+
+    def __repr__(self) -> str:
+        return f"{self.scale}*step**{self.power}"
+
+
+def _reference_rows(alias: str, reference: str, base: dict, rows: list[dict],
+                    betas: tuple[str, ...] = ("b1", "b2")) -> list[AliasCase]:
+    """Rows against ``reference``: ``learning_rate`` is its ``lr``; ``b1``, ``b2``, ...
+    (all of ``betas`` or none) its ``betas`` tuple; every other argument keeps its name."""
+    cases = []
+    for row in rows:
+        kwargs = dict(base, **row)
+        ref = {_TORCH_NAMES.get(k, k): v for k, v in kwargs.items() if k not in betas}
+        if any(b in kwargs for b in betas):
+            ref["betas"] = tuple(kwargs[b] for b in betas)
+        cases.append(AliasCase(alias, kwargs, reference=reference, reference_kwargs=ref,
+                               steps=100))
+    return cases
+
+
+# pytorch-optimizer's weight decay: none, coupled (L2 in the gradient), decoupled
+# (theta *= 1 - lr wd) and fixed (theta *= 1 - wd).
+_DECAYS = [{"weight_decay": 0.0},
+           {"weight_decay": 0.05, "weight_decouple": False},
+           {"weight_decay": 0.05, "weight_decouple": True},
+           {"weight_decay": 0.05, "weight_decouple": True, "fixed_decay": True}]
+
+
+def _with_decays(rows: list[dict]) -> list[dict]:
+    return [dict(row, **decay) for row in rows for decay in _DECAYS]
+
+
 # Optimizers beyond torch.optim, each against its authors' code or a well-kept package
 # (installed by the ``test`` extra): float32 within 1e-5 relative and float64 within 1e-10
 # over ``steps`` updates (tests/test_aliases.py). ``reference`` is "module:Class".
@@ -146,6 +187,30 @@ REFERENCE_CASES: list[AliasCase] = [
                      {"weight_decay": [0.0, 0.05], "warmup_steps": [0, 10], "r": [0.0, 1.0]}),
     *_reference_grid("schedule_free_sgd", "schedulefree:SGDScheduleFree",
                      {"learning_rate": 0.1, "momentum": 0.5, "weight_lr_power": 0.0}, {}),
+    *_reference_rows("adopt", "pytorch_optimizer:ADOPT", {"learning_rate": 0.01},
+                     _with_decays([{}, {"clip_lambda": None}]) + [
+                         {"maximize": True},
+                         {"clip_lambda": StepPower(0.5, 0.5), "b1": 0.8, "b2": 0.99,
+                          "eps": 1e-3}]),
+    *_reference_rows("ademamix", "pytorch_optimizer:AdEMAMix", {"learning_rate": 0.01},
+                     _with_decays([{}, {"t_alpha_beta3": 40.0}]) + [
+                         {"maximize": True},
+                         {"alpha": 2.0, "t_alpha_beta3": 150.0, "b1": 0.8, "b2": 0.99,
+                          "b3": 0.999, "eps": 1e-6}],
+                     betas=("b1", "b2", "b3")),
+    *_reference_rows("adabelief", "pytorch_optimizer:AdaBelief", {"learning_rate": 0.01},
+                     [dict(o, weight_decay=0.05) for o in (
+                         {}, {"ams_bound": True}, {"rectify": True},
+                         {"rectify": True, "ams_bound": True},
+                         {"rectify": True, "degenerated_to_sgd": False},
+                         {"rectify": True, "degenerated_to_sgd": False, "ams_bound": True},
+                         {"rectify": True, "n_sma_threshold": 8},
+                         {"weight_decouple": False}, {"fixed_decay": True},
+                         # maximize at lr 0.01 saturates the tanh units: the gradient's
+                         # spread s_t (eps 1e-16) collapses and amplifies rounding to 0.97
+                         # of the tolerance; at 3e-3 it stays at 0.02
+                         {"maximize": True, "learning_rate": 3e-3},
+                         {"b1": 0.8, "b2": 0.99, "eps": 1e-8})]),
 ]
 
 
@@ -168,5 +233,8 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("muon", {"ns_dtype": "float32"}, problem="matrices"),  # bf16: rounding flips
     AliasCase("schedule_free_adamw", {}),
     AliasCase("schedule_free_sgd", {}),
+    AliasCase("adopt", {}),
+    AliasCase("ademamix", {}),
+    AliasCase("adabelief", {}),
     AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]

@@ -58,6 +58,12 @@ SETTINGS = {
                                  "weight_lr_power": 1.0}),
     "schedule_free_sgd": ({}, {"learning_rate": 0.5, "momentum": 0.5, "weight_decay": 0.1,
                                "warmup_steps": 3, "r": 1.0, "weight_lr_power": 0.0}),
+    "adopt": ({}, {"learning_rate": _schedule, "b1": 0.5, "b2": 0.99, "eps": 1e-4,
+                   "clip_lambda": None, "weight_decay": 0.1, "maximize": True}),
+    "ademamix": ({}, {"learning_rate": _schedule, "b3": 0.99, "alpha": 2.0,
+                      "t_alpha_beta3": 10.0, "weight_decay": 0.1, "maximize": True}),
+    "adabelief": ({}, {"learning_rate": _schedule, "b1": 0.5, "weight_decay": 0.1,
+                       "rectify": True, "degenerated_to_sgd": False, "maximize": True}),
 }
 
 
@@ -161,7 +167,8 @@ STORAGE_OPTIONS = {
     "radam": ("mu_dtype", "nu_dtype"), "sparse_adam": ("mu_dtype", "nu_dtype"),
     "sgd": ("accumulator_dtype",), "rmsprop": ("nu_dtype", "accumulator_dtype"),
     "adagrad": ("nu_dtype",), "adadelta": ("nu_dtype",), "adafactor": ("nu_dtype",),
-    "lion": ("mu_dtype",),
+    "lion": ("mu_dtype",), "adopt": ("mu_dtype", "nu_dtype"),
+    "ademamix": ("mu_dtype", "nu_dtype"), "adabelief": ("mu_dtype", "nu_dtype"),
 }
 
 

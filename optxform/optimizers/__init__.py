@@ -1,5 +1,6 @@
 """Optimizer aliases: validation + docstring + ``return chain(...)``, mirroring transforms/."""
 
+from optxform.optimizers.adabelief import adabelief as adabelief
 from optxform.optimizers.adadelta import adadelta as adadelta
 from optxform.optimizers.adafactor import adafactor as adafactor
 from optxform.optimizers.adagrad import adagrad as adagrad
@@ -11,6 +12,8 @@ from optxform.optimizers.adam import radam as radam
 from optxform.optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
 from optxform.optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 from optxform.optimizers.adam import sparse_adam as sparse_adam
+from optxform.optimizers.ademamix import ademamix as ademamix
+from optxform.optimizers.adopt import adopt as adopt
 from optxform.optimizers.asgd import asgd as asgd
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
@@ -21,12 +24,15 @@ from optxform.optimizers.rprop import rprop as rprop
 from optxform.optimizers.sgd import sgd as sgd
 
 __all__ = [
+    "adabelief",
     "adadelta",
     "adafactor",
     "adagrad",
     "adam",
     "adamax",
     "adamw",
+    "ademamix",
+    "adopt",
     "asgd",
     "lbfgs",
     "lion",

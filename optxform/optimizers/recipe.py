@@ -16,7 +16,7 @@ from typing import Any
 from optxform.core import GradientTransformation, named_chain
 from optxform.core.validation import check_flag
 from optxform.transforms.scaling import scale
-from optxform.transforms.weight_decay import add_decayed_weights
+from optxform.transforms.weight_decay import add_decayed_weights, add_decoupled_weight_decay
 
 __all__: list[str] = []  # internal helpers for the aliases
 
@@ -36,6 +36,23 @@ def gradient_prelude(maximize: bool, weight_decay: Any = None,
     if weight_decay is not None:
         members.append(("decay", add_decayed_weights(weight_decay, mask)))
     return members
+
+
+def split_weight_decay(weight_decay: Any, learning_rate: Any, weight_decouple: bool,
+                       fixed_decay: bool) -> tuple[list[Member], list[Member]]:
+    """``pytorch-optimizer``'s ``weight_decouple`` / ``fixed_decay`` convention as members.
+
+    Returns the members to put before the update rule and those to put after the learning
+    rate: coupled L2 ``g + wd * theta`` (before), or decoupled ``theta *= 1 - wd * lr``
+    (after; ``theta *= 1 - wd`` with ``fixed_decay``, which coupled decay ignores). The
+    ``"decay"`` member stays at weight decay 0 (neutral).
+    """
+    check_flag("weight_decouple", weight_decouple)
+    check_flag("fixed_decay", fixed_decay)
+    if not weight_decouple:
+        return [("decay", add_decayed_weights(weight_decay))], []
+    scale_by = 1.0 if fixed_decay else learning_rate
+    return [], [("decay", add_decoupled_weight_decay(weight_decay, scale_by))]
 
 
 def recipe(*members: Member) -> GradientTransformation:

@@ -10,11 +10,17 @@ from optxform.transforms.adam import ScaleByAdamState as ScaleByAdamState
 from optxform.transforms.adam import ScaleByNadamState as ScaleByNadamState
 from optxform.transforms.adam import ScaleByRadamState as ScaleByRadamState
 from optxform.transforms.adam import ScaleBySparseAdamState as ScaleBySparseAdamState
+from optxform.transforms.ademamix import scale_by_ademamix as scale_by_ademamix
+from optxform.transforms.ademamix import ScaleByAdemamixState as ScaleByAdemamixState
+from optxform.transforms.adopt import scale_by_adopt as scale_by_adopt
+from optxform.transforms.adopt import ScaleByAdoptState as ScaleByAdoptState
 from optxform.transforms.averaging import asgd_average as asgd_average
 from optxform.transforms.averaging import asgd_averaging as asgd_averaging
 from optxform.transforms.averaging import asgd_averaging_weight as asgd_averaging_weight
 from optxform.transforms.averaging import asgd_learning_rate as asgd_learning_rate
 from optxform.transforms.averaging import AsgdAveragingState as AsgdAveragingState
+from optxform.transforms.belief import scale_by_belief as scale_by_belief
+from optxform.transforms.belief import ScaleByBeliefState as ScaleByBeliefState
 from optxform.transforms.clipping import clip as clip
 from optxform.transforms.clipping import clip_by_block_rms as clip_by_block_rms
 from optxform.transforms.clipping import clip_by_global_norm as clip_by_global_norm
@@ -76,6 +82,9 @@ __all__ = [
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_ademamix",
+    "scale_by_adopt",
+    "scale_by_belief",
     "scale_by_bias_corrected_rms",
     "scale_by_ema_momentum",
     "scale_by_factored_rms",
@@ -93,6 +102,9 @@ __all__ = [
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
     "ScaleByAdamState",
+    "ScaleByAdemamixState",
+    "ScaleByAdoptState",
+    "ScaleByBeliefState",
     "ScaleByBiasCorrectedRmsState",
     "ScaleByCenteredRmsState",
     "ScaleByFactoredRmsState",

@@ -29,7 +29,7 @@ from optxform.core.validation import check_flag
 from optxform.rules import (Buffer, Hyperparameter, Leaf, Rule, Scalar, Step, beta, lift,
                             non_negative)
 from optxform.tree.numerics import (as_f32, bias_correction, ema_of_square, is_number, lerp,
-                                    log, one_minus)
+                                    log, one_minus, sma_length)
 
 __all__ = [
     "ScaleByAdamState", "ScaleByAdamaxState", "ScaleByNadamState", "ScaleByRadamState",
@@ -297,28 +297,6 @@ def scale_by_nadam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 
 # --- RAdam -------------------------------------------------------------------------------
 
 
-def _sma_length(rho_inf, x, t):
-    r"""RAdam's :math:`\rho_t = \rho_\infty - 2t\beta_2^t / (1 - \beta_2^t)`; ``x = -log(beta2)``.
-
-    For :math:`\beta_2 = 0.999` the two terms are ~2000 while :math:`\rho_t \approx t`, so in
-    float32 the plain formula loses ~3e-4 absolute (torch works in float64). While
-    :math:`tx \le 1` we use the cancellation-free series (from :math:`y/(e^y - 1) =
-    \sum_n B_n y^n / n!`)
-
-    .. math::
-
-        \rho_t = t - \frac{x(t^2 - 1)}{6} + \frac{x^3(t^4 - 1)}{360}
-                 - \frac{x^5(t^6 - 1)}{15120} + \frac{x^7(t^8 - 1)}{604800} - \dots
-    """
-    tx = t * x
-    direct = rho_inf - 2.0 * t / jnp.expm1(tx)
-    x2, t2 = x * x, t * t
-    series = t - x * (t2 - 1.0) / 6.0 + x * x2 * (t2 * t2 - 1.0) / 360.0 \
-        - x * x2 * x2 * (t2 * t2 * t2 - 1.0) / 15120.0 \
-        + x * x2 * x2 * x2 * (t2 * t2 * t2 * t2 - 1.0) / 604800.0
-    return jnp.where(tx <= 1.0, series, direct)
-
-
 class ScaleByRadamState(NamedTuple):
     count: jax.Array  # int32: updates made so far, saturating
     mu: Updates       # first moment (torch ``exp_avg``): param dtype, or mu_dtype
@@ -329,7 +307,7 @@ def _radam_step(st: Step) -> tuple[dict, dict]:
     h = st.h
     b2 = h["b2"]
     rho_inf = as_f32(2.0 / (1.0 - b2) - 1.0) if is_number(b2) else 2.0 / (1.0 - as_f32(b2)) - 1.0
-    rho_t = _sma_length(rho_inf, -log(b2), st.t.astype(jnp.float32))
+    rho_t = sma_length(rho_inf, -log(b2), st.t.astype(jnp.float32))
     rectify = rho_t > as_f32(h["threshold"])
     safe_rho = jnp.where(rectify, rho_t, rho_inf)  # keeps the unused branch finite
     rect = jnp.sqrt((safe_rho - 4.0) * (safe_rho - 2.0) * rho_inf

@@ -11,6 +11,8 @@ Every update rule that keeps moments uses these, so that a rule written once rou
   digits at small ``t``;
 * :func:`one_minus` and :func:`log` compute a Python number's ``1 - x`` and ``log x`` in
   float64 (as torch does on the host) and an array's in float32;
+* :func:`wide_log` is ``log x`` for a step scalar (float64 for a Python number);
+* :func:`sma_length` is RAdam's length of the approximated simple moving average;
 * :func:`step_dtype` is the dtype of step scalars computed from the counter: float64 when
   ``jax_enable_x64`` is on (so float64 params get float64 bias corrections), else float32.
 
@@ -67,6 +69,15 @@ def log(x: Any) -> jax.Array:
     return jnp.log(as_f32(x))
 
 
+def wide_log(x: Any) -> float | jax.Array:
+    """``log(x)`` as wide as a step scalar gets: a Python number's in float64, kept a Python
+    float (``-inf`` at 0), so that it is rounded once, to the compute dtype; an array's in
+    :func:`step_dtype`."""
+    if is_number(x):
+        return math.log(x) if x > 0 else -math.inf
+    return jnp.log(jnp.asarray(x, step_dtype()))
+
+
 def bias_correction(decay: Any, t: jax.Array) -> jax.Array:
     """``1 - decay ** t`` in :func:`step_dtype`, accurate where it cancels
     (``-expm1(t log decay)``)."""
@@ -96,3 +107,30 @@ def ema_of_square(v: jax.Array, g: jax.Array, decay: jax.Array,
     multiply-add with ``g``.
     """
     return unfused(decay * v) + unfused(complement * g) * g
+
+
+def sma_length(rho_inf, x, t):
+    r"""RAdam's :math:`\rho_t = \rho_\infty - 2t\beta_2^t / (1 - \beta_2^t)`; ``x = -log(beta2)``.
+
+    For :math:`\beta_2 = 0.999` the two terms are ~2000 while :math:`\rho_t \approx t`, so in
+    float32 the plain formula loses ~3e-4 absolute (torch works in float64). While
+    :math:`tx \le 1` we use the cancellation-free series (from :math:`y/(e^y - 1) =
+    \sum_n B_n y^n / n!`)
+
+    .. math::
+
+        \rho_t = t - \frac{x(t^2 - 1)}{6} + \frac{x^3(t^4 - 1)}{360}
+                 - \frac{x^5(t^6 - 1)}{15120} + \frac{x^7(t^8 - 1)}{604800} - \dots
+
+    whose truncation error is up to 5e-8 relative: a float64 ``t`` takes the plain formula,
+    whose cancellation then costs ~1e-13 at most.
+    """
+    tx = t * x
+    direct = rho_inf - 2.0 * t / jnp.expm1(tx)
+    if jnp.result_type(t) == jnp.float64:
+        return direct
+    x2, t2 = x * x, t * t
+    series = t - x * (t2 - 1.0) / 6.0 + x * x2 * (t2 * t2 - 1.0) / 360.0 \
+        - x * x2 * x2 * (t2 * t2 * t2 - 1.0) / 15120.0 \
+        + x * x2 * x2 * x2 * (t2 * t2 * t2 * t2 - 1.0) / 604800.0
+    return jnp.where(tx <= 1.0, series, direct)
