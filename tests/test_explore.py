@@ -246,3 +246,27 @@ def test_analyze_sweep_stops_on_the_blow_up_of_a_negative_loss():
     losses[25:] = [-1.5, 1.0, 10.0, 30.0, 100.0]  # 1.0 is 3 x |best| above the best (-1.8)
     result = analyze_sweep(lrs, losses, smoothing=0.0, stop_factor=2.0)
     assert result.stopped_early and len(result.losses) == 26
+
+
+def test_optimizers_beyond_torch_race_in_the_chooser():
+    names = ["muon_with_adamw", "schedule_free_adamw", "schedule_free_sgd", "adopt",
+             "ademamix", "adabelief"]
+    assert set(names) <= set(optxform.optimizer_names())
+    loss_fn, params, data = optxform.get_problem("mlp_spirals").load()
+    result = optxform.choose(loss_fn, params, data, names, [1e-3, 1e-2], 5)
+    assert sorted({r.optimizer for r in result.rows}) == sorted(names)
+    assert all(np.isfinite(r.final_loss) for r in result.rows)
+
+
+def test_schedule_free_runs_are_judged_at_their_evaluation_point():
+    loss_fn = lambda p: jnp.sum((p["w"] - jnp.array([1.0, -2.0])) ** 2)  # noqa: E731
+    params = {"w": jnp.zeros(2)}
+    tx = optxform.schedule_free_sgd(0.1)
+    _, losses = optxform.run_optimizer(tx, loss_fn, params, 5, record_params=False)
+    state, y = tx.init(params), params
+    for _ in range(5):
+        updates, state = tx.update(jax.grad(loss_fn)(y), state, y)
+        y = optxform.apply_updates(y, updates)
+    x = optxform.schedule_free_eval_params(state, y)
+    np.testing.assert_allclose(float(losses[-1]), float(loss_fn(x)), rtol=1e-6)
+    assert abs(float(loss_fn(x)) - float(loss_fn(y))) > 1e-3  # x is not y

@@ -29,7 +29,11 @@ __all__ = ["OptimizerSpec", "optimizer_names", "parse_optimizer", "parse_optimiz
 
 # The aliases the explore tools know, in the order they are listed.
 _ALIASES = ("sgd", "asgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "adamax",
-            "nadam", "radam", "rprop", "sparse_adam", "adafactor", "lion", "lbfgs")
+            "nadam", "radam", "rprop", "sparse_adam", "adafactor", "lion", "lbfgs",
+            # beyond torch.optim's original set
+            "muon_with_adamw", "schedule_free_adamw", "schedule_free_sgd", "prodigy",
+            "dadapt_adam", "dadapt_sgd", "adopt", "ademamix", "mars", "adan", "adabelief",
+            "cautious_adamw", "soap", "shampoo", "kron")
 _PRESETS: dict[str, tuple[str, dict]] = {
     "momentum": ("sgd", {"momentum": 0.9}),
     "nesterov": ("sgd", {"momentum": 0.9, "nesterov": True}),

@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from optxform.core import GradientTransformation, Params, apply_updates, call_update
+from optxform.transforms.schedule_free import (ScaleByScheduleFreeState,
+                                               schedule_free_eval_params)
 from optxform.explore.progress import progress_bar
 from optxform.explore.specs import OptimizerSpec, parse_optimizers
 
@@ -86,7 +88,9 @@ def run_optimizer(tx: GradientTransformation, loss_fn: Callable, params: Params,
     Returns:
       ``(path, losses)``: ``path`` stacks params ``0..steps`` (``None`` unless
         ``record_params``); ``losses[t]`` is the loss at step ``t`` for ``t < steps`` (on that
-        step's batch) and ``losses[steps]`` is ``final_loss_fn`` at the final params.
+        step's batch) and ``losses[steps]`` is ``final_loss_fn`` at the final params. For
+        Schedule-Free the final params are its evaluation point ``x``
+        (:func:`schedule_free_eval_params`), as its package's ``optimizer.eval()`` gives.
 
     Each update gets the extra arguments ``value=``, ``grad=`` and ``value_fn=``, so line
     searches and ``lbfgs`` run too. Call it inside ``jax.jit`` to compile the whole run.
@@ -122,14 +126,24 @@ def run_optimizer(tx: GradientTransformation, loss_fn: Callable, params: Params,
         return (apply_updates(params, updates), state), (params if record_params else None,
                                                          loss)
 
-    (final, _), (path, losses) = jax.lax.scan(step, (params, state),
-                                              jnp.arange(steps, dtype=jnp.int32))
+    (final, state), (path, losses) = jax.lax.scan(step, (params, state),
+                                                  jnp.arange(steps, dtype=jnp.int32))
+    final = evaluation_point(state, final)
     last = final_loss_fn if final_loss_fn is not None else objective(
         jnp.asarray(max(steps - 1, 0), jnp.int32))
     losses = jnp.concatenate([losses, jnp.asarray(last(final), losses.dtype)[None]])
     if record_params:
         path = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]]), path, final)
     return path, losses
+
+
+def evaluation_point(state: Any, params: Params) -> Params:
+    """The params a run is judged at: Schedule-Free's averaged point ``x`` (what the
+    package's ``optimizer.eval()`` gives), the params themselves for every other optimizer."""
+    has_schedule_free = any(
+        isinstance(node, ScaleByScheduleFreeState) for node in jax.tree_util.tree_leaves(
+            state, is_leaf=lambda x: isinstance(x, ScaleByScheduleFreeState)))
+    return schedule_free_eval_params(state, params) if has_schedule_free else params
 
 
 def _is_float_option(value) -> bool:
