@@ -52,6 +52,7 @@ from optxform.optimizers import adam as adam
 from optxform.optimizers import adamax as adamax
 from optxform.optimizers import adamw as adamw
 from optxform.optimizers import asgd as asgd
+from optxform.optimizers import cautious_adamw as cautious_adamw
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
 from optxform.optimizers import nadam as nadam
@@ -153,6 +154,7 @@ from optxform.transforms import scale_by_rms as scale_by_rms
 from optxform.transforms import scale_by_rprop as scale_by_rprop
 from optxform.transforms import scale_by_schedule as scale_by_schedule
 from optxform.transforms import scale_by_sparse_adam as scale_by_sparse_adam
+from optxform.transforms import scale_by_transformers_adam as scale_by_transformers_adam
 from optxform.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
 from optxform.transforms import ScaleByAdagradState as ScaleByAdagradState
 from optxform.transforms import ScaleByAdamaxState as ScaleByAdamaxState
@@ -167,12 +169,14 @@ from optxform.transforms import ScaleByRmsState as ScaleByRmsState
 from optxform.transforms import ScaleByRpropState as ScaleByRpropState
 from optxform.transforms import ScaleByScheduleState as ScaleByScheduleState
 from optxform.transforms import ScaleBySparseAdamState as ScaleBySparseAdamState
+from optxform.transforms import ScaleByTransformersAdamState as ScaleByTransformersAdamState
 from optxform.transforms import trace as trace
 from optxform.transforms import TraceState as TraceState
 from optxform.transforms import zero_nans as zero_nans
 from optxform.transforms import ZeroNansState as ZeroNansState
 from optxform.wrappers import apply_if_finite as apply_if_finite
 from optxform.wrappers import ApplyIfFiniteState as ApplyIfFiniteState
+from optxform.wrappers import cautious as cautious
 from optxform.wrappers import ema as ema
 from optxform.wrappers import ema_params as ema_params
 from optxform.wrappers import EmaState as EmaState
@@ -219,6 +223,8 @@ __all__ = [
     "beale",
     "booth",
     "bytes_per_device",
+    "cautious",
+    "cautious_adamw",
     "chain",
     "check_learning_rates",
     "CheckpointError",
@@ -328,6 +334,7 @@ __all__ = [
     "scale_by_rprop",
     "scale_by_schedule",
     "scale_by_sparse_adam",
+    "scale_by_transformers_adam",
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
@@ -343,6 +350,7 @@ __all__ = [
     "ScaleByRpropState",
     "ScaleByScheduleState",
     "ScaleBySparseAdamState",
+    "ScaleByTransformersAdamState",
     "sgd",
     "sharded_init",
     "sharded_template",

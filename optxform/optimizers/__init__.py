@@ -10,6 +10,7 @@ from optxform.optimizers.adam import nadam as nadam
 from optxform.optimizers.adam import radam as radam
 from optxform.optimizers.adam import sparse_adam as sparse_adam
 from optxform.optimizers.asgd import asgd as asgd
+from optxform.optimizers.cautious import cautious_adamw as cautious_adamw
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
 from optxform.optimizers.rmsprop import rmsprop as rmsprop
@@ -24,6 +25,7 @@ __all__ = [
     "adamax",
     "adamw",
     "asgd",
+    "cautious_adamw",
     "lbfgs",
     "lion",
     "nadam",

@@ -64,7 +64,9 @@ def kinds_of(tx: GradientTransformation) -> frozenset:
     and ``"unknown"`` for a member that declares nothing (a transform from elsewhere).
 
     Combinators record their members as ``update.parts`` (``chain``, ``named_chain`` and
-    optxform's wrappers do); a transform with no members is elementwise.
+    optxform's wrappers do); a transform with no members is elementwise. A wrapper whose
+    own math is not elementwise records its kind as ``update.kind`` (``cautious``: a mean
+    over each leaf is ``"matrix"``).
     """
     declaration = declaration_of(tx)
     if declaration is not None:
@@ -72,7 +74,8 @@ def kinds_of(tx: GradientTransformation) -> frozenset:
     parts = getattr(tx.update, "parts", None)
     if parts is None:
         return frozenset({"unknown"})
-    return frozenset({"elementwise"}).union(*(kinds_of(p) for p in parts))
+    own = getattr(tx.update, "kind", "elementwise")
+    return frozenset({own}).union(*(kinds_of(p) for p in parts))
 
 
 def _bind(rule: Rule, arguments: dict) -> tuple[dict, dict]:

@@ -5,11 +5,13 @@ from optxform.transforms.adam import scale_by_adamax as scale_by_adamax
 from optxform.transforms.adam import scale_by_nadam as scale_by_nadam
 from optxform.transforms.adam import scale_by_radam as scale_by_radam
 from optxform.transforms.adam import scale_by_sparse_adam as scale_by_sparse_adam
+from optxform.transforms.adam import scale_by_transformers_adam as scale_by_transformers_adam
 from optxform.transforms.adam import ScaleByAdamaxState as ScaleByAdamaxState
 from optxform.transforms.adam import ScaleByAdamState as ScaleByAdamState
 from optxform.transforms.adam import ScaleByNadamState as ScaleByNadamState
 from optxform.transforms.adam import ScaleByRadamState as ScaleByRadamState
 from optxform.transforms.adam import ScaleBySparseAdamState as ScaleBySparseAdamState
+from optxform.transforms.adam import ScaleByTransformersAdamState as ScaleByTransformersAdamState
 from optxform.transforms.averaging import asgd_average as asgd_average
 from optxform.transforms.averaging import asgd_averaging as asgd_averaging
 from optxform.transforms.averaging import asgd_averaging_weight as asgd_averaging_weight
@@ -74,6 +76,7 @@ __all__ = [
     "scale_by_rprop",
     "scale_by_schedule",
     "scale_by_sparse_adam",
+    "scale_by_transformers_adam",
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
@@ -88,6 +91,7 @@ __all__ = [
     "ScaleByRpropState",
     "ScaleByScheduleState",
     "ScaleBySparseAdamState",
+    "ScaleByTransformersAdamState",
     "trace",
     "TraceState",
     "zero_nans",
