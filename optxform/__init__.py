@@ -118,6 +118,7 @@ from optxform.schedules import ReduceOnPlateauState as ReduceOnPlateauState
 from optxform.schedules import step_decay as step_decay
 from optxform.schedules import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
 from optxform.schedules import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
+from optxform.schedules import wsd_schedule as wsd_schedule
 from optxform.state import CheckpointError as CheckpointError
 from optxform.state import extend_state as extend_state
 from optxform.state import load_state as load_state
@@ -373,6 +374,7 @@ __all__ = [
     "unpack_state",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
+    "wsd_schedule",
     "zero1",
     "zero1_init",
     "zero1_spec",
