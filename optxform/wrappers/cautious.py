@@ -23,20 +23,16 @@ _RESCALES = ("count", "clamped_mean")
 _MIN_MEAN = 1e-3  # the floor of the clamped mean (C-Optim's c_adamw.py, timm)
 
 
-def _real_view(x: jax.Array) -> jax.Array:
-    return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1) if jnp.iscomplexobj(x) else x
-
-
 def _cautious_leaf(u: Any, g: Any, rescale: Rescale) -> Any:
     """``u`` where ``u * g > 0``, times the leaf's rescaling factor; 0 elsewhere."""
     if u is None or g is None:
         return u
     u, g = jnp.asarray(u), jnp.asarray(g)
     is_complex = jnp.iscomplexobj(u)
-    real_u = _real_view(u)
+    real_u = otu.real_view(u)
     dtype = otu.at_least_float32(real_u.dtype)
     wide_u = real_u.astype(dtype)
-    agree = wide_u * _real_view(g).astype(dtype) > 0
+    agree = wide_u * otu.real_view(g).astype(dtype) > 0
     n = agree.size
     kept = jnp.sum(agree, dtype=jnp.int32).astype(dtype)  # an exact count at any size
     if rescale == "count":
@@ -44,7 +40,7 @@ def _cautious_leaf(u: Any, g: Any, rescale: Rescale) -> Any:
     else:
         factor = 1.0 / jnp.maximum(kept / n, _MIN_MEAN)
     out = jnp.where(agree, wide_u * factor, jnp.zeros((), dtype)).astype(real_u.dtype)
-    return jax.lax.complex(out[..., 0], out[..., 1]) if is_complex else out
+    return otu.complex_from_real_view(out) if is_complex else out
 
 
 def cautious(tx: GradientTransformation, rescale: Rescale = "count") -> GradientTransformation:
