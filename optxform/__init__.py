@@ -55,6 +55,7 @@ from optxform.optimizers import adamw as adamw
 from optxform.optimizers import ademamix as ademamix
 from optxform.optimizers import adopt as adopt
 from optxform.optimizers import asgd as asgd
+from optxform.optimizers import cautious_adamw as cautious_adamw
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
 from optxform.optimizers import muon as muon
@@ -124,6 +125,7 @@ from optxform.schedules import ReduceOnPlateauState as ReduceOnPlateauState
 from optxform.schedules import step_decay as step_decay
 from optxform.schedules import warmup_cosine_decay_schedule as warmup_cosine_decay_schedule
 from optxform.schedules import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
+from optxform.schedules import wsd_schedule as wsd_schedule
 from optxform.state import CheckpointError as CheckpointError
 from optxform.state import extend_state as extend_state
 from optxform.state import load_state as load_state
@@ -169,6 +171,7 @@ from optxform.transforms import scale_by_rprop as scale_by_rprop
 from optxform.transforms import scale_by_schedule as scale_by_schedule
 from optxform.transforms import scale_by_schedule_free as scale_by_schedule_free
 from optxform.transforms import scale_by_sparse_adam as scale_by_sparse_adam
+from optxform.transforms import scale_by_transformers_adam as scale_by_transformers_adam
 from optxform.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
 from optxform.transforms import ScaleByAdagradState as ScaleByAdagradState
 from optxform.transforms import ScaleByAdamaxState as ScaleByAdamaxState
@@ -188,6 +191,7 @@ from optxform.transforms import ScaleByRpropState as ScaleByRpropState
 from optxform.transforms import ScaleByScheduleFreeState as ScaleByScheduleFreeState
 from optxform.transforms import ScaleByScheduleState as ScaleByScheduleState
 from optxform.transforms import ScaleBySparseAdamState as ScaleBySparseAdamState
+from optxform.transforms import ScaleByTransformersAdamState as ScaleByTransformersAdamState
 from optxform.transforms import schedule_free_eval_params as schedule_free_eval_params
 from optxform.transforms import trace as trace
 from optxform.transforms import TraceState as TraceState
@@ -195,6 +199,7 @@ from optxform.transforms import zero_nans as zero_nans
 from optxform.transforms import ZeroNansState as ZeroNansState
 from optxform.wrappers import apply_if_finite as apply_if_finite
 from optxform.wrappers import ApplyIfFiniteState as ApplyIfFiniteState
+from optxform.wrappers import cautious as cautious
 from optxform.wrappers import ema as ema
 from optxform.wrappers import ema_params as ema_params
 from optxform.wrappers import EmaState as EmaState
@@ -247,6 +252,8 @@ __all__ = [
     "beale",
     "booth",
     "bytes_per_device",
+    "cautious",
+    "cautious_adamw",
     "chain",
     "check_learning_rates",
     "CheckpointError",
@@ -370,6 +377,7 @@ __all__ = [
     "scale_by_schedule",
     "scale_by_schedule_free",
     "scale_by_sparse_adam",
+    "scale_by_transformers_adam",
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
@@ -390,6 +398,7 @@ __all__ = [
     "ScaleByScheduleFreeState",
     "ScaleByScheduleState",
     "ScaleBySparseAdamState",
+    "ScaleByTransformersAdamState",
     "schedule_free_adamw",
     "schedule_free_eval_params",
     "schedule_free_sgd",
@@ -415,6 +424,7 @@ __all__ = [
     "unpack_state",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
+    "wsd_schedule",
     "zero1",
     "zero1_init",
     "zero1_spec",

@@ -218,9 +218,12 @@ def torch_trajectories_in_subprocess(cases, capability: str, out: str) -> None:
 
 
 def optax_trajectory(optax_alias: str, optax_kwargs: dict, problem: str, steps: int):
+    """optax's trajectory, traced under standard dtype promotion: optax's own bias
+    corrections raise a Python float to an int32 counter, which strict promotion refuses."""
     import optax
 
-    return optxform_trajectory(getattr(optax, optax_alias)(**optax_kwargs), problem, steps)
+    with jax.numpy_dtype_promotion("standard"):
+        return optxform_trajectory(getattr(optax, optax_alias)(**optax_kwargs), problem, steps)
 
 
 def assert_trajectories_close(actual: list[dict], expected: list[dict], rtol=1e-5, atol=1e-6,

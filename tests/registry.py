@@ -16,7 +16,8 @@ import optxform
 
 @dataclasses.dataclass(frozen=True)
 class AliasCase:
-    alias: str                       # optxform attribute name, e.g. "adam"
+    alias: str                       # optxform attribute name, e.g. "adam", or a test-side
+                                     # factory "module:function" (a chain of blocks)
     kwargs: dict                     # optxform keyword arguments
     torch_cls: str | None = None     # torch.optim class name
     torch_kwargs: dict | None = None
@@ -29,6 +30,11 @@ class AliasCase:
 
     @property
     def make(self) -> Callable[..., Any]:
+        if ":" in self.alias:
+            import importlib
+
+            module, _, name = self.alias.partition(":")
+            return getattr(importlib.import_module(module), name)
         return getattr(optxform, self.alias)
 
     def build(self):
@@ -120,6 +126,19 @@ OPTAX_CASES: list[AliasCase] = [
     AliasCase("lion", {"learning_rate": 1e-3, "b1": 0.8, "b2": 0.95, "weight_decay": 0.1},
               optax_alias="lion",
               optax_kwargs={"learning_rate": 1e-3, "b1": 0.8, "b2": 0.95, "weight_decay": 0.1}),
+    # optax's eps_root and nesterov on adam and adamw (optax's conventions when set). With
+    # b2 = 0.999 the float32 trajectories of two correct orders of rounding part by up to
+    # 9x the tolerance at lr 0.01 (float64: 1e-13): b2 = 0.99 keeps the rows well
+    # conditioned; tests/test_cautious.py checks the b2 = 0.999 rows in float64.
+    *[AliasCase(alias, dict(base, eps_root=eps_root, nesterov=nesterov), optax_alias=alias,
+                optax_kwargs=dict(base, eps_root=eps_root, nesterov=nesterov))
+      for alias, base in (("adam", {"learning_rate": 0.01, "b2": 0.99}),
+                          ("adamw", {"learning_rate": 0.01, "b2": 0.99, "weight_decay": 0.05}))
+      for eps_root, nesterov in ((1e-8, False), (0.0, True), (1e-6, True))],
+    AliasCase("adam", {"learning_rate": 0.01, "b1": 0.5, "b2": 0.9, "eps": 1e-6,
+                       "nesterov": True}, optax_alias="adam",
+              optax_kwargs={"learning_rate": 0.01, "b1": 0.5, "b2": 0.9, "eps": 1e-6,
+                            "nesterov": True}),
 ]
 
 class StepPower:
@@ -211,6 +230,20 @@ REFERENCE_CASES: list[AliasCase] = [
                          # of the tolerance; at 3e-3 it stays at 0.02
                          {"maximize": True, "learning_rate": 3e-3},
                          {"b1": 0.8, "b2": 0.99, "eps": 1e-8})]),
+    # C-Optim's c_adamw.AdamW has no package: tests/reference_cautious.py implements it
+    # from the algorithm.
+    *[AliasCase("cautious_adamw", kw, reference="tests.reference_cautious:CAdamW",
+                reference_kwargs=_to_torch(kw), steps=100)
+      for kw in [dict(base, **opt) for base in ({"learning_rate": 0.01},)
+                 for opt in ({}, {"weight_decay": 0.1}, {"correct_bias": False},
+                             {"weight_decay": 0.1, "correct_bias": False},
+                             {"b1": 0.5, "b2": 0.9, "eps": 1e-8})]],
+    # cautious(tx) over Lion's direction, against pytorch-optimizer's cautious=True.
+    *[AliasCase("tests.reference_cautious:cautious_lion", kw, reference="pytorch_optimizer:Lion",
+                reference_kwargs=dict(_to_torch(kw), cautious=True), steps=100)
+      for kw in [{"learning_rate": 1e-3, "weight_decay": wd, "maximize": mx}
+                 for wd in (0.0, 0.1) for mx in TF]
+      + [{"learning_rate": 1e-3, "b1": 0.8, "b2": 0.95, "weight_decay": 0.1}]],
 ]
 
 
@@ -236,5 +269,6 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("adopt", {}),
     AliasCase("ademamix", {}),
     AliasCase("adabelief", {}),
+    AliasCase("cautious_adamw", {}),
     AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]

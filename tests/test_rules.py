@@ -43,7 +43,8 @@ SETTINGS = {
                                     "weight_decay": 0.1, "maximize": True}),
     "adam": ({}, {"learning_rate": _schedule, "b1": 0.5, "b2": 0.9, "eps": 1e-6,
                   "weight_decay": 0.1, "maximize": True}),
-    "adamw": ({}, {"learning_rate": _schedule, "weight_decay": 0.0, "maximize": True}),
+    "adamw": ({}, {"learning_rate": _schedule, "weight_decay": 0.0, "maximize": True,
+                   "eps_root": 1e-8, "nesterov": True}),
     "adamax": ({}, {"weight_decay": 0.1, "b1": 0.5, "maximize": True}),
     "nadam": ({}, {"weight_decay": 0.1, "momentum_decay": 0.01, "maximize": True}),
     "radam": ({}, {"weight_decay": 0.1, "eps": 1e-6, "maximize": True}),
@@ -64,6 +65,8 @@ SETTINGS = {
                       "t_alpha_beta3": 10.0, "weight_decay": 0.1, "maximize": True}),
     "adabelief": ({}, {"learning_rate": _schedule, "b1": 0.5, "weight_decay": 0.1,
                        "rectify": True, "degenerated_to_sgd": False, "maximize": True}),
+    "cautious_adamw": ({}, {"learning_rate": _schedule, "b1": 0.5, "eps": 1e-8,
+                            "weight_decay": 0.1, "correct_bias": False}),
 }
 
 

@@ -15,6 +15,7 @@ from optxform.optimizers.adam import sparse_adam as sparse_adam
 from optxform.optimizers.ademamix import ademamix as ademamix
 from optxform.optimizers.adopt import adopt as adopt
 from optxform.optimizers.asgd import asgd as asgd
+from optxform.optimizers.cautious import cautious_adamw as cautious_adamw
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
 from optxform.optimizers.muon import muon as muon
@@ -34,6 +35,7 @@ __all__ = [
     "ademamix",
     "adopt",
     "asgd",
+    "cautious_adamw",
     "lbfgs",
     "lion",
     "muon",

@@ -15,8 +15,11 @@ Each alias validates its arguments and returns a ``chain(...)`` of building bloc
   parity tolerance (torch's rounded factor ``fl(1 - lr * wd)`` biases every step the same
   way).
 
-A weight decay that is the Python number ``0`` leaves its member out (so the default chains
-are as short as torch's arithmetic); any other value, a jax array included, keeps it.
+A weight decay member stays in the chain whatever its value (the Python number ``0``
+makes it pass the updates through), so the state's structure never depends on it.
+
+``adam`` and ``adamw`` also take optax's ``eps_root`` and ``nesterov``; with them at their
+defaults (``0.`` and ``False``) the arithmetic is torch's, step for step.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ def _recipe(learning_rate, role: str, block: GradientTransformation, *, maximize
 def adam(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: ArrayLike = 0.999,
          eps: ArrayLike = 1e-8, weight_decay: ArrayLike = 0.0, amsgrad: bool = False,
          maximize: bool = False, *, mu_dtype: DTypeLike | None = None,
-         nu_dtype: DTypeLike | None = None) -> GradientTransformation:
+         nu_dtype: DTypeLike | None = None, eps_root: ArrayLike = 0.0,
+         nesterov: bool = False) -> GradientTransformation:
     r"""Adam with torch's coupled L2 weight decay and AMSGrad option (torch.optim.Adam).
 
     .. math::
@@ -72,6 +76,11 @@ def adam(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: ArrayL
     :math:`\sqrt{v}`; amsgrad takes the maximum of the raw :math:`v_t` (optax's
     ``amsgrad`` takes it of the bias-corrected one).
 
+    optax's two options: ``eps_root`` :math:`\epsilon_r` puts the denominator as
+    :math:`\sqrt{\hat v_t / (1 - \beta_2^t) + \epsilon_r} + \epsilon`, and ``nesterov``
+    replaces :math:`m_t / (1 - \beta_1^t)` by the look-ahead
+    :math:`\beta_1 m_t / (1 - \beta_1^{t+1}) + (1 - \beta_1) g_t / (1 - \beta_1^t)`.
+
     Args:
       learning_rate: :math:`\eta \ge 0`, a number or a schedule ``step -> lr`` (torch ``lr``).
       b1, b2: :math:`\beta_1, \beta_2 \in [0, 1)` (torch ``betas``).
@@ -81,16 +90,24 @@ def adam(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: ArrayL
       amsgrad: keep the running maximum of the second moment.
       maximize: ascend the objective instead.
       mu_dtype, nu_dtype: storage dtypes of the moments (e.g. ``jnp.bfloat16``); default
-        the param dtype. Not in torch.
+        the param dtype for ``mu``, float32 or wider for ``nu``. Not in torch.
+      eps_root: :math:`\epsilon_r \ge 0`, added inside the square root (optax's option;
+        torch has none; the number ``0`` keeps torch's order of operations).
+      nesterov: use the Nesterov look-ahead numerator (optax's ``nesterov=True``; torch's
+        Adam has none, see :func:`nadam` for torch's NAdam).
 
-    Chain: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a no-op at the
-    number  0), ``scale_by_adam(b1, b2, eps, amsgrad=amsgrad)``,
-    ``scale_by_learning_rate(learning_rate)``. State: ``mu``, ``nu`` (and ``nu_max`` with
-    amsgrad) in the param dtype unless ``mu_dtype``/``nu_dtype`` are given; int32 counters.
+    Returns:
+      A named chain of ``"sign"``: ``scale(±1.)`` (maximize), ``"decay"``:
+      ``add_decayed_weights(weight_decay)`` (a no-op at the number 0), ``"adam"``:
+      ``scale_by_adam(b1, b2, eps, eps_root, amsgrad, nesterov=nesterov)``, ``"lr"``:
+      ``scale_by_learning_rate(learning_rate)``. State: ``mu`` in the param dtype and
+      ``nu`` (and ``nu_max`` with amsgrad) in float32 or wider unless
+      ``mu_dtype``/``nu_dtype`` are given; int32 counters.
 
     Equivalents: ``torch.optim.Adam(params, lr, betas=(b1, b2), eps, weight_decay, amsgrad,
-    maximize=maximize)``; ``optax.adam(learning_rate, b1, b2, eps)`` when there is no decay
-    and no amsgrad (``optax.adam(..., amsgrad=True)`` uses a different maximum).
+    maximize=maximize)`` (with ``eps_root=0`` and ``nesterov=False``);
+    ``optax.adam(learning_rate, b1, b2, eps, eps_root, nesterov=nesterov)`` when there is
+    no decay and no amsgrad (``optax.adam(..., amsgrad=True)`` uses a different maximum).
     Reference: Kingma & Ba, 2015, https://arxiv.org/abs/1412.6980.
 
     Example::
@@ -103,8 +120,8 @@ def adam(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: ArrayL
         Array([-0.1,  0.1], dtype=float32)
     """
     return _recipe(learning_rate, "adam",
-                   scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype,
-                                 nu_dtype=nu_dtype),
+                   scale_by_adam(b1, b2, eps, eps_root, amsgrad=amsgrad, mu_dtype=mu_dtype,
+                                 nu_dtype=nu_dtype, nesterov=nesterov),
                    maximize=maximize, weight_decay=weight_decay)
 
 
@@ -112,8 +129,8 @@ def adam(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: ArrayL
 def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: ArrayLike = 0.999,
           eps: ArrayLike = 1e-8, weight_decay: ArrayLike = 1e-2, amsgrad: bool = False,
           maximize: bool = False, mask: Any | Callable | None = None, *,
-          mu_dtype: DTypeLike | None = None,
-          nu_dtype: DTypeLike | None = None) -> GradientTransformation:
+          mu_dtype: DTypeLike | None = None, nu_dtype: DTypeLike | None = None,
+          eps_root: ArrayLike = 0.0, nesterov: bool = False) -> GradientTransformation:
     r"""Adam with decoupled weight decay (torch.optim.AdamW).
 
     .. math::
@@ -137,16 +154,21 @@ def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: Array
         function ``params -> bool pytree``; ``None`` decays all (torch: use param groups).
       mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype for
         ``mu``, float32 or wider for ``nu``.
+      eps_root: :math:`\epsilon_r \ge 0`, added inside the square root of the
+        bias-corrected :math:`\hat v_t` (optax's option, as in :func:`adam`).
+      nesterov: the Nesterov look-ahead numerator of :func:`adam` (optax's option).
 
-    Chain: ``scale(±1.)`` (maximize), ``scale_by_adam(...)``,
-    ``scale_by_learning_rate(learning_rate)``,
-    ``add_decoupled_weight_decay(weight_decay, learning_rate, mask)`` (a no-op at the number 0;
-    torch's ``theta *= 1 - lr * wd`` with torch's float32 rounding). State: as :func:`adam`
-    (moments in the param dtype unless ``mu_dtype``/``nu_dtype``; int32 counters).
+    Returns:
+      A named chain of ``scale(±1.)`` (maximize), ``scale_by_adam(...)``,
+      ``scale_by_learning_rate(learning_rate)``, ``add_decoupled_weight_decay(weight_decay,
+      learning_rate, mask)`` (a no-op at the number 0; torch's ``theta *= 1 - lr * wd`` with
+      torch's float32 rounding). State: as :func:`adam` (moments in the param dtype unless
+      ``mu_dtype``/``nu_dtype``; int32 counters).
 
     Equivalents: ``torch.optim.AdamW(params, lr, betas=(b1, b2), eps, weight_decay,
-    amsgrad, maximize=maximize)``; ``optax.adamw(learning_rate, b1, b2, eps,
-    weight_decay=weight_decay, mask=mask)`` when ``amsgrad=False`` (the same math, with
+    amsgrad, maximize=maximize)`` (with ``eps_root=0`` and ``nesterov=False``);
+    ``optax.adamw(learning_rate, b1, b2, eps, eps_root, weight_decay=weight_decay,
+    mask=mask, nesterov=nesterov)`` when ``amsgrad=False`` (the same math, with
     the decay before the learning rate; pass ``weight_decay`` explicitly since the
     defaults differ; the two agree to float32 rounding).
     Reference: Loshchilov & Hutter, 2019, https://arxiv.org/abs/1711.05101.
@@ -162,8 +184,8 @@ def adamw(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: Array
         (-0.2, -0.1)
     """
     return _recipe(learning_rate, "adam",
-                   scale_by_adam(b1, b2, eps, amsgrad=amsgrad, mu_dtype=mu_dtype,
-                                 nu_dtype=nu_dtype),
+                   scale_by_adam(b1, b2, eps, eps_root, amsgrad=amsgrad, mu_dtype=mu_dtype,
+                                 nu_dtype=nu_dtype, nesterov=nesterov),
                    maximize=maximize, weight_decay=weight_decay, decoupled=True, mask=mask)
 
 
@@ -190,10 +212,11 @@ def adamax(learning_rate: ScalarOrSchedule = 2e-3, b1: ArrayLike = 0.9, b2: Arra
       mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype for
         ``mu``, float32 or wider for ``nu``.
 
-    Chain: ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a no-op at the
-    number  0), ``scale_by_adamax(b1, b2, eps)``, ``scale_by_learning_rate(learning_rate)``.
-    State: ``mu`` and the infinity norm ``nu`` in the param dtype (or ``mu_dtype``/
-    ``nu_dtype``); int32 counters.
+    Returns:
+      A named chain of ``scale(±1.)`` (maximize), ``add_decayed_weights(weight_decay)`` (a
+      no-op at the number 0), ``scale_by_adamax(b1, b2, eps)``,
+      ``scale_by_learning_rate(learning_rate)``. State: ``mu`` and the infinity norm ``nu``
+      in the param dtype (or ``mu_dtype``/ ``nu_dtype``); int32 counters.
 
     Equivalents: ``torch.optim.Adamax(params, lr, betas=(b1, b2), eps, weight_decay,
     maximize=maximize)``; ``optax.adamax(learning_rate, b1, b2, eps)`` without decay.
@@ -247,12 +270,13 @@ def nadam(learning_rate: ScalarOrSchedule = 2e-3, b1: ArrayLike = 0.9, b2: Array
       mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype for
         ``mu``, float32 or wider for ``nu``.
 
-    Chain: ``scale(±1.)`` (maximize), coupled ``add_decayed_weights(weight_decay)``,
-    ``scale_by_nadam(b1, b2, eps, momentum_decay)``,
-    ``scale_by_learning_rate(learning_rate)``, decoupled
-    ``add_decoupled_weight_decay(weight_decay, learning_rate)`` (one of the two decay
-    members, none if ``weight_decay`` is the number 0). State: ``mu``, ``nu`` in the param
-    dtype (or ``mu_dtype``/``nu_dtype``), ``mu_product`` a float32 scalar, int32 counters.
+    Returns:
+      A named chain of ``scale(±1.)`` (maximize), coupled
+      ``add_decayed_weights(weight_decay)``, ``scale_by_nadam(b1, b2, eps,
+      momentum_decay)``, ``scale_by_learning_rate(learning_rate)``, decoupled
+      ``add_decoupled_weight_decay(weight_decay, learning_rate)`` (one of the two decay
+      members, a no-op at the number 0). State: ``mu``, ``nu`` in the param
+      dtype (or ``mu_dtype``/``nu_dtype``), ``mu_product`` a float32 scalar, int32 counters.
 
     Equivalents: ``torch.optim.NAdam(params, lr, betas=(b1, b2), eps, weight_decay,
     momentum_decay, decoupled_weight_decay, maximize=maximize)``. ``optax.nadam`` uses a
@@ -310,11 +334,13 @@ def radam(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2: Array
       mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype for
         ``mu``, float32 or wider for ``nu``.
 
-    Chain: ``scale(±1.)`` (maximize), coupled ``add_decayed_weights(weight_decay)``,
-    ``scale_by_radam(b1, b2, eps)``, ``scale_by_learning_rate(learning_rate)``, decoupled
-    ``add_decoupled_weight_decay(weight_decay, learning_rate)`` (one of the two, none if
-    ``weight_decay`` is the number 0). State: ``mu``, ``nu`` in the param dtype (or
-    ``mu_dtype``/``nu_dtype``); int32 counters.
+    Returns:
+      A named chain of ``scale(±1.)`` (maximize), coupled
+      ``add_decayed_weights(weight_decay)``, ``scale_by_radam(b1, b2, eps)``,
+      ``scale_by_learning_rate(learning_rate)``, decoupled
+      ``add_decoupled_weight_decay(weight_decay, learning_rate)`` (one of the two, a no-op
+      at the number 0). State: ``mu``, ``nu`` in the param dtype (or
+      ``mu_dtype``/``nu_dtype``); int32 counters.
 
     Equivalents: ``torch.optim.RAdam(params, lr, betas=(b1, b2), eps, weight_decay,
     decoupled_weight_decay, maximize=maximize)``; ``optax.radam(learning_rate, b1, b2,
@@ -366,9 +392,10 @@ def sparse_adam(learning_rate: ScalarOrSchedule = 1e-3, b1: ArrayLike = 0.9, b2:
       mu_dtype, nu_dtype: storage dtypes of the moments; default the param dtype for
         ``mu``, float32 or wider for ``nu``. Not in torch.
 
-    Chain: ``scale(±1.)`` (maximize), ``scale_by_sparse_adam(b1, b2, eps)``,
-    ``scale_by_learning_rate(learning_rate)``. State: ``mu``, ``nu`` in the param dtype;
-    int32 counters.
+    Returns:
+      A named chain of ``scale(±1.)`` (maximize), ``scale_by_sparse_adam(b1, b2, eps)``,
+      ``scale_by_learning_rate(learning_rate)``. State: ``mu``, ``nu`` in the param dtype;
+      int32 counters.
 
     Equivalent: ``torch.optim.SparseAdam(params, lr, betas=(b1, b2), eps,
     maximize=maximize)`` fed ``nn.Embedding(sparse=True)``-style gradients; optax has none.

@@ -64,7 +64,9 @@ def kinds_of(tx: GradientTransformation) -> frozenset:
     and ``"unknown"`` for a member that declares nothing (a transform from elsewhere).
 
     Combinators record their members as ``update.parts`` (``chain``, ``named_chain`` and
-    optxform's wrappers do); a transform with no members is elementwise.
+    optxform's wrappers do); a transform with no members is elementwise. A wrapper whose
+    own math is not elementwise records its kind as ``update.kind`` (``cautious``: a mean
+    over each leaf is ``"matrix"``).
     """
     declaration = declaration_of(tx)
     if declaration is not None:
@@ -72,7 +74,8 @@ def kinds_of(tx: GradientTransformation) -> frozenset:
     parts = getattr(tx.update, "parts", None)
     if parts is None:
         return frozenset({"unknown"})
-    return frozenset({"elementwise"}).union(*(kinds_of(p) for p in parts))
+    own = getattr(tx.update, "kind", "elementwise")
+    return frozenset({own}).union(*(kinds_of(p) for p in parts))
 
 
 def _bind(rule: Rule, arguments: dict) -> tuple[dict, dict]:
@@ -104,10 +107,6 @@ def _bind(rule: Rule, arguments: dict) -> tuple[dict, dict]:
 def _real_dtype(dtype) -> Any:
     dtype = jnp.dtype(dtype)
     return jnp.finfo(dtype).dtype if jnp.issubdtype(dtype, jnp.complexfloating) else dtype
-
-
-def _real_view(x: jax.Array) -> jax.Array:
-    return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1) if jnp.iscomplexobj(x) else x
 
 
 def _computable(buffer, dtype):
@@ -186,8 +185,9 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
              for name, value in values.items()}
         carried = {s.name: getattr(state, s.name) for s in rule.scalars}
         reduced = ({} if rule.reduce is None else
-                   rule.reduce(otu.tree_map(_real_view, updates),
-                               None if params is None else otu.tree_map(_real_view, params), h))
+                   rule.reduce(otu.tree_map(otu.real_view, updates),
+                               None if params is None else otu.tree_map(otu.real_view, params),
+                               h))
         if rule.per_step is not None:
             scalars, carried = rule.per_step(Step(t, count, h, carried, reduced, options))
         else:
@@ -322,19 +322,19 @@ def _one_leaf(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: di
     if is_complex and rule.complex_params == "reject":
         raise ValueError(f"{rule.name} does not support complex params (param "
                          f"{path_to_str(path)!r} is {g.dtype})")
-    real_g = _real_view(g)
+    real_g = otu.real_view(g)
     dtype = otu.at_least_float32(real_g.dtype)
     leaf = Leaf(
         g=real_g.astype(dtype),
         buffers={name: _computable(b, dtype) for name, b in old.items()},
         s=scalars(dtype),
-        p=None if p is None else _real_view(jnp.asarray(p)).astype(dtype),
+        p=None if p is None else otu.real_view(jnp.asarray(p)).astype(dtype),
         opt=options, zero=zero, dtype=real_g.dtype)
     u, new = rule.leaf(leaf)
     u = _nan_where_state_overflowed(u, {b.name: new[b.name] for b in rule.buffers
                                         if b.storage == "accumulator" and b.name in new})
     u = u.astype(real_g.dtype)
     if is_complex:
-        u = jax.lax.complex(u[..., 0], u[..., 1])
+        u = otu.complex_from_real_view(u)
     stored = {name: new[name].astype(old[name].dtype) for name in old}
     return u, stored

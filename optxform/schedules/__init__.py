@@ -3,8 +3,8 @@
 Modules, one family each: ``decay`` (constant, linear, polynomial, exponential, step,
 multistep, piecewise, inverse-time), ``cosine`` (cosine decay and annealing, warm-up,
 warm restarts), ``cycles`` (one-cycle and cyclic, with their momentum companions),
-``combine`` (join_schedules), ``plateau`` (reduce_on_plateau, a transform), and
-``numerics`` (the shared exact arithmetic). See docs/schedules.md.
+``combine`` (join_schedules), ``wsd`` (warm-up, stable, decay), ``plateau``
+(reduce_on_plateau, a transform), and ``numerics`` (the shared exact arithmetic). See docs/schedules.md.
 """
 
 from optxform.schedules.combine import join_schedules as join_schedules
@@ -29,6 +29,7 @@ from optxform.schedules.decay import step_decay as step_decay
 from optxform.schedules.decay import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
 from optxform.schedules.plateau import reduce_on_plateau as reduce_on_plateau
 from optxform.schedules.plateau import ReduceOnPlateauState as ReduceOnPlateauState
+from optxform.schedules.wsd import wsd_schedule as wsd_schedule
 
 __all__ = [
     "constant_schedule",
@@ -53,4 +54,5 @@ __all__ = [
     "step_decay",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
+    "wsd_schedule",
 ]

@@ -5,11 +5,13 @@ from optxform.transforms.adam import scale_by_adamax as scale_by_adamax
 from optxform.transforms.adam import scale_by_nadam as scale_by_nadam
 from optxform.transforms.adam import scale_by_radam as scale_by_radam
 from optxform.transforms.adam import scale_by_sparse_adam as scale_by_sparse_adam
+from optxform.transforms.adam import scale_by_transformers_adam as scale_by_transformers_adam
 from optxform.transforms.adam import ScaleByAdamaxState as ScaleByAdamaxState
 from optxform.transforms.adam import ScaleByAdamState as ScaleByAdamState
 from optxform.transforms.adam import ScaleByNadamState as ScaleByNadamState
 from optxform.transforms.adam import ScaleByRadamState as ScaleByRadamState
 from optxform.transforms.adam import ScaleBySparseAdamState as ScaleBySparseAdamState
+from optxform.transforms.adam import ScaleByTransformersAdamState as ScaleByTransformersAdamState
 from optxform.transforms.ademamix import scale_by_ademamix as scale_by_ademamix
 from optxform.transforms.ademamix import ScaleByAdemamixState as ScaleByAdemamixState
 from optxform.transforms.adopt import scale_by_adopt as scale_by_adopt
@@ -98,6 +100,7 @@ __all__ = [
     "scale_by_schedule",
     "scale_by_schedule_free",
     "scale_by_sparse_adam",
+    "scale_by_transformers_adam",
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
@@ -117,6 +120,7 @@ __all__ = [
     "ScaleByScheduleFreeState",
     "ScaleByScheduleState",
     "ScaleBySparseAdamState",
+    "ScaleByTransformersAdamState",
     "schedule_free_eval_params",
     "trace",
     "TraceState",

@@ -28,13 +28,15 @@ from optxform.core import GradientTransformation, Updates
 from optxform.core.validation import check_flag
 from optxform.rules import (Buffer, Hyperparameter, Leaf, Rule, Scalar, Step, beta, lift,
                             non_negative)
+from optxform.tree.math import unfused
 from optxform.tree.numerics import (as_f32, bias_correction, ema_of_square, is_number, lerp,
                                     log, one_minus, sma_length)
 
 __all__ = [
     "ScaleByAdamState", "ScaleByAdamaxState", "ScaleByNadamState", "ScaleByRadamState",
-    "ScaleBySparseAdamState", "scale_by_adam", "scale_by_adamax", "scale_by_nadam",
-    "scale_by_radam", "scale_by_sparse_adam",
+    "ScaleBySparseAdamState", "ScaleByTransformersAdamState", "scale_by_adam",
+    "scale_by_adamax", "scale_by_nadam", "scale_by_radam", "scale_by_sparse_adam",
+    "scale_by_transformers_adam",
 ]
 
 
@@ -60,16 +62,32 @@ def _moment_scalars(h: dict) -> dict:
 
 
 class ScaleByAdamState(NamedTuple):
-    count: jax.Array  # int32: updates made so far (torch's ``step``), saturating
-    mu: Updates       # first moment m (torch ``exp_avg``): param dtype, or mu_dtype
-    nu: Updates       # second moment v (``exp_avg_sq``): float32 or wider, or nu_dtype
-    nu_max: Updates   # amsgrad: running max of v (``max_exp_avg_sq``), like nu; else None
+    """State of :func:`scale_by_adam`.
+
+    Attributes:
+      count: int32 scalar, the updates made so far (torch's ``step``), saturating.
+      mu: the first moment :math:`m_t` (torch ``exp_avg``), in the param dtype or
+        ``mu_dtype``.
+      nu: the second moment :math:`v_t` (torch ``exp_avg_sq``), float32 or wider, or
+        ``nu_dtype``.
+      nu_max: with amsgrad, the running maximum of :math:`v_t` (torch
+        ``max_exp_avg_sq``), stored like ``nu``; ``None`` otherwise.
+    """
+
+    count: jax.Array
+    mu: Updates
+    nu: Updates
+    nu_max: Updates
 
 
 def _adam_step(st: Step) -> tuple[dict, dict]:
-    bc2 = bias_correction(st.h["b2"], st.t)
-    return dict(_moment_scalars(st.h), bc1=bias_correction(st.h["b1"], st.t), bc2=bc2,
-                bc2_sqrt=jnp.sqrt(bc2), eps=st.h["eps"], eps_root=st.h["eps_root"]), {}
+    h = st.h
+    bc2 = bias_correction(h["b2"], st.t)
+    scalars = dict(_moment_scalars(h), bc1=bias_correction(h["b1"], st.t), bc2=bc2,
+                   bc2_sqrt=jnp.sqrt(bc2), eps=h["eps"], eps_root=h["eps_root"])
+    if st.opt["nesterov"]:  # optax's look-ahead: the next step's bias correction of m
+        scalars.update(b1=h["b1"], bc1_next=bias_correction(h["b1"], st.t + 1))
+    return scalars, {}
 
 
 def _adam_leaf(x: Leaf) -> tuple[jax.Array, dict]:
@@ -81,7 +99,11 @@ def _adam_leaf(x: Leaf) -> tuple[jax.Array, dict]:
         denom = jnp.sqrt(v) / s["bc2_sqrt"] + s["eps"]
     else:
         denom = jnp.sqrt(v / s["bc2"] + s["eps_root"]) + s["eps"]
-    return (mu / s["bc1"]) / denom, {"mu": mu, "nu": nu, "nu_max": nu_max}
+    if x.opt["nesterov"]:
+        m_hat = s["b1"] * (mu / s["bc1_next"]) + s["w1"] * (x.g / s["bc1"])
+    else:
+        m_hat = mu / s["bc1"]
+    return m_hat / denom, {"mu": mu, "nu": nu, "nu_max": nu_max}
 
 
 ADAM = Rule(
@@ -90,13 +112,14 @@ ADAM = Rule(
                      non_negative("eps_root")),
     buffers=(_MU, _NU, Buffer("nu_max", "accumulator", dtype_option="nu_dtype",
                               enabled_by="amsgrad")),
-    options=("amsgrad",), per_step=_adam_step, leaf=_adam_leaf)
+    options=("amsgrad", "nesterov"), per_step=_adam_step, leaf=_adam_leaf)
 
 
 def scale_by_adam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 1e-8,
                   eps_root: ArrayLike = 0.0, amsgrad: bool = False,
                   mu_dtype: DTypeLike | None = None,
-                  nu_dtype: DTypeLike | None = None) -> GradientTransformation:
+                  nu_dtype: DTypeLike | None = None, *,
+                  nesterov: bool = False) -> GradientTransformation:
     r"""Rescale updates by Adam's bias-corrected moments (torch.optim.Adam's direction).
 
     .. math::
@@ -110,6 +133,14 @@ def scale_by_adam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 1
               \qquad\text{or, with } \epsilon_{root} \ne 0,\qquad
               \frac{m_t / (1 - \beta_1^t)}{\sqrt{\hat v_t / (1 - \beta_2^t)
               + \epsilon_{root}} + \epsilon}
+
+    With ``nesterov`` (optax's option, Dozat's NAdam without its momentum schedule) the
+    numerator :math:`m_t / (1 - \beta_1^t)` becomes the look-ahead
+
+    .. math::
+
+        \hat m_t = \beta_1 \frac{m_t}{1 - \beta_1^{t+1}} + (1 - \beta_1)
+                   \frac{g_t}{1 - \beta_1^t}.
 
     Chain it with ``scale_by_learning_rate(lr)`` for ``theta -= lr * u``.
 
@@ -132,12 +163,16 @@ def scale_by_adam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 1
         in ``jnp.bfloat16`` (half the optimizer memory), ``adam(1e-2)`` on the test MLP
         stays within 1e-2 absolute of the float32 run after 100 steps (params move ~0.9),
         i.e. within 1% of the distance travelled; tests/test_blocks_adam.py holds it to 2%.
+      nesterov: use the Nesterov look-ahead numerator above (optax's ``nesterov=True``;
+        torch's Adam has none). Adds no state.
 
-    State: :class:`ScaleByAdamState`; ``count`` int32, ``mu``/``nu``/``nu_max`` as above
-    (``nu_max`` is ``None`` without amsgrad).
+    Returns:
+      A ``GradientTransformation`` whose state is a :class:`ScaleByAdamState`: ``count``
+      int32, ``mu``/``nu``/``nu_max`` as above (``nu_max`` is ``None`` without amsgrad).
 
     Equivalents: the direction of ``torch.optim.Adam``; ``optax.scale_by_adam(b1, b2, eps,
-    eps_root, mu_dtype)`` (equal up to float32 rounding when ``amsgrad=False``).
+    eps_root, mu_dtype, nesterov=nesterov)`` (equal up to float32 rounding when
+    ``amsgrad=False``).
 
     Example::
 
@@ -149,7 +184,103 @@ def scale_by_adam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 1
         Array([ 1., -1.], dtype=float32)
     """
     check_flag("amsgrad", amsgrad)
+    check_flag("nesterov", nesterov)
     return lift(ADAM, b1=b1, b2=b2, eps=eps, eps_root=eps_root, amsgrad=bool(amsgrad),
+                nesterov=bool(nesterov), mu_dtype=mu_dtype, nu_dtype=nu_dtype)
+
+
+# --- Adam in transformers' order (eps on the raw root) -----------------------------------
+
+
+class ScaleByTransformersAdamState(NamedTuple):
+    """State of :func:`scale_by_transformers_adam`.
+
+    Attributes:
+      count: int32 scalar, the updates made so far (saturating).
+      mu: the first moment :math:`m_t` (``exp_avg``), in the param dtype or ``mu_dtype``.
+      nu: the second moment :math:`v_t` (``exp_avg_sq``), float32 or wider, or
+        ``nu_dtype``.
+    """
+
+    count: jax.Array
+    mu: Updates
+    nu: Updates
+
+
+def _transformers_adam_step(st: Step) -> tuple[dict, dict]:
+    h = st.h
+    step_size = (jnp.sqrt(bias_correction(h["b2"], st.t)) / bias_correction(h["b1"], st.t)
+                 if st.opt["correct_bias"] else 1.0)
+    return dict(_moment_scalars(h), b1=h["b1"], eps=h["eps"], step_size=step_size), {}
+
+
+def _transformers_adam_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    s, g = x.s, x.g
+    # exp_avg.mul_(b1).add_(g, alpha=1 - b1): two products, each rounded, then the sum.
+    mu = unfused(s["b1"] * x.buffers["mu"]) + unfused(s["w1"] * g)
+    nu = ema_of_square(x.buffers["nu"], g, s["b2"], s["w2"])
+    return (mu / (jnp.sqrt(nu) + s["eps"])) * s["step_size"], {"mu": mu, "nu": nu}
+
+
+TRANSFORMERS_ADAM = Rule(
+    name="scale_by_transformers_adam", kind="elementwise", state=ScaleByTransformersAdamState,
+    hyperparameters=(beta("b1"), beta("b2"), non_negative("eps")),
+    buffers=(_MU, _NU), options=("correct_bias",),
+    per_step=_transformers_adam_step, leaf=_transformers_adam_leaf)
+
+
+def scale_by_transformers_adam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999,
+                               eps: ArrayLike = 1e-6, correct_bias: bool = True,
+                               mu_dtype: DTypeLike | None = None,
+                               nu_dtype: DTypeLike | None = None) -> GradientTransformation:
+    r"""Adam's direction with :math:`\epsilon` on the raw root (transformers' AdamW order).
+
+    .. math::
+
+        m_t &= \beta_1 m_{t-1} + (1 - \beta_1) g_t, \qquad
+        v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2 \\
+        u_t &= \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t}\,
+               \frac{m_t}{\sqrt{v_t} + \epsilon}
+               \qquad (\text{without } \texttt{correct\_bias}:\
+               \frac{m_t}{\sqrt{v_t} + \epsilon})
+
+    This is the order Kingma & Ba give at the end of their section 2 (the bias corrections
+    folded into the step size, :math:`\hat\epsilon` added to :math:`\sqrt{v_t}`), kept by
+    Hugging Face transformers' former ``AdamW`` and by C-Optim's ``c_adamw.py``. It equals
+    :func:`scale_by_adam` with a step-dependent
+    :math:`\epsilon_t = \epsilon / \sqrt{1 - \beta_2^t}`: early steps are damped more
+    than torch's. The moments round as ``mul_(b1).add_(g, alpha=1 - b1)`` and
+    ``mul_(b2).addcmul_(g, g, value=1 - b2)``.
+
+    Args:
+      b1: :math:`\beta_1 \in [0, 1)`, decay of the first moment.
+      b2: :math:`\beta_2 \in [0, 1)`, decay of the second moment.
+      eps: :math:`\epsilon \ge 0`, added to :math:`\sqrt{v_t}` before the bias
+        corrections (the reference's default ``1e-6``).
+      correct_bias: multiply by :math:`\sqrt{1 - \beta_2^t} / (1 - \beta_1^t)`
+        (``False``: no bias correction, as in the original BERT code).
+      mu_dtype: storage dtype of ``mu``; ``None``: the param dtype.
+      nu_dtype: storage dtype of ``nu``; ``None``: float32 or wider.
+
+    Returns:
+      A ``GradientTransformation`` whose state is a :class:`ScaleByTransformersAdamState`.
+
+    Equivalents: the direction of C-Optim's ``c_adamw.AdamW`` without its mask and of
+    transformers' former ``AdamW(lr, betas, eps, weight_decay, correct_bias)``; torch and
+    optax have no switch for this order (``optax.scale_by_adam`` adds :math:`\epsilon`
+    after the correction, like torch).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.scale_by_transformers_adam()
+        >>> g = {"w": jnp.array([0.5, -2.0])}
+        >>> u, state = tx.update(g, tx.init(g))
+        >>> u["w"]   # (1 - b1) g sqrt(1 - b2) / ((1 - b1) (sqrt(1 - b2) |g| + eps))
+        Array([ 0.9999367 , -0.99998415], dtype=float32)
+    """
+    check_flag("correct_bias", correct_bias)
+    return lift(TRANSFORMERS_ADAM, b1=b1, b2=b2, eps=eps, correct_bias=bool(correct_bias),
                 mu_dtype=mu_dtype, nu_dtype=nu_dtype)
 
 
@@ -157,9 +288,18 @@ def scale_by_adam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 1
 
 
 class ScaleByAdamaxState(NamedTuple):
-    count: jax.Array  # int32: updates made so far, saturating
-    mu: Updates       # first moment (torch ``exp_avg``): param dtype, or mu_dtype
-    nu: Updates       # infinity norm u_t (torch ``exp_inf``): param dtype, or nu_dtype
+    """State of :func:`scale_by_adamax`.
+
+    Attributes:
+      count: int32 scalar, the updates made so far (saturating).
+      mu: the first moment (torch ``exp_avg``), in the param dtype or ``mu_dtype``.
+      nu: the infinity norm :math:`n_t` (torch ``exp_inf``), in the param dtype or
+        ``nu_dtype``.
+    """
+
+    count: jax.Array
+    mu: Updates
+    nu: Updates
 
 
 def _adamax_step(st: Step) -> tuple[dict, dict]:
@@ -203,9 +343,23 @@ def scale_by_adamax(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike =
       mu_dtype, nu_dtype: storage dtypes of the moments (``None``: the param dtype for
         ``mu``, float32 or wider for ``nu``).
 
-    State: :class:`ScaleByAdamaxState` (int32 ``count``; moments as above).
+    Returns:
+      A ``GradientTransformation`` whose state is a :class:`ScaleByAdamaxState` (int32
+      ``count``; moments as above).
+
     Equivalents: the direction of ``torch.optim.Adamax``; ``optax.scale_by_adamax``
     (same convention, equal up to float32 rounding).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.scale_by_adamax()
+        >>> g = {"w": jnp.array([0.5, -2.0])}
+        >>> u, state = tx.update(g, tx.init(g))
+        >>> u["w"]   # the first step is g / (|g| + eps), up to float32 rounding
+        Array([ 1.0000001, -1.0000001], dtype=float32)
+        >>> state.nu["w"]
+        Array([0.5, 2. ], dtype=float32)
     """
     return lift(ADAMAX, b1=b1, b2=b2, eps=eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype)
 
@@ -214,10 +368,20 @@ def scale_by_adamax(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike =
 
 
 class ScaleByNadamState(NamedTuple):
-    count: jax.Array       # int32: updates made so far, saturating
-    mu_product: jax.Array  # float32 scalar: prod_{i<=t} mu_i (torch ``mu_product``), starts at 1
-    mu: Updates            # first moment (torch ``exp_avg``): param dtype, or mu_dtype
-    nu: Updates            # second moment (``exp_avg_sq``): float32 or wider, or nu_dtype
+    r"""State of :func:`scale_by_nadam`.
+
+    Attributes:
+      count: int32 scalar, the updates made so far (saturating).
+      mu_product: float32 scalar :math:`\Pi_t = \prod_{i \le t} \mu_i` (torch
+        ``mu_product``), 1 before the first step.
+      mu: the first moment (torch ``exp_avg``), in the param dtype or ``mu_dtype``.
+      nu: the second moment (torch ``exp_avg_sq``), float32 or wider, or ``nu_dtype``.
+    """
+
+    count: jax.Array
+    mu_product: jax.Array
+    mu: Updates
+    nu: Updates
 
 
 _LOG_096 = log(0.96)
@@ -287,8 +451,22 @@ def scale_by_nadam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 
       mu_dtype, nu_dtype: storage dtypes of the moments (``None``: the param dtype for
         ``mu``, float32 or wider for ``nu``).
 
-    State: :class:`ScaleByNadamState` (int32 ``count``, float32 ``mu_product``, moments).
+    Returns:
+      A ``GradientTransformation`` whose state is a :class:`ScaleByNadamState` (int32
+      ``count``, float32 ``mu_product``, moments).
+
     Equivalent: the direction of ``torch.optim.NAdam``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.scale_by_nadam()
+        >>> g = {"w": jnp.array([0.5, -2.0])}
+        >>> u, state = tx.update(g, tx.init(g))
+        >>> u["w"]
+        Array([ 1.0564517, -1.0564517], dtype=float32)
+        >>> state.mu_product   # mu_1 = 0.9 (1 - 0.5 * 0.96 ** 0.004)
+        Array(0.45007348, dtype=float32)
     """
     return lift(NADAM, b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay,
                 mu_dtype=mu_dtype, nu_dtype=nu_dtype)
@@ -298,9 +476,17 @@ def scale_by_nadam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 
 
 
 class ScaleByRadamState(NamedTuple):
-    count: jax.Array  # int32: updates made so far, saturating
-    mu: Updates       # first moment (torch ``exp_avg``): param dtype, or mu_dtype
-    nu: Updates       # second moment (``exp_avg_sq``): float32 or wider, or nu_dtype
+    """State of :func:`scale_by_radam`.
+
+    Attributes:
+      count: int32 scalar, the updates made so far (saturating).
+      mu: the first moment (torch ``exp_avg``), in the param dtype or ``mu_dtype``.
+      nu: the second moment (torch ``exp_avg_sq``), float32 or wider, or ``nu_dtype``.
+    """
+
+    count: jax.Array
+    mu: Updates
+    nu: Updates
 
 
 def _radam_step(st: Step) -> tuple[dict, dict]:
@@ -365,8 +551,20 @@ def scale_by_radam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 
       mu_dtype, nu_dtype: storage dtypes of the moments (``None``: the param dtype for
         ``mu``, float32 or wider for ``nu``).
 
-    State: :class:`ScaleByRadamState` (int32 ``count``; moments as above).
+    Returns:
+      A ``GradientTransformation`` whose state is a :class:`ScaleByRadamState` (int32
+      ``count``; moments as above).
+
     Equivalent: the direction of ``torch.optim.RAdam``.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.scale_by_radam()
+        >>> g = {"w": jnp.array([0.5, -2.0])}
+        >>> u, state = tx.update(g, tx.init(g))
+        >>> u["w"]   # rho_1 = 1 <= 5: the bias-corrected momentum, g up to rounding
+        Array([ 0.50000006, -2.0000002 ], dtype=float32)
     """
     return lift(RADAM, b1=b1, b2=b2, eps=eps, threshold=threshold, mu_dtype=mu_dtype,
                 nu_dtype=nu_dtype)
@@ -376,9 +574,20 @@ def scale_by_radam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayLike = 
 
 
 class ScaleBySparseAdamState(NamedTuple):
-    count: jax.Array  # int32: steps taken (torch counts every step, present rows or not)
-    mu: Updates       # first moment, param dtype; absent rows keep their value
-    nu: Updates       # second moment, float32 or wider; absent rows keep their value
+    """State of :func:`scale_by_sparse_adam`.
+
+    Attributes:
+      count: int32 scalar, the steps taken (torch counts every step, whichever rows are
+        present).
+      mu: the first moment, in the param dtype or ``mu_dtype``; absent rows keep their
+        value.
+      nu: the second moment, float32 or wider or ``nu_dtype``; absent rows keep their
+        value.
+    """
+
+    count: jax.Array
+    mu: Updates
+    nu: Updates
 
 
 def _present_rows(g) -> jax.Array:
@@ -448,7 +657,20 @@ def scale_by_sparse_adam(b1: ArrayLike = 0.9, b2: ArrayLike = 0.999, eps: ArrayL
       mu_dtype, nu_dtype: storage dtypes of the moments (``None``: the param dtype for
         ``mu``, float32 or wider for ``nu``).
 
-    State: :class:`ScaleBySparseAdamState` (int32 ``count``; moments in the param dtype).
+    Returns:
+      A ``GradientTransformation`` whose state is a :class:`ScaleBySparseAdamState`
+      (int32 ``count``; moments in the param dtype).
+
     Equivalent: the direction of ``torch.optim.SparseAdam``; optax has none.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.scale_by_sparse_adam()
+        >>> g = {"table": jnp.array([[0.5, -2.0], [0.0, 0.0]])}
+        >>> u, state = tx.update(g, tx.init(g))
+        >>> u["table"]   # row 1 is absent: no update, its moments stay zero
+        Array([[ 0.99999934, -0.9999999 ],
+               [ 0.        ,  0.        ]], dtype=float32)
     """
     return lift(SPARSE_ADAM, b1=b1, b2=b2, eps=eps, mu_dtype=mu_dtype, nu_dtype=nu_dtype)

@@ -10,6 +10,7 @@ from optxform.tree.math import as_dtype_of as as_dtype_of
 from optxform.tree.math import at_least_float32 as at_least_float32
 from optxform.tree.math import cast as cast
 from optxform.tree.math import cast_like as cast_like
+from optxform.tree.math import complex_from_real_view as complex_from_real_view
 from optxform.tree.math import div as div
 from optxform.tree.math import flat_dtype as flat_dtype
 from optxform.tree.math import full_like as full_like
@@ -19,6 +20,7 @@ from optxform.tree.math import max_abs as max_abs
 from optxform.tree.math import mul as mul
 from optxform.tree.math import neg as neg
 from optxform.tree.math import ravel as ravel
+from optxform.tree.math import real_view as real_view
 from optxform.tree.math import scale as scale
 from optxform.tree.math import sub as sub
 from optxform.tree.math import sum_of_squares as sum_of_squares

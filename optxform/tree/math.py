@@ -154,6 +154,17 @@ def unravel_like(vector: jax.Array, reference: Any) -> Any:
     return jax.tree.unflatten(treedef, out)
 
 
+def real_view(x: jax.Array) -> jax.Array:
+    """``x``, or for a complex ``x`` its real view: a trailing axis of 2 holding the real and
+    imaginary parts, as ``torch.view_as_real`` (how torch's optimizers see complex params)."""
+    return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1) if jnp.iscomplexobj(x) else x
+
+
+def complex_from_real_view(x: jax.Array) -> jax.Array:
+    """The complex array whose :func:`real_view` is ``x`` (trailing axis of 2)."""
+    return jax.lax.complex(x[..., 0], x[..., 1])
+
+
 def unfused(x: jax.Array) -> jax.Array:
     """``x`` unchanged, rounded on its own: XLA will not fuse it into a multiply-add.
 

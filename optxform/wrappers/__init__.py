@@ -4,6 +4,7 @@ from optxform.wrappers.accumulation import MultiSteps as MultiSteps
 from optxform.wrappers.accumulation import MultiStepsState as MultiStepsState
 from optxform.wrappers.apply_if_finite import apply_if_finite as apply_if_finite
 from optxform.wrappers.apply_if_finite import ApplyIfFiniteState as ApplyIfFiniteState
+from optxform.wrappers.cautious import cautious as cautious
 from optxform.wrappers.ema import ema as ema
 from optxform.wrappers.ema import ema_params as ema_params
 from optxform.wrappers.ema import EmaState as EmaState
@@ -25,6 +26,7 @@ from optxform.wrappers.router import route as route
 __all__ = [
     "apply_if_finite",
     "ApplyIfFiniteState",
+    "cautious",
     "ema",
     "ema_params",
     "EmaState",
