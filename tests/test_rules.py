@@ -33,6 +33,9 @@ def _schedule(count):
 # For each alias: two settings that differ in every scalar hyperparameter (a schedule for a
 # number, weight decay 0 for non-zero, maximize, betas, eps) but in no buffer-adding option.
 SETTINGS = {
+    "muon": ({"ns_dtype": "float32"},
+             {"learning_rate": _schedule, "weight_decay": 0.0, "momentum": 0.5, "eps": 1e-5,
+              "ns_dtype": "float32"}),
     "sgd": ({"momentum": 0.9}, {"learning_rate": _schedule, "momentum": 0.5,
                                 "dampening": 0.1, "weight_decay": 0.1, "maximize": True}),
     "asgd": ({}, {"learning_rate": 0.05, "lambd": 0.0, "alpha": 0.5, "t0": 3.0,
@@ -92,7 +95,7 @@ def test_settings_cover_every_alias_with_options():
 @pytest.mark.parametrize("alias", sorted(SETTINGS))
 def test_a_checkpoint_loads_after_a_scalar_hyperparameter_changes(alias, tmp_path):
     first, second = SETTINGS[alias]
-    problem = "embedding" if alias == "sparse_adam" else "mlp"
+    problem = {"sparse_adam": "embedding", "muon": "matrices"}.get(alias, "mlp")
     params = _params(problem)
     tx_a = getattr(optxform, alias)(**first)
     tx_b = getattr(optxform, alias)(**second)

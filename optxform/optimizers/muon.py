@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
@@ -108,7 +108,7 @@ def _muon_groups(embedding: str | None, head: str | None, batch_dims: int) -> li
     return groups
 
 
-def _times(value: ScalarOrSchedule, factor: float) -> ScalarOrSchedule:
+def _times(value: Any, factor: float) -> Any:
     if factor == 1.0:
         return value
     if callable(value):

@@ -311,7 +311,7 @@ def schedule_free_eval_params(state: OptState, params: Any) -> Any:
     claims: list[list] = [[] for _ in flat_params]  # per param: (z leaf, weight) pairs
     for sf in found:
         try:
-            zs = treedef.flatten_up_to(sf.z)
+            zs = treedef.flatten_up_to(sf.z)  # type: ignore[attr-defined]
         except (ValueError, TypeError):
             try:
                 otu.check_same_structure(params, sf.z, "params", "the state's z",

@@ -111,7 +111,7 @@ def param_labels(groups: Sequence[ParamGroup], default: Hashable
     return labels
 
 
-def route(transforms: Mapping[Hashable, GradientTransformation],
+def route(transforms: Mapping[Any, GradientTransformation],
           groups: Sequence[ParamGroup], default: Hashable) -> GradientTransformation:
     r"""Send each param to the transform of its group: :func:`multi_transform` by rule.
 
