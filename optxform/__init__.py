@@ -52,9 +52,12 @@ from optxform.optimizers import adam as adam
 from optxform.optimizers import adamax as adamax
 from optxform.optimizers import adamw as adamw
 from optxform.optimizers import asgd as asgd
+from optxform.optimizers import dadapt_adam as dadapt_adam
+from optxform.optimizers import dadapt_sgd as dadapt_sgd
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
 from optxform.optimizers import nadam as nadam
+from optxform.optimizers import prodigy as prodigy
 from optxform.optimizers import radam as radam
 from optxform.optimizers import rmsprop as rmsprop
 from optxform.optimizers import rprop as rprop
@@ -144,10 +147,13 @@ from optxform.transforms import scale_by_adadelta as scale_by_adadelta
 from optxform.transforms import scale_by_adagrad as scale_by_adagrad
 from optxform.transforms import scale_by_adam as scale_by_adam
 from optxform.transforms import scale_by_adamax as scale_by_adamax
+from optxform.transforms import scale_by_dadapt_adam as scale_by_dadapt_adam
+from optxform.transforms import scale_by_dadapt_sgd as scale_by_dadapt_sgd
 from optxform.transforms import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms import scale_by_learning_rate as scale_by_learning_rate
 from optxform.transforms import scale_by_lion as scale_by_lion
 from optxform.transforms import scale_by_nadam as scale_by_nadam
+from optxform.transforms import scale_by_prodigy as scale_by_prodigy
 from optxform.transforms import scale_by_radam as scale_by_radam
 from optxform.transforms import scale_by_rms as scale_by_rms
 from optxform.transforms import scale_by_rprop as scale_by_rprop
@@ -158,10 +164,13 @@ from optxform.transforms import ScaleByAdagradState as ScaleByAdagradState
 from optxform.transforms import ScaleByAdamaxState as ScaleByAdamaxState
 from optxform.transforms import ScaleByAdamState as ScaleByAdamState
 from optxform.transforms import ScaleByCenteredRmsState as ScaleByCenteredRmsState
+from optxform.transforms import ScaleByDadaptAdamState as ScaleByDadaptAdamState
+from optxform.transforms import ScaleByDadaptSgdState as ScaleByDadaptSgdState
 from optxform.transforms import ScaleByFactoredRmsState as ScaleByFactoredRmsState
 from optxform.transforms import ScaleByLearningRateState as ScaleByLearningRateState
 from optxform.transforms import ScaleByLionState as ScaleByLionState
 from optxform.transforms import ScaleByNadamState as ScaleByNadamState
+from optxform.transforms import ScaleByProdigyState as ScaleByProdigyState
 from optxform.transforms import ScaleByRadamState as ScaleByRadamState
 from optxform.transforms import ScaleByRmsState as ScaleByRmsState
 from optxform.transforms import ScaleByRpropState as ScaleByRpropState
@@ -237,6 +246,8 @@ __all__ = [
     "cyclic",
     "declares_hyperparameters",
     "cyclic_momentum",
+    "dadapt_adam",
+    "dadapt_sgd",
     "DecoupledWeightDecayState",
     "ema",
     "ema_params",
@@ -299,6 +310,7 @@ __all__ = [
     "piecewise_constant_schedule",
     "place_on",
     "polynomial_schedule",
+    "prodigy",
     "problem_names",
     "radam",
     "rastrigin",
@@ -318,11 +330,14 @@ __all__ = [
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_dadapt_adam",
+    "scale_by_dadapt_sgd",
     "scale_by_factored_rms",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_nadam",
+    "scale_by_prodigy",
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
@@ -333,11 +348,14 @@ __all__ = [
     "ScaleByAdamaxState",
     "ScaleByAdamState",
     "ScaleByCenteredRmsState",
+    "ScaleByDadaptAdamState",
+    "ScaleByDadaptSgdState",
     "ScaleByFactoredRmsState",
     "ScaleByLbfgsState",
     "ScaleByLearningRateState",
     "ScaleByLionState",
     "ScaleByNadamState",
+    "ScaleByProdigyState",
     "ScaleByRadamState",
     "ScaleByRmsState",
     "ScaleByRpropState",

@@ -125,7 +125,56 @@ OPTAX_CASES: list[AliasCase] = [
 # Optimizers beyond torch.optim, each against its authors' code or a well-kept package
 # (installed by the ``test`` extra): float32 within 1e-5 relative and float64 within 1e-10
 # over ``steps`` updates (tests/test_aliases.py). ``reference`` is "module:Class".
+def _reference_grid(alias: str, reference: str, base: dict, options: dict[str, list],
+                    skip: Callable[[dict], bool] = lambda kw: False,
+                    renamed: dict[str, str] | None = None, steps: int = 100) -> list[AliasCase]:
+    """Rows for every combination of ``options`` against ``reference`` ("module:Class"),
+    whose keyword arguments are torch's names (``betas``, ``lr``) and ``renamed``'s."""
+    cases = []
+    names = list(options)
+    for values in itertools.product(*(options[n] for n in names)):
+        kwargs = dict(base, **dict(zip(names, values)))
+        if skip(kwargs):
+            continue
+        reference_kwargs = {(renamed or {}).get(k, k): v for k, v in _to_torch(kwargs).items()}
+        cases.append(AliasCase(alias, kwargs, reference=reference,
+                               reference_kwargs=reference_kwargs, steps=steps))
+    return cases
+
+
+# D-Adaptation and Prodigy rows take learning rates below their default of 1: at 1 the
+# estimated step is so large on this problem that the trajectory is chaotic (a 1e-16
+# difference in the estimate's sums doubles every few steps, in float64 too), and no two
+# summation orders agree over 100 steps. Prodigy starts from d0=1e-4, so that its estimate
+# grows within 100 steps at the smaller learning rate.
+_PRODIGY = "prodigyopt:Prodigy"
+_DADAPT_ADAM = "dadaptation:DAdaptAdam"
+_DADAPT_SGD = "dadaptation:DAdaptSGD"
+_PRODIGY_BASE = {"learning_rate": 0.03, "d0": 1e-4}
+
 REFERENCE_CASES: list[AliasCase] = [
+    *_reference_grid("prodigy", _PRODIGY, _PRODIGY_BASE,
+                     {"weight_decay": [0.0, 0.05], "decouple": TF,
+                      "use_bias_correction": TF, "safeguard_warmup": TF},
+                     skip=lambda kw: kw["weight_decay"] == 0 and not kw["decouple"]),
+    *_reference_grid("prodigy", _PRODIGY, _PRODIGY_BASE, {"growth_rate": [1.02]}),
+    *_reference_grid("prodigy", _PRODIGY, dict(_PRODIGY_BASE, b3=0.9),
+                     {"b1": [0.0, 0.8]}, renamed={"b3": "beta3"}),
+    *_reference_grid("prodigy", _PRODIGY, {"learning_rate": 0.01, "d0": 1e-4, "d_coef": 2.0},
+                     {"b1": [0.0]}),
+    *_reference_grid("prodigy", _PRODIGY, dict(_PRODIGY_BASE, b2=0.99, eps=1e-6), {}),
+    *_reference_grid("dadapt_adam", _DADAPT_ADAM, {"learning_rate": 0.1},
+                     {"weight_decay": [0.0, 0.05], "decouple": TF,
+                      "use_bias_correction": TF},
+                     skip=lambda kw: kw["weight_decay"] == 0 and kw["decouple"]),
+    *_reference_grid("dadapt_adam", _DADAPT_ADAM, {"learning_rate": 0.1, "growth_rate": 1.02},
+                     {"d0": [1e-6, 1e-4]}),
+    *_reference_grid("dadapt_adam", _DADAPT_ADAM,
+                     {"learning_rate": 0.1, "b1": 0.8, "b2": 0.99, "eps": 1e-6}, {}),
+    *_reference_grid("dadapt_sgd", _DADAPT_SGD, {"learning_rate": 0.2},
+                     {"momentum": [0.0, 0.9], "weight_decay": [0.0, 0.05]}),
+    *_reference_grid("dadapt_sgd", _DADAPT_SGD, {"learning_rate": 0.5, "growth_rate": 1.02},
+                     {"d0": [1e-6, 1e-4]}),
 ]
 
 
@@ -145,5 +194,8 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("sparse_adam", {}, problem="embedding"),
     AliasCase("adafactor", {}),
     AliasCase("lion", {}),
+    AliasCase("prodigy", {}),
+    AliasCase("dadapt_adam", {}),
+    AliasCase("dadapt_sgd", {}),
     AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]

@@ -10,6 +10,9 @@ from optxform.optimizers.adam import nadam as nadam
 from optxform.optimizers.adam import radam as radam
 from optxform.optimizers.adam import sparse_adam as sparse_adam
 from optxform.optimizers.asgd import asgd as asgd
+from optxform.optimizers.dadapt import dadapt_adam as dadapt_adam
+from optxform.optimizers.dadapt import dadapt_sgd as dadapt_sgd
+from optxform.optimizers.dadapt import prodigy as prodigy
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
 from optxform.optimizers.rmsprop import rmsprop as rmsprop
@@ -24,9 +27,12 @@ __all__ = [
     "adamax",
     "adamw",
     "asgd",
+    "dadapt_adam",
+    "dadapt_sgd",
     "lbfgs",
     "lion",
     "nadam",
+    "prodigy",
     "radam",
     "rmsprop",
     "rprop",

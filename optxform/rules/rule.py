@@ -15,7 +15,11 @@ A :class:`Rule` says everything about an update rule that code outside its math 
   updates through unchanged without reading params (weight decay 0): the member stays in
   its chain, so the state's structure does not depend on the value;
 * ``per_step``: the scalars it needs once per step (bias corrections, ...);
-* ``leaf``: the per-leaf math, a pure function of one :class:`Leaf`.
+* ``leaf``: the per-leaf math, a pure function of one :class:`Leaf`;
+* for a global rule whose reduction runs over its *updated* state (D-Adaptation's and
+  Prodigy's step size ``d`` comes from sums over the new moments): ``prepare``, the
+  scalars of a first pass, and ``accumulate``, that first pass over the leaves, which
+  updates buffers and returns per-leaf sums that reach ``per_step`` added over the tree.
 
 :func:`optxform.rules.lift` turns a rule and its argument values into a
 ``GradientTransformation``; the tree mapping, the step counter, storage dtypes, complex
@@ -76,7 +80,10 @@ class Buffer:
     step 0); ``enabled_by`` names the option that adds the buffer (``None`` otherwise).
     ``shape`` maps the param's shape (its real view's for a complex param) to the buffer
     leaf's shape, for a "matrix" rule whose state is not shaped like the param (Adafactor's
-    row and column factors); ``None``: the param's shape.
+    row and column factors); ``None``: the param's shape. ``from_params``: the buffer
+    starts as a copy of the param (its real view), in the storage dtype (the starting point
+    :math:`x_0` that D-Adaptation measures distances from); it then needs the params at
+    ``init``.
     """
 
     name: str
@@ -85,14 +92,23 @@ class Buffer:
     fill: str | None = None
     enabled_by: str | None = None
     shape: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None
+    from_params: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class Scalar:
-    """A float32 scalar kept in the state and advanced by ``per_step`` (NAdam's product)."""
+    """A scalar kept in the state and advanced by ``per_step`` (NAdam's product).
+
+    ``fill`` names the hyperparameter holding its initial value (``initial`` otherwise; a
+    schedule is read at step 0). ``dtype``: ``"float32"``; ``"step"``, the dtype of step
+    scalars (float64 under ``jax_enable_x64``, as a reference keeps a host float: the
+    D-Adaptation estimate ``d``); or ``"int32"`` (a count of the steps a rule took).
+    """
 
     name: str
-    initial: float
+    initial: float = 0.0
+    fill: str | None = None
+    dtype: Literal["float32", "step", "int32"] = "float32"
 
 
 class Step(NamedTuple):
@@ -126,7 +142,15 @@ class Leaf(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """One update rule; see the module docstring."""
+    """One update rule; see the module docstring.
+
+    A global rule's reduction reaches ``per_step`` as ``Step.reduced``, from two sources:
+    ``reduce(updates, params, h)``, over the incoming tree; and ``accumulate``, a first
+    pass over the leaves: each leaf (its ``s`` the scalars ``prepare(step)`` returns)
+    gives ``(buffers, sums)``, the buffers it updates (stored in their storage dtype, and
+    what ``leaf`` then reads) and per-leaf scalar sums, which are added over the leaves in
+    the step dtype (float64 under ``jax_enable_x64``).
+    """
 
     name: str
     kind: Kind
@@ -138,6 +162,8 @@ class Rule:
     options: tuple[str, ...] = ()
     per_step: Callable[[Step], tuple[dict, dict]] | None = None
     reduce: Callable[[Any, Any, dict], dict] | None = None
+    prepare: Callable[[Step], dict] | None = None
+    accumulate: Callable[[Leaf], tuple[dict, dict]] | None = None
     reads_params: bool = False
     counts_steps: bool = True
     masked: bool = False
