@@ -54,16 +54,19 @@ def _to_torch(kwargs: dict) -> dict:
     return out
 
 
+def _combinations(base: dict, options: dict[str, list],
+                  skip: Callable[[dict], bool]) -> list[dict]:
+    """``base`` updated with every combination of ``options``, except those ``skip`` drops."""
+    names = list(options)
+    every = (dict(base, **dict(zip(names, values)))
+             for values in itertools.product(*(options[n] for n in names)))
+    return [kwargs for kwargs in every if not skip(kwargs)]
+
+
 def _grid(alias: str, torch_cls: str, base: dict, options: dict[str, list],
           skip: Callable[[dict], bool] = lambda kw: False, **extra) -> list[AliasCase]:
-    cases = []
-    names = list(options)
-    for values in itertools.product(*(options[n] for n in names)):
-        kwargs = dict(base, **dict(zip(names, values)))
-        if skip(kwargs):
-            continue
-        cases.append(AliasCase(alias, kwargs, torch_cls, _to_torch(kwargs), **extra))
-    return cases
+    return [AliasCase(alias, kwargs, torch_cls, _to_torch(kwargs), **extra)
+            for kwargs in _combinations(base, options, skip)]
 
 
 TF = [False, True]
@@ -122,6 +125,7 @@ OPTAX_CASES: list[AliasCase] = [
               optax_kwargs={"learning_rate": 1e-3, "b1": 0.8, "b2": 0.95, "weight_decay": 0.1}),
 ]
 
+
 # Optimizers beyond torch.optim, each against its authors' code or a well-kept package
 # (installed by the ``test`` extra): float32 within 1e-5 relative and float64 within 1e-10
 # over ``steps`` updates (tests/test_aliases.py). ``reference`` is "module:Class".
@@ -130,16 +134,11 @@ def _reference_grid(alias: str, reference: str, base: dict, options: dict[str, l
                     renamed: dict[str, str] | None = None, steps: int = 100) -> list[AliasCase]:
     """Rows for every combination of ``options`` against ``reference`` ("module:Class"),
     whose keyword arguments are torch's names (``betas``, ``lr``) and ``renamed``'s."""
-    cases = []
-    names = list(options)
-    for values in itertools.product(*(options[n] for n in names)):
-        kwargs = dict(base, **dict(zip(names, values)))
-        if skip(kwargs):
-            continue
-        reference_kwargs = {(renamed or {}).get(k, k): v for k, v in _to_torch(kwargs).items()}
-        cases.append(AliasCase(alias, kwargs, reference=reference,
-                               reference_kwargs=reference_kwargs, steps=steps))
-    return cases
+    renamed = renamed or {}
+    return [AliasCase(alias, kwargs, reference=reference, steps=steps,
+                      reference_kwargs={renamed.get(k, k): v
+                                        for k, v in _to_torch(kwargs).items()})
+            for kwargs in _combinations(base, options, skip)]
 
 
 # D-Adaptation and Prodigy rows take learning rates below their default of 1: at 1 the

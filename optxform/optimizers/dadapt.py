@@ -89,10 +89,15 @@ def prodigy(learning_rate: ScalarOrSchedule = 1.0, b1: ArrayLike = 0.9, b2: Arra
 
         >>> import jax.numpy as jnp, optxform
         >>> tx = optxform.prodigy()
-        >>> params = {"w": jnp.array([1.0, -1.0])}
-        >>> updates, _ = tx.update({"w": jnp.array([0.5, -2.0])}, tx.init(params), params)
-        >>> updates["w"]
-        Array([-1.e-06,  1.e-06], dtype=float32)
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = tx.init(params)
+        >>> for _ in range(20):  # the gradient of |x|^2 / 2 is x
+        ...     updates, state = tx.update(params, state, params)
+        ...     params = optxform.apply_updates(params, updates)
+        >>> params
+        Array([-0.14945641, -1.2662587 ], dtype=float32)
+        >>> optxform.tree_get(state, "d")  # the estimated distance to the minimum
+        Array(0.48600584, dtype=float32)
     """
     coupled, decoupled = _split_decay(weight_decay, decouple)
     return recipe(("decay", add_decayed_weights(coupled)),
@@ -152,10 +157,15 @@ def dadapt_adam(learning_rate: ScalarOrSchedule = 1.0, b1: ArrayLike = 0.9,
 
         >>> import jax.numpy as jnp, optxform
         >>> tx = optxform.dadapt_adam()
-        >>> params = {"w": jnp.array([1.0, -1.0])}
-        >>> updates, _ = tx.update({"w": jnp.array([0.5, -2.0])}, tx.init(params), params)
-        >>> updates["w"]
-        Array([-3.1622776e-06,  3.1622776e-06], dtype=float32)
+        >>> def step(params, state):  # the gradient of |x|^2 / 2 is x
+        ...     updates, state = tx.update(params, state, params)
+        ...     return optxform.apply_updates(params, updates), state
+        >>> params = jnp.array([1.0, -2.0])
+        >>> state = tx.init(params)
+        >>> for _ in range(20):
+        ...     params, state = step(params, state)
+        >>> params, optxform.tree_get(state, "d")
+        (Array([ 0.28451312, -0.4045307 ], dtype=float32), Array(3.7150483, dtype=float32))
     """
     coupled, decoupled = _split_decay(weight_decay, decouple)
     return recipe(("decay", add_decayed_weights(coupled)),
@@ -204,11 +214,14 @@ def dadapt_sgd(learning_rate: ScalarOrSchedule = 1.0, momentum: ArrayLike = 0.0,
     Example::
 
         >>> import jax.numpy as jnp, optxform
-        >>> tx = optxform.dadapt_sgd()
-        >>> params = {"w": jnp.array([1.0, -1.0])}
-        >>> updates, _ = tx.update({"w": jnp.array([0.6, -0.8])}, tx.init(params), params)
-        >>> updates["w"]
-        Array([-6.e-07,  8.e-07], dtype=float32)
+        >>> tx = optxform.dadapt_sgd(momentum=0.9)
+        >>> params = {"w": jnp.array([1.0, -2.0])}
+        >>> state = tx.init(params)
+        >>> for _ in range(50):  # the gradient of |x|^2 / 2 is x
+        ...     updates, state = tx.update(params, state, params)
+        ...     params = optxform.apply_updates(params, updates)
+        >>> params["w"], optxform.tree_get(state, "d")
+        (Array([ 0.17691183, -0.35382366], dtype=float32), Array(6.938244, dtype=float32))
     """
     return recipe(("dadapt_sgd", scale_by_dadapt_sgd(learning_rate, momentum, weight_decay,
                                                      d0, growth_rate)),

@@ -25,7 +25,7 @@ since :math:`d` needs them) in the gradient's direction; the aliases in
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -106,10 +106,31 @@ def _as_the_reference_steps(x: Leaf, step: jax.Array) -> jax.Array:
     the same step would move the estimate by a percent. ``p - p'`` is exact (the two are
     close), and so is ``p + (p' - p)`` after the alias's sign flip.
     """
-    p = x.p
-    if "weight_decay" not in x.zero:
-        p = p - x.s["decay"] * p
-    return x.p - (p - step)
+    p = _param(x)
+    new = p if "weight_decay" in x.zero else p - x.s["decay"] * p
+    return p - (new - step)
+
+
+def _updated_moments(x: Leaf, s_decay: jax.Array) -> dict:
+    """Adam's moments of the weighted gradients and the EMA ``s`` of them, as the
+    references update them: ``m = b1 m + w1 g``, ``v = b2 v + w2 g^2`` (``mul_`` then
+    ``addcmul_``), ``s = s_decay s + ws g``; all left as they are while inactive."""
+    s, g, b = x.s, x.g, x.buffers
+    new = {"exp_avg": s["b1"] * b["exp_avg"] + s["w1"] * g,
+           "exp_avg_sq": ema_of_square(b["exp_avg_sq"], g, s["b2"], s["w2"]),
+           "s": s_decay * b["s"] + s["ws"] * g}
+    return {name: jnp.where(s["active"], value, b[name]) for name, value in new.items()}
+
+
+def _sums_when_active(x: Leaf, **sums: jax.Array) -> dict:
+    """The leaf's parts of the estimate's sums (0 while inactive)."""
+    zero = jnp.zeros([], x.g.dtype)
+    return {name: jnp.where(x.s["active"], value, zero) for name, value in sums.items()}
+
+
+def _param(x: Leaf) -> jax.Array:
+    """The leaf's param (these rules read params; the lifting requires them)."""
+    return cast(jax.Array, x.p)
 
 
 def _sum_abs(x: jax.Array) -> jax.Array:
@@ -125,15 +146,30 @@ def _dot(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 class ScaleByProdigyState(NamedTuple):
-    count: jax.Array        # int32: updates made (where a learning-rate schedule is read)
-    exp_avg: Any            # first moment of d-scaled gradients, in the param dtype
-    exp_avg_sq: Any         # second moment of d-scaled gradients, float32 or wider
-    s: Any                  # EMA (b3) of d-weighted gradients, float32 or wider
-    p0: Any                 # the params at init, in the param dtype
-    d: jax.Array            # the estimate d_k (step dtype: float64 under x64)
-    d_max: jax.Array        # the largest d_hat so far (and d0)
-    d_numerator: jax.Array  # the EMA (b3) of the weighted <g, p0 - p> sums
-    k: jax.Array            # int32: steps taken (a skipped step is not counted)
+    """The state of :func:`scale_by_prodigy` (the names are prodigyopt's).
+
+    Attributes:
+      count: int32, the updates made (where a learning-rate schedule is read).
+      exp_avg: the first moment of :math:`d`-scaled gradients, in the param dtype.
+      exp_avg_sq: the second moment of :math:`d`-scaled gradients, float32 or wider.
+      s: the :math:`\beta_3`-EMA of the weighted gradients, float32 or wider.
+      p0: the params at ``init``, :math:`x_0`, in the param dtype.
+      d: the estimate :math:`d_k` (step dtype: float64 under ``jax_enable_x64``).
+      d_max: the largest :math:`\hat d` so far (at least ``d0``).
+      d_numerator: the :math:`\beta_3`-EMA :math:`r_k` of the weighted
+        :math:`\langle g, x_0 - x\rangle`.
+      k: int32, the steps taken (a skipped step is not counted).
+    """
+
+    count: jax.Array
+    exp_avg: Any
+    exp_avg_sq: Any
+    s: Any
+    p0: Any
+    d: jax.Array
+    d_max: jax.Array
+    d_numerator: jax.Array
+    k: jax.Array
 
 
 def _prodigy_scalars(st: Step) -> dict:
@@ -148,15 +184,9 @@ def _prodigy_scalars(st: Step) -> dict:
 
 
 def _prodigy_accumulate(x: Leaf) -> tuple[dict, dict]:
-    s, g, b = x.s, x.g, x.buffers
-    new = {"exp_avg": s["b1"] * b["exp_avg"] + s["w1"] * g,
-           "exp_avg_sq": ema_of_square(b["exp_avg_sq"], g, s["b2"], s["w2"]),
-           "s": s["b3"] * b["s"] + s["ws"] * g}
-    active = s["active"]
-    new = {name: jnp.where(active, value, b[name]) for name, value in new.items()}
-    zero = jnp.zeros([], g.dtype)
-    return new, {"numerator": jnp.where(active, _dot(g, b["p0"] - x.p), zero),
-                 "denominator": jnp.where(active, _sum_abs(new["s"]), zero)}
+    new = _updated_moments(x, x.s["b3"])
+    return new, _sums_when_active(x, numerator=_dot(x.g, x.buffers["p0"] - _param(x)),
+                                  denominator=_sum_abs(new["s"]))
 
 
 def _prodigy_step(st: Step) -> tuple[dict, dict]:
@@ -259,12 +289,9 @@ def scale_by_prodigy(learning_rate: ScalarOrSchedule = 1.0, b1: ArrayLike = 0.9,
     Example::
 
         >>> import jax.numpy as jnp, optxform
-        >>> tx = optxform.scale_by_prodigy()
-        >>> params = {"w": jnp.array([1.0, -1.0])}
-        >>> state = tx.init(params)
-        >>> updates, state = tx.update({"w": jnp.array([0.5, -2.0])}, state, params)
-        >>> updates["w"]
-        Array([ 1.e-06, -1.e-06], dtype=float32)
+        >>> state = optxform.scale_by_prodigy().init({"w": jnp.array([1.0, -2.0])})
+        >>> state.d, state.p0["w"]  # d starts at d0; p0 is a copy of the params
+        (Array(1.e-06, dtype=float32), Array([ 1., -2.], dtype=float32))
     """
     check_flag("use_bias_correction", use_bias_correction)
     check_flag("safeguard_warmup", safeguard_warmup)
@@ -279,13 +306,26 @@ def scale_by_prodigy(learning_rate: ScalarOrSchedule = 1.0, b1: ArrayLike = 0.9,
 
 
 class ScaleByDadaptAdamState(NamedTuple):
-    count: jax.Array               # int32: updates made (where a schedule is read)
-    exp_avg: Any                   # first moment of dlr-scaled gradients, param dtype
-    exp_avg_sq: Any                # second moment of the gradients, float32 or wider
-    s: Any                         # EMA (sqrt(b2)) of dlr-weighted gradients, float32+
-    d: jax.Array                   # the estimate d_k (step dtype: float64 under x64)
-    numerator_weighted: jax.Array  # the EMA of the weighted <g, s / denom> sums
-    k: jax.Array                   # int32: steps taken (a skipped step is not counted)
+    """The state of :func:`scale_by_dadapt_adam` (the names are dadaptation's).
+
+    Attributes:
+      count: int32, the updates made (where a learning-rate schedule is read).
+      exp_avg: the first moment of the step-scaled gradients, in the param dtype.
+      exp_avg_sq: the second moment of the gradients, float32 or wider.
+      s: the :math:`\sqrt{\beta_2}`-EMA of the weighted gradients, float32 or wider.
+      d: the estimate :math:`d_k` (step dtype: float64 under ``jax_enable_x64``).
+      numerator_weighted: the EMA :math:`r_k` of the weighted
+        :math:`\langle g, s / (\sqrt{v} + \epsilon)\rangle`.
+      k: int32, the steps taken (a skipped step is not counted).
+    """
+
+    count: jax.Array
+    exp_avg: Any
+    exp_avg_sq: Any
+    s: Any
+    d: jax.Array
+    numerator_weighted: jax.Array
+    k: jax.Array
 
 
 def _dadapt_adam_scalars(st: Step) -> dict:
@@ -298,16 +338,11 @@ def _dadapt_adam_scalars(st: Step) -> dict:
 
 
 def _dadapt_adam_accumulate(x: Leaf) -> tuple[dict, dict]:
-    s, g, b = x.s, x.g, x.buffers
-    denom = jnp.sqrt(b["exp_avg_sq"]) + s["eps"]
-    new = {"exp_avg": s["b1"] * b["exp_avg"] + s["w1"] * g,
-           "exp_avg_sq": ema_of_square(b["exp_avg_sq"], g, s["b2"], s["w2"]),
-           "s": s["root"] * b["s"] + s["ws"] * g}
-    active = s["active"]
-    new = {name: jnp.where(active, value, b[name]) for name, value in new.items()}
-    zero = jnp.zeros([], g.dtype)
-    return new, {"numerator": jnp.where(active, _dot(g, b["s"] / denom), zero),
-                 "l1": jnp.where(active, _sum_abs(new["s"]), zero)}
+    b = x.buffers
+    denom = jnp.sqrt(b["exp_avg_sq"]) + x.s["eps"]  # the previous step's, as the reference
+    new = _updated_moments(x, x.s["root"])
+    return new, _sums_when_active(x, numerator=_dot(x.g, b["s"] / denom),
+                                  l1=_sum_abs(new["s"]))
 
 
 def _dadapt_adam_step(st: Step) -> tuple[dict, dict]:
@@ -389,10 +424,10 @@ def scale_by_dadapt_adam(learning_rate: ScalarOrSchedule = 1.0, b1: ArrayLike = 
 
         >>> import jax.numpy as jnp, optxform
         >>> tx = optxform.scale_by_dadapt_adam()
-        >>> params = {"w": jnp.array([1.0, -1.0])}
-        >>> updates, _ = tx.update({"w": jnp.array([0.5, -2.0])}, tx.init(params), params)
-        >>> updates["w"]
-        Array([ 3.1622776e-06, -3.1622776e-06], dtype=float32)
+        >>> params = {"w": jnp.array([1.0, -2.0])}
+        >>> _, state = tx.update({"w": jnp.array([0.5, 0.5])}, tx.init(params), params)
+        >>> state.k  # steps taken (a step with all-zero gradients is not counted)
+        Array(1, dtype=int32)
     """
     check_flag("use_bias_correction", use_bias_correction)
     check_growth_rate(growth_rate)
@@ -405,13 +440,25 @@ def scale_by_dadapt_adam(learning_rate: ScalarOrSchedule = 1.0, b1: ArrayLike = 
 
 
 class ScaleByDadaptSgdState(NamedTuple):
-    count: jax.Array               # int32: updates made (where a schedule is read)
-    s: Any                         # the sum of dlr-weighted gradients, float32 or wider
-    x0: Any                        # the params at init, in the param dtype
-    d: jax.Array                   # the estimate d_k (step dtype: float64 under x64)
-    numerator_weighted: jax.Array  # the sum of the weighted <g, s> terms
-    g0_norm: jax.Array             # the norm of the first gradient (weight decay left out)
-    k: jax.Array                   # int32: steps taken (a skipped step is not counted)
+    """The state of :func:`scale_by_dadapt_sgd` (the names are dadaptation's).
+
+    Attributes:
+      count: int32, the updates made (where a learning-rate schedule is read).
+      s: the sum of the weighted gradients, float32 or wider.
+      x0: the params at ``init``, in the param dtype.
+      d: the estimate :math:`d_k` (step dtype: float64 under ``jax_enable_x64``).
+      numerator_weighted: the sum :math:`r_k` of the weighted :math:`\langle g, s\rangle`.
+      g0_norm: the norm of the first gradient (weight decay left out, as the reference).
+      k: int32, the steps taken (a skipped step is not counted).
+    """
+
+    count: jax.Array
+    s: Any
+    x0: Any
+    d: jax.Array
+    numerator_weighted: jax.Array
+    g0_norm: jax.Array
+    k: jax.Array
 
 
 def _first_gradient_norm(updates: Any, params: Any, h: dict) -> dict:
@@ -432,17 +479,15 @@ def _dadapt_sgd_scalars(st: Step) -> dict:
 
 def _decayed_gradient(x: Leaf) -> jax.Array:
     """The reference's ``grad.add_(p, alpha=weight_decay)`` (coupled L2)."""
-    return x.g if "weight_decay" in x.zero else x.g + x.s["weight_decay"] * x.p
+    return x.g if "weight_decay" in x.zero else x.g + x.s["weight_decay"] * _param(x)
 
 
 def _dadapt_sgd_accumulate(x: Leaf) -> tuple[dict, dict]:
     s, b = x.s, x.buffers
     g = _decayed_gradient(x)
-    active = s["active"]
-    new_s = jnp.where(active, b["s"] + s["dlr"] * g, b["s"])
-    zero = jnp.zeros([], g.dtype)
-    return {"s": new_s}, {"numerator": jnp.where(active, _dot(g, b["s"]), zero),
-                          "sk_sq": jnp.where(active, jnp.sum(jnp.square(new_s)), zero)}
+    new_s = jnp.where(s["active"], b["s"] + s["dlr"] * g, b["s"])
+    return {"s": new_s}, _sums_when_active(x, numerator=_dot(g, b["s"]),
+                                           sk_sq=jnp.sum(jnp.square(new_s)))
 
 
 def _dadapt_sgd_step(st: Step) -> tuple[dict, dict]:
@@ -462,7 +507,8 @@ def _dadapt_sgd_step(st: Step) -> tuple[dict, dict]:
 def _dadapt_sgd_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     s, b = x.s, x.buffers
     z = b["x0"] - b["s"]
-    u = x.p - (s["kept"] * x.p + s["ck"] * z)
+    p = _param(x)
+    u = p - (s["kept"] * p + s["ck"] * z)
     return jnp.where(s["skip"], jnp.zeros_like(u), u), dict(b)
 
 
@@ -519,11 +565,10 @@ def scale_by_dadapt_sgd(learning_rate: ScalarOrSchedule = 1.0, momentum: ArrayLi
     Example::
 
         >>> import jax.numpy as jnp, optxform
-        >>> tx = optxform.scale_by_dadapt_sgd()
-        >>> params = {"w": jnp.array([1.0, -1.0])}
-        >>> updates, _ = tx.update({"w": jnp.array([0.6, -0.8])}, tx.init(params), params)
-        >>> updates["w"]
-        Array([ 6.e-07, -8.e-07], dtype=float32)
+        >>> tx = optxform.scale_by_dadapt_sgd(momentum=0.9)
+        >>> state = tx.init(jnp.array([1.0, -2.0]))
+        >>> state.x0, state.g0_norm  # the start, and the first gradient's norm (to come)
+        (Array([ 1., -2.], dtype=float32), Array(0., dtype=float32))
     """
     check_growth_rate(growth_rate)
     return lift(DADAPT_SGD, learning_rate=learning_rate, momentum=momentum,
