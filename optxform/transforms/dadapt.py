@@ -85,6 +85,11 @@ def _adam_step_size(st: Step) -> Any:
     return size
 
 
+def _summed(st: Step, name: str) -> jax.Array:
+    """The sum ``name`` over the tree (0 for a tree without leaves)."""
+    return st.reduced.get(name, jnp.zeros([], step_dtype()))
+
+
 def _kept_unless(skip: jax.Array, new: dict, old: dict) -> dict:
     """The carried scalars: ``old`` where the step is skipped, else ``new``; ``k`` counts."""
     new = dict(new, k=old["k"] + 1)
@@ -190,12 +195,13 @@ def _prodigy_accumulate(x: Leaf) -> tuple[dict, dict]:
 
 
 def _prodigy_step(st: Step) -> tuple[dict, dict]:
-    h, c, r, opt = st.h, st.carried, st.reduced, st.opt
+    h, c, opt = st.h, st.carried, st.opt
     sc = _prodigy_scalars(st)
     d, d0 = c["d"], _wide(h["d0"])
-    numerator = sc["b3"] * c["d_numerator"] + sc["numerator_weight"] * r["numerator"]
-    skip = r["denominator"] == 0
-    d_hat = _wide(h["d_coef"]) * numerator / r["denominator"]
+    numerator = (sc["b3"] * c["d_numerator"]
+                 + sc["numerator_weight"] * _summed(st, "numerator"))
+    skip = _summed(st, "denominator") == 0
+    d_hat = _wide(h["d_coef"]) * numerator / _summed(st, "denominator")
     d_new = jnp.where(d == d0, jnp.maximum(d, d_hat), d)
     d_max = jnp.maximum(c["d_max"], d_hat)
     d_new = jnp.minimum(d_max, d_new * opt["growth_rate"])
@@ -346,12 +352,13 @@ def _dadapt_adam_accumulate(x: Leaf) -> tuple[dict, dict]:
 
 
 def _dadapt_adam_step(st: Step) -> tuple[dict, dict]:
-    h, c, r = st.h, st.carried, st.reduced
+    h, c = st.h, st.carried
     sc = _dadapt_adam_scalars(st)
     root, d, dlr = sc["root"], c["d"], sc["dlr"]
-    numerator = root * c["numerator_weighted"] + one_minus(root) * (dlr * r["numerator"])
-    skip = r["l1"] == 0
-    d_hat = numerator / (one_minus(root) * r["l1"])
+    numerator = (root * c["numerator_weighted"]
+                 + one_minus(root) * (dlr * _summed(st, "numerator")))
+    skip = _summed(st, "l1") == 0
+    d_hat = numerator / (one_minus(root) * _summed(st, "l1"))
     d_new = jnp.maximum(d, jnp.minimum(d_hat, d * st.opt["growth_rate"]))
     carried = _kept_unless(skip, {"d": d_new, "numerator_weighted": numerator}, c)
     return {"eps": h["eps"], "decay": _wide(h["weight_decay"]) * dlr, "skip": skip}, carried
@@ -491,12 +498,12 @@ def _dadapt_sgd_accumulate(x: Leaf) -> tuple[dict, dict]:
 
 
 def _dadapt_sgd_step(st: Step) -> tuple[dict, dict]:
-    c, r = st.carried, st.reduced
+    c = st.carried
     sc = _dadapt_sgd_scalars(st)
     d = c["d"]
-    numerator = c["numerator_weighted"] + sc["dlr"] * r["numerator"]
-    skip = r["sk_sq"] == 0
-    d_hat = 2 * numerator / jnp.sqrt(r["sk_sq"])
+    numerator = c["numerator_weighted"] + sc["dlr"] * _summed(st, "numerator")
+    skip = _summed(st, "sk_sq") == 0
+    d_hat = 2 * numerator / jnp.sqrt(_summed(st, "sk_sq"))
     d_new = jnp.maximum(d, jnp.minimum(d_hat, d * st.opt["growth_rate"]))
     carried = _kept_unless(skip, {"d": d_new, "numerator_weighted": numerator,
                                   "g0_norm": sc["g0_norm"]}, c)
