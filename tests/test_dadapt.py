@@ -10,6 +10,7 @@ checkpoints.
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,7 @@ from jax.sharding import PartitionSpec as P
 
 import optxform
 from optxform import tree as otu
+from optxform.rules import Buffer, Hyperparameter, Rule, Scalar, lift
 from tests import oracles
 
 REFERENCES = {"prodigy": "prodigyopt:Prodigy", "dadapt_adam": "dadaptation:DAdaptAdam",
@@ -298,3 +300,51 @@ def test_the_estimate_is_kept_in_float64_under_x64(x64):
         assert optxform.tree_get(state, "d").dtype == jnp.float64, alias
     state = optxform.prodigy().init({"w": jnp.ones(3, jnp.float32)})
     assert optxform.tree_get(state, "d").dtype == jnp.float64
+
+
+class _TotalState(NamedTuple):
+    count: jax.Array
+    total: Any
+    start: Any
+    steps: jax.Array
+
+
+def _total_accumulate(x):
+    total = x.buffers["total"] + x.g
+    return {"total": total}, {"l1": jnp.sum(jnp.abs(total))}
+
+
+def _total_step(st):
+    return ({"factor": st.h["scale"] / st.reduced["l1"]},
+            {"steps": st.carried["steps"] + 1.0})
+
+
+def _total_leaf(x):
+    return x.buffers["total"] * x.s["factor"] + 0.0 * (x.p - x.buffers["start"]), dict(x.buffers)
+
+
+_TOTAL = Rule(name="total", kind="global", state=_TotalState, reads_params=True,
+              hyperparameters=(Hyperparameter("scale"),),
+              buffers=(Buffer("total", "accumulator"), Buffer("start", from_params=True)),
+              scalars=(Scalar("steps", fill="scale", dtype="step"),),
+              accumulate=_total_accumulate, per_step=_total_step, leaf=_total_leaf)
+
+
+def test_the_lifting_runs_a_first_pass_whose_sums_cover_the_tree(x64):
+    """The extensions of optxform.rules these rules use, on a toy rule: the updated buffers
+    reach ``leaf``, the per-leaf sums are added over the tree (``None`` leaves left out),
+    ``from_params`` copies the params, a ``step`` scalar starts from a hyperparameter."""
+    tx = lift(_TOTAL, scale=2.0)
+    params = {"a": jnp.array([1.0, -2.0]), "b": jnp.array([3.0]), "c": jnp.array([5.0])}
+    state = tx.init(params)
+    assert state.steps.dtype == jnp.float64 and float(state.steps) == 2.0
+    np.testing.assert_array_equal(state.start["b"], [3.0])
+    grads = {"a": jnp.array([1.0, -1.0]), "b": jnp.array([2.0]), "c": None}
+    updates, state = tx.update(grads, state, params)
+    np.testing.assert_allclose(updates["a"], [0.5, -0.5])  # 2 * g / (1 + 1 + 2)
+    np.testing.assert_allclose(updates["b"], [1.0])
+    assert updates["c"] is None and float(state.total["c"][0]) == 0.0
+    np.testing.assert_array_equal(state.total["a"], [1.0, -1.0])
+    updates, state = tx.update(grads, state, params)  # totals doubled: the same factor
+    np.testing.assert_allclose(updates["a"], [0.5, -0.5])
+    assert float(state.steps) == 4.0

@@ -56,7 +56,7 @@ _K = Scalar("k", dtype="int32")                      # steps taken (skipped ones
 _S = Buffer("s", "accumulator")                      # the weighted sum of gradients
 
 
-def check_growth_rate(growth_rate: Any) -> None:
+def _check_growth_rate(growth_rate: Any) -> None:
     """``growth_rate`` is a number ``> 0`` (``inf``, the default, means no limit)."""
     if isinstance(growth_rate, bool) or not is_number(growth_rate) or not growth_rate > 0:
         raise ValueError(f"Invalid growth_rate: {growth_rate!r} (growth_rate must be a "
@@ -301,7 +301,7 @@ def scale_by_prodigy(learning_rate: ScalarOrSchedule = 1.0, b1: ArrayLike = 0.9,
     """
     check_flag("use_bias_correction", use_bias_correction)
     check_flag("safeguard_warmup", safeguard_warmup)
-    check_growth_rate(growth_rate)
+    _check_growth_rate(growth_rate)
     return lift(PRODIGY, learning_rate=learning_rate, b1=b1, b2=b2, b3=b3, eps=eps,
                 weight_decay=weight_decay, d0=d0, d_coef=d_coef,
                 use_bias_correction=bool(use_bias_correction),
@@ -437,7 +437,7 @@ def scale_by_dadapt_adam(learning_rate: ScalarOrSchedule = 1.0, b1: ArrayLike = 
         Array(1, dtype=int32)
     """
     check_flag("use_bias_correction", use_bias_correction)
-    check_growth_rate(growth_rate)
+    _check_growth_rate(growth_rate)
     return lift(DADAPT_ADAM, learning_rate=learning_rate, b1=b1, b2=b2, eps=eps,
                 weight_decay=weight_decay, d0=d0,
                 use_bias_correction=bool(use_bias_correction), growth_rate=float(growth_rate))
@@ -577,7 +577,7 @@ def scale_by_dadapt_sgd(learning_rate: ScalarOrSchedule = 1.0, momentum: ArrayLi
         >>> state.x0, state.g0_norm  # the start, and the first gradient's norm (to come)
         (Array([ 1., -2.], dtype=float32), Array(0., dtype=float32))
     """
-    check_growth_rate(growth_rate)
+    _check_growth_rate(growth_rate)
     return lift(DADAPT_SGD, learning_rate=learning_rate, momentum=momentum,
                 weight_decay=weight_decay, d0=d0, growth_rate=float(growth_rate))
 
