@@ -56,11 +56,14 @@ from optxform.optimizers import ademamix as ademamix
 from optxform.optimizers import adopt as adopt
 from optxform.optimizers import asgd as asgd
 from optxform.optimizers import cautious_adamw as cautious_adamw
+from optxform.optimizers import dadapt_adam as dadapt_adam
+from optxform.optimizers import dadapt_sgd as dadapt_sgd
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
 from optxform.optimizers import muon as muon
 from optxform.optimizers import muon_with_adamw as muon_with_adamw
 from optxform.optimizers import nadam as nadam
+from optxform.optimizers import prodigy as prodigy
 from optxform.optimizers import radam as radam
 from optxform.optimizers import rmsprop as rmsprop
 from optxform.optimizers import rprop as rprop
@@ -159,12 +162,15 @@ from optxform.transforms import scale_by_ademamix as scale_by_ademamix
 from optxform.transforms import scale_by_adopt as scale_by_adopt
 from optxform.transforms import scale_by_belief as scale_by_belief
 from optxform.transforms import scale_by_bias_corrected_rms as scale_by_bias_corrected_rms
+from optxform.transforms import scale_by_dadapt_adam as scale_by_dadapt_adam
+from optxform.transforms import scale_by_dadapt_sgd as scale_by_dadapt_sgd
 from optxform.transforms import scale_by_ema_momentum as scale_by_ema_momentum
 from optxform.transforms import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms import scale_by_learning_rate as scale_by_learning_rate
 from optxform.transforms import scale_by_lion as scale_by_lion
 from optxform.transforms import scale_by_muon as scale_by_muon
 from optxform.transforms import scale_by_nadam as scale_by_nadam
+from optxform.transforms import scale_by_prodigy as scale_by_prodigy
 from optxform.transforms import scale_by_radam as scale_by_radam
 from optxform.transforms import scale_by_rms as scale_by_rms
 from optxform.transforms import scale_by_rprop as scale_by_rprop
@@ -181,10 +187,13 @@ from optxform.transforms import ScaleByAdoptState as ScaleByAdoptState
 from optxform.transforms import ScaleByBeliefState as ScaleByBeliefState
 from optxform.transforms import ScaleByBiasCorrectedRmsState as ScaleByBiasCorrectedRmsState
 from optxform.transforms import ScaleByCenteredRmsState as ScaleByCenteredRmsState
+from optxform.transforms import ScaleByDadaptAdamState as ScaleByDadaptAdamState
+from optxform.transforms import ScaleByDadaptSgdState as ScaleByDadaptSgdState
 from optxform.transforms import ScaleByFactoredRmsState as ScaleByFactoredRmsState
 from optxform.transforms import ScaleByLearningRateState as ScaleByLearningRateState
 from optxform.transforms import ScaleByLionState as ScaleByLionState
 from optxform.transforms import ScaleByNadamState as ScaleByNadamState
+from optxform.transforms import ScaleByProdigyState as ScaleByProdigyState
 from optxform.transforms import ScaleByRadamState as ScaleByRadamState
 from optxform.transforms import ScaleByRmsState as ScaleByRmsState
 from optxform.transforms import ScaleByRpropState as ScaleByRpropState
@@ -272,6 +281,8 @@ __all__ = [
     "cyclic",
     "declares_hyperparameters",
     "cyclic_momentum",
+    "dadapt_adam",
+    "dadapt_sgd",
     "DecoupledWeightDecayState",
     "ema",
     "ema_params",
@@ -340,6 +351,7 @@ __all__ = [
     "piecewise_constant_schedule",
     "place_on",
     "polynomial_schedule",
+    "prodigy",
     "problem_names",
     "radam",
     "rastrigin",
@@ -364,6 +376,8 @@ __all__ = [
     "scale_by_adopt",
     "scale_by_belief",
     "scale_by_bias_corrected_rms",
+    "scale_by_dadapt_adam",
+    "scale_by_dadapt_sgd",
     "scale_by_ema_momentum",
     "scale_by_factored_rms",
     "scale_by_lbfgs",
@@ -371,6 +385,7 @@ __all__ = [
     "scale_by_lion",
     "scale_by_muon",
     "scale_by_nadam",
+    "scale_by_prodigy",
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
@@ -387,11 +402,14 @@ __all__ = [
     "ScaleByBeliefState",
     "ScaleByBiasCorrectedRmsState",
     "ScaleByCenteredRmsState",
+    "ScaleByDadaptAdamState",
+    "ScaleByDadaptSgdState",
     "ScaleByFactoredRmsState",
     "ScaleByLbfgsState",
     "ScaleByLearningRateState",
     "ScaleByLionState",
     "ScaleByNadamState",
+    "ScaleByProdigyState",
     "ScaleByRadamState",
     "ScaleByRmsState",
     "ScaleByRpropState",

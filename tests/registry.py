@@ -60,16 +60,19 @@ def _to_torch(kwargs: dict) -> dict:
     return out
 
 
+def _combinations(base: dict, options: dict[str, list],
+                  skip: Callable[[dict], bool]) -> list[dict]:
+    """``base`` updated with every combination of ``options``, except those ``skip`` drops."""
+    names = list(options)
+    every = (dict(base, **dict(zip(names, values)))
+             for values in itertools.product(*(options[n] for n in names)))
+    return [kwargs for kwargs in every if not skip(kwargs)]
+
+
 def _grid(alias: str, torch_cls: str, base: dict, options: dict[str, list],
           skip: Callable[[dict], bool] = lambda kw: False, **extra) -> list[AliasCase]:
-    cases = []
-    names = list(options)
-    for values in itertools.product(*(options[n] for n in names)):
-        kwargs = dict(base, **dict(zip(names, values)))
-        if skip(kwargs):
-            continue
-        cases.append(AliasCase(alias, kwargs, torch_cls, _to_torch(kwargs), **extra))
-    return cases
+    return [AliasCase(alias, kwargs, torch_cls, _to_torch(kwargs), **extra)
+            for kwargs in _combinations(base, options, skip)]
 
 
 TF = [False, True]
@@ -186,12 +189,26 @@ def _with_decays(rows: list[dict]) -> list[dict]:
 # (installed by the ``test`` extra): float32 within 1e-5 relative and float64 within 1e-10
 # over ``steps`` updates (tests/test_aliases.py). ``reference`` is "module:Class".
 def _reference_grid(alias: str, reference: str, base: dict, options: dict[str, list],
-                    steps: int = 100) -> list[AliasCase]:
-    """``_grid`` rows judged against ``reference`` ("module:Class"), torch-style kwargs."""
-    return [dataclasses.replace(case, torch_cls=None, torch_kwargs=None, reference=reference,
-                                reference_kwargs=case.torch_kwargs, steps=steps)
-            for case in _grid(alias, None, base, options)]
+                    skip: Callable[[dict], bool] = lambda kw: False,
+                    renamed: dict[str, str] | None = None, steps: int = 100) -> list[AliasCase]:
+    """Rows for every combination of ``options`` against ``reference`` ("module:Class"),
+    whose keyword arguments are torch's names (``betas``, ``lr``) and ``renamed``'s."""
+    renamed = renamed or {}
+    return [AliasCase(alias, kwargs, reference=reference, steps=steps,
+                      reference_kwargs={renamed.get(k, k): v
+                                        for k, v in _to_torch(kwargs).items()})
+            for kwargs in _combinations(base, options, skip)]
 
+
+# D-Adaptation and Prodigy rows take learning rates below their default of 1: at 1 the
+# estimated step is so large on this problem that the trajectory is chaotic (a 1e-16
+# difference in the estimate's sums doubles every few steps, in float64 too), and no two
+# summation orders agree over 100 steps. Prodigy starts from d0=1e-4, so that its estimate
+# grows within 100 steps at the smaller learning rate.
+_PRODIGY = "prodigyopt:Prodigy"
+_DADAPT_ADAM = "dadaptation:DAdaptAdam"
+_DADAPT_SGD = "dadaptation:DAdaptSGD"
+_PRODIGY_BASE = {"learning_rate": 0.03, "d0": 1e-4}
 
 REFERENCE_CASES: list[AliasCase] = [
     # schedulefree 1.4.1: params are the training point y (the package in train mode).
@@ -244,6 +261,28 @@ REFERENCE_CASES: list[AliasCase] = [
       for kw in [{"learning_rate": 1e-3, "weight_decay": wd, "maximize": mx}
                  for wd in (0.0, 0.1) for mx in TF]
       + [{"learning_rate": 1e-3, "b1": 0.8, "b2": 0.95, "weight_decay": 0.1}]],
+    *_reference_grid("prodigy", _PRODIGY, _PRODIGY_BASE,
+                     {"weight_decay": [0.0, 0.05], "decouple": TF,
+                      "use_bias_correction": TF, "safeguard_warmup": TF},
+                     skip=lambda kw: kw["weight_decay"] == 0 and not kw["decouple"]),
+    *_reference_grid("prodigy", _PRODIGY, _PRODIGY_BASE, {"growth_rate": [1.02]}),
+    *_reference_grid("prodigy", _PRODIGY, dict(_PRODIGY_BASE, b3=0.9),
+                     {"b1": [0.0, 0.8]}, renamed={"b3": "beta3"}),
+    *_reference_grid("prodigy", _PRODIGY, {"learning_rate": 0.01, "d0": 1e-4, "d_coef": 2.0},
+                     {"b1": [0.0]}),
+    *_reference_grid("prodigy", _PRODIGY, dict(_PRODIGY_BASE, b2=0.99, eps=1e-6), {}),
+    *_reference_grid("dadapt_adam", _DADAPT_ADAM, {"learning_rate": 0.1},
+                     {"weight_decay": [0.0, 0.05], "decouple": TF,
+                      "use_bias_correction": TF},
+                     skip=lambda kw: kw["weight_decay"] == 0 and kw["decouple"]),
+    *_reference_grid("dadapt_adam", _DADAPT_ADAM, {"learning_rate": 0.1, "growth_rate": 1.02},
+                     {"d0": [1e-6, 1e-4]}),
+    *_reference_grid("dadapt_adam", _DADAPT_ADAM,
+                     {"learning_rate": 0.1, "b1": 0.8, "b2": 0.99, "eps": 1e-6}, {}),
+    *_reference_grid("dadapt_sgd", _DADAPT_SGD, {"learning_rate": 0.2},
+                     {"momentum": [0.0, 0.9], "weight_decay": [0.0, 0.05]}),
+    *_reference_grid("dadapt_sgd", _DADAPT_SGD, {"learning_rate": 0.5, "growth_rate": 1.02},
+                     {"d0": [1e-6, 1e-4]}),
 ]
 
 
@@ -270,5 +309,8 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("ademamix", {}),
     AliasCase("adabelief", {}),
     AliasCase("cautious_adamw", {}),
+    AliasCase("prodigy", {}),
+    AliasCase("dadapt_adam", {}),
+    AliasCase("dadapt_sgd", {}),
     AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]

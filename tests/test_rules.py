@@ -70,6 +70,12 @@ SETTINGS = {
                        "rectify": True, "degenerated_to_sgd": False, "maximize": True}),
     "cautious_adamw": ({}, {"learning_rate": _schedule, "b1": 0.5, "eps": 1e-8,
                             "weight_decay": 0.1, "correct_bias": False}),
+    "prodigy": ({}, {"learning_rate": _schedule, "b1": 0.5, "b2": 0.9, "b3": 0.8, "eps": 1e-6,
+                     "weight_decay": 0.1, "d0": 1e-4, "d_coef": 0.5, "growth_rate": 1.02}),
+    "dadapt_adam": ({}, {"learning_rate": _schedule, "b1": 0.5, "b2": 0.9, "eps": 1e-6,
+                         "weight_decay": 0.1, "d0": 1e-4, "growth_rate": 1.02}),
+    "dadapt_sgd": ({}, {"learning_rate": _schedule, "momentum": 0.9, "weight_decay": 0.1,
+                        "d0": 1e-4, "growth_rate": 1.02}),
 }
 
 

@@ -16,6 +16,9 @@ from optxform.optimizers.ademamix import ademamix as ademamix
 from optxform.optimizers.adopt import adopt as adopt
 from optxform.optimizers.asgd import asgd as asgd
 from optxform.optimizers.cautious import cautious_adamw as cautious_adamw
+from optxform.optimizers.dadapt import dadapt_adam as dadapt_adam
+from optxform.optimizers.dadapt import dadapt_sgd as dadapt_sgd
+from optxform.optimizers.dadapt import prodigy as prodigy
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
 from optxform.optimizers.muon import muon as muon
@@ -36,11 +39,14 @@ __all__ = [
     "adopt",
     "asgd",
     "cautious_adamw",
+    "dadapt_adam",
+    "dadapt_sgd",
     "lbfgs",
     "lion",
     "muon",
     "muon_with_adamw",
     "nadam",
+    "prodigy",
     "radam",
     "rmsprop",
     "rprop",

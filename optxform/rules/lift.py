@@ -16,7 +16,9 @@
   - complex params: torch's convention, real and imaginary parts as separate elements
     (``torch.view_as_real``); buffers of a complex param are stored as that real view,
     and a global rule's ``reduce`` sees complex updates and params as real views too;
-  - masks: where a masked rule's mask is False the update passes unchanged.
+  - masks: where a masked rule's mask is False the update passes unchanged;
+  - a global rule's first pass (``accumulate``), whose per-leaf sums are added over the
+    tree before ``per_step``, and whose updated buffers the second pass (``leaf``) reads.
 
 The transform's ``update`` carries its declaration (:func:`declaration_of`), which
 ``packed``, ``inject_hyperparams`` and the state tools read instead of guessing.
@@ -36,9 +38,9 @@ from optxform.core.counters import increment, zero_count
 from optxform.core.schedule import value_at
 from optxform.core.trees import path_to_str, require_params
 from optxform.core.validation import check_dtype, check_hyperparameter
-from optxform.rules.rule import Leaf, Rule, Step
+from optxform.rules.rule import Leaf, Rule, Scalar, Step
 from optxform.tree.masks import resolve_mask
-from optxform.tree.numerics import is_zero
+from optxform.tree.numerics import is_zero, step_dtype
 
 __all__ = ["Declaration", "declaration_of", "kinds_of", "lift"]
 
@@ -160,15 +162,12 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
             def make(p, b=b, fill=fill):
                 shape, dtype = storage_of(b, p)
                 if b.from_params:
-                    return _real_view(jnp.asarray(p)).astype(dtype).reshape(shape)
+                    return otu.real_view(jnp.asarray(p)).astype(dtype).reshape(shape)
                 return jnp.full(shape, fill, dtype)
 
             state[b.name] = otu.tree_map(make, params)
         for s in rule.scalars:
-            initial = s.initial if s.fill is None else values[s.fill]
-            if callable(initial):  # a schedule: its value at step 0
-                initial = value_at(initial, zero_count())
-            state[s.name] = jnp.asarray(initial).astype(s.storage_dtype())
+            state[s.name] = _initial_scalar(s, values)
         if rule.counts_steps:
             state["count"] = zero_count()
         return rule.state(**state)
@@ -188,11 +187,6 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
                    rule.reduce(otu.tree_map(otu.real_view, updates),
                                None if params is None else otu.tree_map(otu.real_view, params),
                                h))
-        if rule.per_step is not None:
-            scalars, carried = rule.per_step(Step(t, count, h, carried, reduced, options))
-        else:
-            scalars = dict(h)
-
         flat_updates, treedef = jax.tree_util.tree_flatten_with_path(updates,
                                                                      is_leaf=_is_none)
         paths = [path for path, _ in flat_updates]
@@ -204,6 +198,29 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
             mask, params if params is not None else updates, f"{rule.name}: the mask",
             elementwise=rule.kind == "elementwise"))
             if rule.masked and mask is not None else [True] * len(flat_g))
+
+        if rule.accumulate is not None:
+            first = _ScalarsByDtype(rule.prepare(Step(t, count, h, carried, reduced, options))
+                                    if rule.prepare is not None else dict(h))
+            sums = {}
+            for i, g in enumerate(flat_g):
+                if g is None or flat_mask[i] is False:
+                    continue
+                old = {name: leaves[i] for name, leaves in flat_buffers.items()}
+                leaf, real_g = _leaf_input(rule, g, old, flat_p[i], first, options, zero,
+                                           paths[i])
+                new, parts = rule.accumulate(leaf)
+                for name, value in new.items():
+                    flat_buffers[name][i] = value.astype(old[name].dtype)
+                for name, value in parts.items():
+                    value = jnp.asarray(value).astype(step_dtype())
+                    sums[name] = value if name not in sums else sums[name] + value
+            reduced = {**reduced, **sums}
+
+        if rule.per_step is not None:
+            scalars, carried = rule.per_step(Step(t, count, h, carried, reduced, options))
+        else:
+            scalars = dict(h)
 
         scalars_in = _ScalarsByDtype(scalars)  # each scalar cast once per compute dtype
         out_u, out_buffers = list(flat_g), {name: list(leaves)
@@ -315,11 +332,20 @@ class _ScalarsByDtype:
         return self.cast[key]
 
 
-def _one_leaf(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: dict,
-              zero: frozenset, path) -> tuple[Any, dict]:
+def _initial_scalar(scalar: Scalar, values: dict) -> jax.Array:
+    """A :class:`Scalar`'s value in a fresh state (its ``fill`` hyperparameter, or
+    ``initial``), in its declared dtype."""
+    value = scalar.initial if scalar.fill is None else values[scalar.fill]
+    if callable(value):  # a schedule: its value at step 0
+        value = value_at(value, zero_count())
+    return jnp.asarray(value).astype(scalar.storage_dtype())
+
+
+def _leaf_input(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: dict,
+                zero: frozenset, path) -> tuple[Leaf, jax.Array]:
+    """The :class:`Leaf` a rule's per-leaf math sees, and the incoming update's real view."""
     g = jnp.asarray(g)
-    is_complex = jnp.iscomplexobj(g)
-    if is_complex and rule.complex_params == "reject":
+    if jnp.iscomplexobj(g) and rule.complex_params == "reject":
         raise ValueError(f"{rule.name} does not support complex params (param "
                          f"{path_to_str(path)!r} is {g.dtype})")
     real_g = otu.real_view(g)
@@ -330,6 +356,13 @@ def _one_leaf(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: di
         s=scalars(dtype),
         p=None if p is None else otu.real_view(jnp.asarray(p)).astype(dtype),
         opt=options, zero=zero, dtype=real_g.dtype)
+    return leaf, real_g
+
+
+def _one_leaf(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: dict,
+              zero: frozenset, path) -> tuple[Any, dict]:
+    is_complex = jnp.iscomplexobj(g)
+    leaf, real_g = _leaf_input(rule, g, old, p, scalars, options, zero, path)
     u, new = rule.leaf(leaf)
     u = _nan_where_state_overflowed(u, {b.name: new[b.name] for b in rule.buffers
                                         if b.storage == "accumulator" and b.name in new})

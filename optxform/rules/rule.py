@@ -18,7 +18,11 @@ A :class:`Rule` says everything about an update rule that code outside its math 
 * ``leaf``: the per-leaf math, a pure function of one :class:`Leaf`;
 * for "matrix" rules, ``check_shape`` (which param shapes it takes: a refused param is a
   ``ValueError`` naming its path) and ``batch_same_shapes`` (leaves of one shape and dtype
-  run as one batched call of ``leaf``, as Muon's Newton-Schulz of many equal matrices).
+  run as one batched call of ``leaf``, as Muon's Newton-Schulz of many equal matrices);
+* for a global rule whose reduction runs over its *updated* state (D-Adaptation's and
+  Prodigy's step size ``d`` comes from sums over the new moments): ``prepare``, the
+  scalars of a first pass, and ``accumulate``, that first pass over the leaves, which
+  updates buffers and returns per-leaf sums that reach ``per_step`` added over the tree.
 
 :func:`optxform.rules.lift` turns a rule and its argument values into a
 ``GradientTransformation``; the tree mapping, the step counter, storage dtypes, complex
@@ -83,7 +87,8 @@ class Buffer:
     leaf's shape, for a "matrix" rule whose state is not shaped like the param (Adafactor's
     row and column factors); ``None``: the param's shape. ``from_params``: the buffer
     starts as a copy of the param (a complex param's real view) in its storage dtype,
-    rather than as ``fill`` (Schedule-Free's ``z``, a stored starting point).
+    rather than as ``fill`` (Schedule-Free's ``z``; the starting point :math:`x_0` that
+    D-Adaptation measures distances from).
     """
 
     name: str
@@ -99,19 +104,20 @@ class Buffer:
 class Scalar:
     """A scalar kept in the state and advanced by ``per_step`` (NAdam's product).
 
-    ``dtype``: ``"float32"``, or ``"step"`` for :func:`~optxform.tree.numerics.step_dtype`
-    (float64 under ``jax_enable_x64``: a running sum that float64 runs need exact).
-    ``fill`` names the hyperparameter holding its initial value (a schedule is read at
-    step 0); ``initial`` otherwise. ``per_step``'s value is stored in this dtype.
+    ``fill`` names the hyperparameter holding its initial value (``initial`` otherwise; a
+    schedule is read at step 0). ``dtype``: ``"float32"``; ``"step"``, the dtype of step
+    scalars (float64 under ``jax_enable_x64``, as a reference keeps a host float: a running
+    sum, the D-Adaptation estimate ``d``); or ``"int32"`` (a count of the steps a rule
+    took). ``per_step``'s value is stored in this dtype.
     """
 
     name: str
-    initial: float
-    dtype: Literal["float32", "step"] = "float32"
+    initial: float = 0.0
     fill: str | None = None
+    dtype: Literal["float32", "step", "int32"] = "float32"
 
     def storage_dtype(self) -> Any:
-        return step_dtype() if self.dtype == "step" else jnp.float32
+        return {"float32": jnp.float32, "step": step_dtype(), "int32": jnp.int32}[self.dtype]
 
 
 class Step(NamedTuple):
@@ -145,7 +151,15 @@ class Leaf(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """One update rule; see the module docstring."""
+    """One update rule; see the module docstring.
+
+    A global rule's reduction reaches ``per_step`` as ``Step.reduced``, from two sources:
+    ``reduce(updates, params, h)``, over the incoming tree; and ``accumulate``, a first
+    pass over the leaves: each leaf (its ``s`` the scalars ``prepare(step)`` returns)
+    gives ``(buffers, sums)``, the buffers it updates (stored in their storage dtype, and
+    what ``leaf`` then reads) and per-leaf scalar sums, which are added over the leaves in
+    the step dtype (float64 under ``jax_enable_x64``).
+    """
 
     name: str
     kind: Kind
@@ -157,6 +171,8 @@ class Rule:
     options: tuple[str, ...] = ()
     per_step: Callable[[Step], tuple[dict, dict]] | None = None
     reduce: Callable[[Any, Any, dict], dict] | None = None
+    prepare: Callable[[Step], dict] | None = None
+    accumulate: Callable[[Leaf], tuple[dict, dict]] | None = None
     reads_params: bool = False
     counts_steps: bool = True
     masked: bool = False

@@ -29,6 +29,12 @@ from optxform.transforms.clipping import clip_by_global_norm as clip_by_global_n
 from optxform.transforms.clipping import zero_nans as zero_nans
 from optxform.transforms.clipping import ZeroNansState as ZeroNansState
 from optxform.transforms.constraints import keep_params_nonnegative as keep_params_nonnegative
+from optxform.transforms.dadapt import scale_by_dadapt_adam as scale_by_dadapt_adam
+from optxform.transforms.dadapt import scale_by_dadapt_sgd as scale_by_dadapt_sgd
+from optxform.transforms.dadapt import scale_by_prodigy as scale_by_prodigy
+from optxform.transforms.dadapt import ScaleByDadaptAdamState as ScaleByDadaptAdamState
+from optxform.transforms.dadapt import ScaleByDadaptSgdState as ScaleByDadaptSgdState
+from optxform.transforms.dadapt import ScaleByProdigyState as ScaleByProdigyState
 from optxform.transforms.factored import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms.factored import ScaleByFactoredRmsState as ScaleByFactoredRmsState
 from optxform.transforms.momentum import trace as trace
@@ -88,12 +94,15 @@ __all__ = [
     "scale_by_adopt",
     "scale_by_belief",
     "scale_by_bias_corrected_rms",
+    "scale_by_dadapt_adam",
+    "scale_by_dadapt_sgd",
     "scale_by_ema_momentum",
     "scale_by_factored_rms",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_muon",
     "scale_by_nadam",
+    "scale_by_prodigy",
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
@@ -110,10 +119,13 @@ __all__ = [
     "ScaleByBeliefState",
     "ScaleByBiasCorrectedRmsState",
     "ScaleByCenteredRmsState",
+    "ScaleByDadaptAdamState",
+    "ScaleByDadaptSgdState",
     "ScaleByFactoredRmsState",
     "ScaleByLearningRateState",
     "ScaleByLionState",
     "ScaleByNadamState",
+    "ScaleByProdigyState",
     "ScaleByRadamState",
     "ScaleByRmsState",
     "ScaleByRpropState",

@@ -107,8 +107,8 @@ SCHEDULE_FREE = Rule(
                      Hyperparameter("r", check_non_negative),
                      Hyperparameter("weight_lr_power", check_non_negative)),
     buffers=(Buffer("z", "param", from_params=True),),
-    scalars=(Scalar("b1", 0.0, "step", fill="b1"), Scalar("lr_max", -1.0, "step"),
-             Scalar("weight_sum", 0.0, "step")),
+    scalars=(Scalar("b1", fill="b1", dtype="step"), Scalar("lr_max", -1.0, dtype="step"),
+             Scalar("weight_sum", dtype="step")),
     reads_params=True, per_step=_schedule_free_step, leaf=_schedule_free_leaf)
 
 
