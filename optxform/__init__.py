@@ -51,9 +51,11 @@ from optxform.optimizers import adagrad as adagrad
 from optxform.optimizers import adam as adam
 from optxform.optimizers import adamax as adamax
 from optxform.optimizers import adamw as adamw
+from optxform.optimizers import adan as adan
 from optxform.optimizers import asgd as asgd
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
+from optxform.optimizers import mars as mars
 from optxform.optimizers import nadam as nadam
 from optxform.optimizers import radam as radam
 from optxform.optimizers import rmsprop as rmsprop
@@ -128,6 +130,7 @@ from optxform.state import tree_get as tree_get
 from optxform.state import tree_set as tree_set
 from optxform.transforms import add_decayed_weights as add_decayed_weights
 from optxform.transforms import add_decoupled_weight_decay as add_decoupled_weight_decay
+from optxform.transforms import add_proximal_weight_decay as add_proximal_weight_decay
 from optxform.transforms import asgd_average as asgd_average
 from optxform.transforms import asgd_averaging as asgd_averaging
 from optxform.transforms import asgd_averaging_weight as asgd_averaging_weight
@@ -138,15 +141,18 @@ from optxform.transforms import clip_by_block_rms as clip_by_block_rms
 from optxform.transforms import clip_by_global_norm as clip_by_global_norm
 from optxform.transforms import DecoupledWeightDecayState as DecoupledWeightDecayState
 from optxform.transforms import keep_params_nonnegative as keep_params_nonnegative
+from optxform.transforms import ProximalWeightDecayState as ProximalWeightDecayState
 from optxform.transforms import resolve_mask as resolve_mask
 from optxform.transforms import scale as scale
 from optxform.transforms import scale_by_adadelta as scale_by_adadelta
 from optxform.transforms import scale_by_adagrad as scale_by_adagrad
 from optxform.transforms import scale_by_adam as scale_by_adam
 from optxform.transforms import scale_by_adamax as scale_by_adamax
+from optxform.transforms import scale_by_adan as scale_by_adan
 from optxform.transforms import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms import scale_by_learning_rate as scale_by_learning_rate
 from optxform.transforms import scale_by_lion as scale_by_lion
+from optxform.transforms import scale_by_mars as scale_by_mars
 from optxform.transforms import scale_by_nadam as scale_by_nadam
 from optxform.transforms import scale_by_radam as scale_by_radam
 from optxform.transforms import scale_by_rms as scale_by_rms
@@ -157,10 +163,12 @@ from optxform.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
 from optxform.transforms import ScaleByAdagradState as ScaleByAdagradState
 from optxform.transforms import ScaleByAdamaxState as ScaleByAdamaxState
 from optxform.transforms import ScaleByAdamState as ScaleByAdamState
+from optxform.transforms import ScaleByAdanState as ScaleByAdanState
 from optxform.transforms import ScaleByCenteredRmsState as ScaleByCenteredRmsState
 from optxform.transforms import ScaleByFactoredRmsState as ScaleByFactoredRmsState
 from optxform.transforms import ScaleByLearningRateState as ScaleByLearningRateState
 from optxform.transforms import ScaleByLionState as ScaleByLionState
+from optxform.transforms import ScaleByMarsState as ScaleByMarsState
 from optxform.transforms import ScaleByNadamState as ScaleByNadamState
 from optxform.transforms import ScaleByRadamState as ScaleByRadamState
 from optxform.transforms import ScaleByRmsState as ScaleByRmsState
@@ -203,8 +211,10 @@ __all__ = [
     "adam",
     "adamax",
     "adamw",
+    "adan",
     "add_decayed_weights",
     "add_decoupled_weight_decay",
+    "add_proximal_weight_decay",
     "apply_if_finite",
     "apply_updates",
     "ApplyIfFiniteState",
@@ -272,6 +282,7 @@ __all__ = [
     "LookaheadState",
     "lr_range_test",
     "LRRangeResult",
+    "mars",
     "masked",
     "MaskedNode",
     "MaskedState",
@@ -300,6 +311,7 @@ __all__ = [
     "place_on",
     "polynomial_schedule",
     "problem_names",
+    "ProximalWeightDecayState",
     "radam",
     "rastrigin",
     "reduce_on_plateau",
@@ -318,10 +330,12 @@ __all__ = [
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_adan",
     "scale_by_factored_rms",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_mars",
     "scale_by_nadam",
     "scale_by_radam",
     "scale_by_rms",
@@ -332,11 +346,13 @@ __all__ = [
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
     "ScaleByAdamState",
+    "ScaleByAdanState",
     "ScaleByCenteredRmsState",
     "ScaleByFactoredRmsState",
     "ScaleByLbfgsState",
     "ScaleByLearningRateState",
     "ScaleByLionState",
+    "ScaleByMarsState",
     "ScaleByNadamState",
     "ScaleByRadamState",
     "ScaleByRmsState",

@@ -9,9 +9,11 @@ from optxform.optimizers.adam import adamw as adamw
 from optxform.optimizers.adam import nadam as nadam
 from optxform.optimizers.adam import radam as radam
 from optxform.optimizers.adam import sparse_adam as sparse_adam
+from optxform.optimizers.adan import adan as adan
 from optxform.optimizers.asgd import asgd as asgd
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
+from optxform.optimizers.mars import mars as mars
 from optxform.optimizers.rmsprop import rmsprop as rmsprop
 from optxform.optimizers.rprop import rprop as rprop
 from optxform.optimizers.sgd import sgd as sgd
@@ -23,9 +25,11 @@ __all__ = [
     "adam",
     "adamax",
     "adamw",
+    "adan",
     "asgd",
     "lbfgs",
     "lion",
+    "mars",
     "nadam",
     "radam",
     "rmsprop",

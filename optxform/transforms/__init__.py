@@ -10,6 +10,8 @@ from optxform.transforms.adam import ScaleByAdamState as ScaleByAdamState
 from optxform.transforms.adam import ScaleByNadamState as ScaleByNadamState
 from optxform.transforms.adam import ScaleByRadamState as ScaleByRadamState
 from optxform.transforms.adam import ScaleBySparseAdamState as ScaleBySparseAdamState
+from optxform.transforms.adan import scale_by_adan as scale_by_adan
+from optxform.transforms.adan import ScaleByAdanState as ScaleByAdanState
 from optxform.transforms.averaging import asgd_average as asgd_average
 from optxform.transforms.averaging import asgd_averaging as asgd_averaging
 from optxform.transforms.averaging import asgd_averaging_weight as asgd_averaging_weight
@@ -23,6 +25,8 @@ from optxform.transforms.clipping import ZeroNansState as ZeroNansState
 from optxform.transforms.constraints import keep_params_nonnegative as keep_params_nonnegative
 from optxform.transforms.factored import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms.factored import ScaleByFactoredRmsState as ScaleByFactoredRmsState
+from optxform.transforms.mars import scale_by_mars as scale_by_mars
+from optxform.transforms.mars import ScaleByMarsState as ScaleByMarsState
 from optxform.transforms.momentum import trace as trace
 from optxform.transforms.momentum import TraceState as TraceState
 from optxform.transforms.rms import scale_by_adadelta as scale_by_adadelta
@@ -43,12 +47,15 @@ from optxform.transforms.sign import ScaleByLionState as ScaleByLionState
 from optxform.transforms.sign import ScaleByRpropState as ScaleByRpropState
 from optxform.transforms.weight_decay import add_decayed_weights as add_decayed_weights
 from optxform.transforms.weight_decay import add_decoupled_weight_decay as add_decoupled_weight_decay
+from optxform.transforms.weight_decay import add_proximal_weight_decay as add_proximal_weight_decay
 from optxform.transforms.weight_decay import DecoupledWeightDecayState as DecoupledWeightDecayState
+from optxform.transforms.weight_decay import ProximalWeightDecayState as ProximalWeightDecayState
 from optxform.tree.masks import resolve_mask as resolve_mask
 
 __all__ = [
     "add_decayed_weights",
     "add_decoupled_weight_decay",
+    "add_proximal_weight_decay",
     "asgd_average",
     "asgd_averaging",
     "asgd_averaging_weight",
@@ -59,15 +66,18 @@ __all__ = [
     "clip_by_global_norm",
     "DecoupledWeightDecayState",
     "keep_params_nonnegative",
+    "ProximalWeightDecayState",
     "resolve_mask",
     "scale",
     "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_adan",
     "scale_by_factored_rms",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_mars",
     "scale_by_nadam",
     "scale_by_radam",
     "scale_by_rms",
@@ -78,10 +88,12 @@ __all__ = [
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
     "ScaleByAdamState",
+    "ScaleByAdanState",
     "ScaleByCenteredRmsState",
     "ScaleByFactoredRmsState",
     "ScaleByLearningRateState",
     "ScaleByLionState",
+    "ScaleByMarsState",
     "ScaleByNadamState",
     "ScaleByRadamState",
     "ScaleByRmsState",
