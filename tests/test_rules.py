@@ -53,6 +53,11 @@ SETTINGS = {
     "adafactor": ({}, {"learning_rate": _schedule, "weight_decay": 0.1, "beta2_decay": -0.5,
                        "maximize": True}),
     "lion": ({}, {"learning_rate": _schedule, "b1": 0.5, "weight_decay": 0.1}),
+    "adan": ({}, {"learning_rate": _schedule, "b1": 0.5, "b3": 0.9, "weight_decay": 0.1,
+                  "max_grad_norm": 0.5, "eps": 1e-6, "maximize": True}),
+    "mars": ({}, {"learning_rate": _schedule, "b1": 0.5, "gamma": 0.1, "lr_1d": 1e-3,
+                  "weight_decay": 0.1, "weight_decay_1d": 0.0, "mars_type": "lion",
+                  "cautious": True, "maximize": True}),
 }
 
 

@@ -19,8 +19,8 @@ from optxform import tree as otu
 from optxform.core import GradientTransformation
 from optxform.core.validation import check_flag
 from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Step, beta, lift, non_negative
-from optxform.tree.numerics import (as_f32, bias_correction, ema_of_square, is_zero, lerp,
-                                    one_minus)
+from optxform.tree.numerics import (as_f32, bias_correction, divide, ema_of_square, is_zero,
+                                    lerp, one_minus)
 from optxform.tree.math import unfused
 
 __all__ = ["ScaleByAdanState", "scale_by_adan"]
@@ -77,8 +77,8 @@ def _adan_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     delta = lerp(b["delta"], diff, s["w2"])
     corrected = unfused(diff * s["b2"]) + g            # g_t + b2 (g_t - g_{t-1})
     nu = ema_of_square(b["nu"], corrected, s["b3"], s["w3"])
-    denom = jnp.sqrt(nu) / s["bc3_sqrt"] + s["eps"]
-    u = mu / s["bc1"] / denom + (delta * s["b2"]) / s["bc2"] / denom
+    denom = divide(jnp.sqrt(nu), s["bc3_sqrt"]) + s["eps"]
+    u = divide(mu, s["bc1"]) / denom + divide(delta * s["b2"], s["bc2"]) / denom
     return u, {"mu": mu, "delta": delta, "nu": nu, "prev": g}
 
 

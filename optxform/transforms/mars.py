@@ -20,11 +20,12 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike, DTypeLike
 
+from optxform import tree as otu
 from optxform.core import GradientTransformation
 from optxform.core.validation import check_dtype, check_flag, check_one_of
 from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Step, beta, lift, non_negative
 from optxform.tree.math import unfused
-from optxform.tree.numerics import bias_correction, ema_of_square, lerp, one_minus
+from optxform.tree.numerics import bias_correction, divide, ema_of_square, lerp, one_minus
 
 __all__ = ["ScaleByMarsState", "scale_by_mars"]
 
@@ -78,7 +79,7 @@ def _cautious(u: jax.Array, g: jax.Array) -> jax.Array:
 def _orthogonalize(m: jax.Array, eps: jax.Array, dtype: Any) -> jax.Array:
     """The reference's ``zero_power_via_newton_schulz_5`` of a 2-D ``m``, run in ``dtype``:
     each product accumulated in float32 or wider and rounded once to ``dtype``."""
-    acc = jnp.promote_types(dtype, jnp.float32)
+    acc = otu.at_least_float32(dtype)
     transpose = m.shape[0] > m.shape[1]
     x = (m.T if transpose else m).astype(dtype)
     norm = jnp.sqrt(jnp.sum(jnp.square(x.astype(acc)))).astype(dtype)
@@ -103,7 +104,7 @@ def _adaptive(x: Leaf, u: jax.Array, c: jax.Array, suffix: str) -> tuple[jax.Arr
     second = nu
     if x.opt["ams_bound"]:
         second = new["nu_max"] = jnp.maximum(b["nu_max"], nu)
-    denom = (jnp.sqrt(second + 1e-15) + s["eps"]) / s["bc2_sqrt" + suffix] * s["bc1" + suffix]
+    denom = divide(jnp.sqrt(second + 1e-15) + s["eps"], s["bc2_sqrt" + suffix]) * s["bc1" + suffix]
     return u / denom, new
 
 
@@ -125,7 +126,7 @@ def _mars_leaf(x: Leaf) -> tuple[jax.Array, dict]:
         factor = math.sqrt(max(1.0, g.shape[0] / g.shape[1]))
         m = (u * s["momentum_scale"]).reshape(g.shape[0], -1)
         o = _orthogonalize(m, s["eps"], jnp.dtype(opt["ns_dtype"]))
-        o = (o.astype(jnp.promote_types(o.dtype, jnp.float32)) * factor).astype(o.dtype)
+        o = (o.astype(otu.at_least_float32(o.dtype)) * factor).astype(o.dtype)
         u = o.reshape(g.shape).astype(g.dtype)
     else:
         u, moments = _adaptive(x, u, c, suffix)

@@ -16,7 +16,7 @@ from jax.typing import ArrayLike
 from optxform.core import EmptyState, GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import check_non_negative
 from optxform.rules import Hyperparameter, Leaf, Rule, Step, lift
-from optxform.tree.numerics import as_f32, is_number
+from optxform.tree.numerics import as_f32, divide, is_number
 
 __all__ = ["DecoupledWeightDecayState", "ProximalWeightDecayState", "add_decayed_weights",
            "add_decoupled_weight_decay", "add_proximal_weight_decay"]
@@ -51,15 +51,27 @@ class DecoupledWeightDecayState(NamedTuple):
     count: jax.Array  # int32: the step a learning-rate schedule is evaluated at
 
 
-def _decoupled_step(st: Step) -> tuple[dict, dict]:
+def _lr_times_decay(st: Step) -> float | jax.Array:
+    """``lr * wd``: for numbers in float64 on the host, as torch computes ``1 - lr * wd``
+    (rounded once, to the compute dtype, by ``mul_``), else in float32."""
     lr, wd = st.h["learning_rate"], st.h["weight_decay"]
     if is_number(wd) and is_number(lr):
-        # torch: ``1 - lr * wd`` in float64 on the host, rounded to the param dtype by
-        # ``mul_`` (a Python float is rounded once, to the compute dtype).
-        factor = 1.0 - lr * wd
-    else:
-        factor = 1.0 - as_f32(lr) * as_f32(wd)
-    return {"factor": factor}, {}
+        return lr * wd
+    return as_f32(lr) * as_f32(wd)
+
+
+def _decay_rule(name: str, state: type, per_step, leaf) -> Rule:
+    """A decay applied after the learning rate: it reads the params and takes a mask."""
+    return Rule(
+        name=name, kind="elementwise", state=state,
+        hyperparameters=(Hyperparameter("weight_decay", check_non_negative),
+                         Hyperparameter("learning_rate", check_non_negative, schedule=True)),
+        reads_params=True, masked=True, neutral_when_zero="weight_decay",
+        per_step=per_step, leaf=leaf)
+
+
+def _decoupled_step(st: Step) -> tuple[dict, dict]:
+    return {"factor": 1.0 - _lr_times_decay(st)}, {}
 
 
 def _decoupled_leaf(x: Leaf) -> tuple[jax.Array, dict]:
@@ -71,12 +83,8 @@ def _decoupled_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     return x.g + delta, {}
 
 
-DECOUPLED_WEIGHT_DECAY = Rule(
-    name="add_decoupled_weight_decay", kind="elementwise", state=DecoupledWeightDecayState,
-    hyperparameters=(Hyperparameter("weight_decay", check_non_negative),
-                     Hyperparameter("learning_rate", check_non_negative, schedule=True)),
-    reads_params=True, masked=True, neutral_when_zero="weight_decay",
-    per_step=_decoupled_step, leaf=_decoupled_leaf)
+DECOUPLED_WEIGHT_DECAY = _decay_rule("add_decoupled_weight_decay", DecoupledWeightDecayState,
+                                     _decoupled_step, _decoupled_leaf)
 
 
 def add_decoupled_weight_decay(weight_decay: ArrayLike, learning_rate: ScalarOrSchedule = 1.0,
@@ -120,24 +128,17 @@ class ProximalWeightDecayState(NamedTuple):
 
 
 def _proximal_step(st: Step) -> tuple[dict, dict]:
-    lr, wd = st.h["learning_rate"], st.h["weight_decay"]
-    # The reference divides by ``1 + lr * wd`` computed in float64 on the host.
-    divisor = 1.0 + lr * wd if is_number(wd) and is_number(lr) else 1.0 + as_f32(lr) * as_f32(wd)
-    return {"divisor": divisor}, {}
+    return {"divisor": 1.0 + _lr_times_decay(st)}, {}
 
 
 def _proximal_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     # The new param rounded as the reference rounds it, minus the old one: exact wherever
     # the two are within a factor 2 (Sterbenz), so ``apply_updates`` lands on it.
-    return (x.p + x.g) / x.s["divisor"] - x.p, {}
+    return divide(x.p + x.g, x.s["divisor"]) - x.p, {}
 
 
-PROXIMAL_WEIGHT_DECAY = Rule(
-    name="add_proximal_weight_decay", kind="elementwise", state=ProximalWeightDecayState,
-    hyperparameters=(Hyperparameter("weight_decay", check_non_negative),
-                     Hyperparameter("learning_rate", check_non_negative, schedule=True)),
-    reads_params=True, masked=True, neutral_when_zero="weight_decay",
-    per_step=_proximal_step, leaf=_proximal_leaf)
+PROXIMAL_WEIGHT_DECAY = _decay_rule("add_proximal_weight_decay", ProximalWeightDecayState,
+                                    _proximal_step, _proximal_leaf)
 
 
 def add_proximal_weight_decay(weight_decay: ArrayLike, learning_rate: ScalarOrSchedule = 1.0,
