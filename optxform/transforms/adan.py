@@ -27,11 +27,22 @@ __all__ = ["ScaleByAdanState", "scale_by_adan"]
 
 
 class ScaleByAdanState(NamedTuple):
-    count: jax.Array  # int32: updates made so far, saturating
-    mu: Any           # EMA of gradients (reference ``exp_avg``): param dtype, or mu_dtype
-    delta: Any        # EMA of gradient differences (``exp_avg_diff``): param dtype, or mu_dtype
-    nu: Any           # EMA of squared corrected gradients (``exp_avg_sq``): float32 or wider
-    prev: Any         # the previous (clipped, signed) gradient: param dtype
+    """The state of :func:`scale_by_adan`.
+
+    Attributes:
+      count: int32 updates made so far (saturating).
+      mu: the gradient average (the reference's ``exp_avg``): param dtype, or ``mu_dtype``.
+      delta: the gradient-difference average (``exp_avg_diff``): like ``mu``.
+      nu: the squared corrected-gradient average (``exp_avg_sq``): float32 or wider, or
+        ``nu_dtype``.
+      prev: the previous (clipped, sign-flipped) gradient: param dtype.
+    """
+
+    count: jax.Array  # type: ignore[assignment]  # (shadows tuple.count)
+    mu: Any
+    delta: Any
+    nu: Any
+    prev: Any
 
 
 def _clip_ratio(updates: Any, params: Any, h: dict) -> dict:

@@ -45,11 +45,23 @@ def takes_mars_step(param: Any, optimize_1d: bool) -> bool:
 
 
 class ScaleByMarsState(NamedTuple):
-    count: jax.Array  # int32: updates made so far, saturating
-    mu: Any           # EMA of the corrected gradient (reference ``exp_avg``): param dtype
-    nu: Any           # EMA of its square (``exp_avg_sq``): float32 or wider
-    prev: Any         # the previous gradient (``last_grad``): param dtype
-    nu_max: Any       # running maximum of ``nu`` with ams_bound (else None)
+    """The state of :func:`scale_by_mars`.
+
+    Attributes:
+      count: int32 updates made so far (saturating).
+      mu: the corrected-gradient average (the reference's ``exp_avg``): param dtype, or
+        ``mu_dtype``.
+      nu: the average of its square (``exp_avg_sq``; unused by ``lion`` and by the
+        ``shampoo`` matrices): float32 or wider, or ``nu_dtype``.
+      prev: the previous gradient (``last_grad``): param dtype.
+      nu_max: the running maximum of ``nu`` with ``ams_bound``, else ``None``.
+    """
+
+    count: jax.Array  # type: ignore[assignment]  # (shadows tuple.count)
+    mu: Any
+    nu: Any
+    prev: Any
+    nu_max: Any
 
 
 def _mars_step(st: Step) -> tuple[dict, dict]:

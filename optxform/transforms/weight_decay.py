@@ -124,7 +124,13 @@ def add_decoupled_weight_decay(weight_decay: ArrayLike, learning_rate: ScalarOrS
 
 
 class ProximalWeightDecayState(NamedTuple):
-    count: jax.Array  # int32: the step a learning-rate schedule is evaluated at
+    """The state of :func:`add_proximal_weight_decay`.
+
+    Attributes:
+      count: int32 updates made so far: the step a learning-rate schedule is read at.
+    """
+
+    count: jax.Array
 
 
 def _proximal_step(st: Step) -> tuple[dict, dict]:
@@ -134,7 +140,9 @@ def _proximal_step(st: Step) -> tuple[dict, dict]:
 def _proximal_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     # The new param rounded as the reference rounds it, minus the old one: exact wherever
     # the two are within a factor 2 (Sterbenz), so ``apply_updates`` lands on it.
-    return divide(x.p + x.g, x.s["divisor"]) - x.p, {}
+    p = x.p
+    assert p is not None  # the rule reads params
+    return divide(p + x.g, x.s["divisor"]) - p, {}
 
 
 PROXIMAL_WEIGHT_DECAY = _decay_rule("add_proximal_weight_decay", ProximalWeightDecayState,
