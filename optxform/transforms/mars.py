@@ -95,7 +95,7 @@ def _orthogonalize(m: jax.Array, eps: jax.Array, dtype: Any) -> jax.Array:
     transpose = m.shape[0] > m.shape[1]
     x = (m.T if transpose else m).astype(dtype)
     norm = jnp.sqrt(jnp.sum(jnp.square(x.astype(acc)))).astype(dtype)
-    x = (x.astype(acc) / jnp.maximum(norm, eps.astype(dtype)).astype(acc)).astype(dtype)
+    x = divide(x.astype(acc), jnp.maximum(norm, eps.astype(dtype)).astype(acc)).astype(dtype)
 
     def product(a, b):
         return jnp.matmul(a, b, preferred_element_type=acc)
@@ -126,7 +126,7 @@ def _mars_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     suffix = "" if mars else "_1d"
     if mars:
         c = unfused((g - b["prev"]) * s["coef"]) + g
-        c = c / jnp.maximum(jnp.sqrt(jnp.sum(jnp.square(c))), 1.0)
+        c = divide(c, jnp.maximum(jnp.sqrt(jnp.sum(jnp.square(c))), 1.0))
     else:
         c = g
     mu = lerp(b["mu"], c, s["w1" + suffix])
