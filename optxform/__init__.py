@@ -52,6 +52,7 @@ from optxform.optimizers import adagrad as adagrad
 from optxform.optimizers import adam as adam
 from optxform.optimizers import adamax as adamax
 from optxform.optimizers import adamw as adamw
+from optxform.optimizers import adan as adan
 from optxform.optimizers import ademamix as ademamix
 from optxform.optimizers import adopt as adopt
 from optxform.optimizers import asgd as asgd
@@ -60,6 +61,7 @@ from optxform.optimizers import dadapt_adam as dadapt_adam
 from optxform.optimizers import dadapt_sgd as dadapt_sgd
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
+from optxform.optimizers import mars as mars
 from optxform.optimizers import muon as muon
 from optxform.optimizers import muon_with_adamw as muon_with_adamw
 from optxform.optimizers import nadam as nadam
@@ -140,6 +142,7 @@ from optxform.state import tree_get as tree_get
 from optxform.state import tree_set as tree_set
 from optxform.transforms import add_decayed_weights as add_decayed_weights
 from optxform.transforms import add_decoupled_weight_decay as add_decoupled_weight_decay
+from optxform.transforms import add_proximal_weight_decay as add_proximal_weight_decay
 from optxform.transforms import asgd_average as asgd_average
 from optxform.transforms import asgd_averaging as asgd_averaging
 from optxform.transforms import asgd_averaging_weight as asgd_averaging_weight
@@ -152,12 +155,14 @@ from optxform.transforms import DecoupledWeightDecayState as DecoupledWeightDeca
 from optxform.transforms import EmaMomentumState as EmaMomentumState
 from optxform.transforms import keep_params_nonnegative as keep_params_nonnegative
 from optxform.transforms import orthogonalize_by_newton_schulz as orthogonalize_by_newton_schulz
+from optxform.transforms import ProximalWeightDecayState as ProximalWeightDecayState
 from optxform.transforms import resolve_mask as resolve_mask
 from optxform.transforms import scale as scale
 from optxform.transforms import scale_by_adadelta as scale_by_adadelta
 from optxform.transforms import scale_by_adagrad as scale_by_adagrad
 from optxform.transforms import scale_by_adam as scale_by_adam
 from optxform.transforms import scale_by_adamax as scale_by_adamax
+from optxform.transforms import scale_by_adan as scale_by_adan
 from optxform.transforms import scale_by_ademamix as scale_by_ademamix
 from optxform.transforms import scale_by_adopt as scale_by_adopt
 from optxform.transforms import scale_by_belief as scale_by_belief
@@ -168,6 +173,7 @@ from optxform.transforms import scale_by_ema_momentum as scale_by_ema_momentum
 from optxform.transforms import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms import scale_by_learning_rate as scale_by_learning_rate
 from optxform.transforms import scale_by_lion as scale_by_lion
+from optxform.transforms import scale_by_mars as scale_by_mars
 from optxform.transforms import scale_by_muon as scale_by_muon
 from optxform.transforms import scale_by_nadam as scale_by_nadam
 from optxform.transforms import scale_by_prodigy as scale_by_prodigy
@@ -182,6 +188,7 @@ from optxform.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
 from optxform.transforms import ScaleByAdagradState as ScaleByAdagradState
 from optxform.transforms import ScaleByAdamaxState as ScaleByAdamaxState
 from optxform.transforms import ScaleByAdamState as ScaleByAdamState
+from optxform.transforms import ScaleByAdanState as ScaleByAdanState
 from optxform.transforms import ScaleByAdemamixState as ScaleByAdemamixState
 from optxform.transforms import ScaleByAdoptState as ScaleByAdoptState
 from optxform.transforms import ScaleByBeliefState as ScaleByBeliefState
@@ -192,6 +199,7 @@ from optxform.transforms import ScaleByDadaptSgdState as ScaleByDadaptSgdState
 from optxform.transforms import ScaleByFactoredRmsState as ScaleByFactoredRmsState
 from optxform.transforms import ScaleByLearningRateState as ScaleByLearningRateState
 from optxform.transforms import ScaleByLionState as ScaleByLionState
+from optxform.transforms import ScaleByMarsState as ScaleByMarsState
 from optxform.transforms import ScaleByNadamState as ScaleByNadamState
 from optxform.transforms import ScaleByProdigyState as ScaleByProdigyState
 from optxform.transforms import ScaleByRadamState as ScaleByRadamState
@@ -243,8 +251,10 @@ __all__ = [
     "adam",
     "adamax",
     "adamw",
+    "adan",
     "add_decayed_weights",
     "add_decoupled_weight_decay",
+    "add_proximal_weight_decay",
     "ademamix",
     "adopt",
     "apply_if_finite",
@@ -319,6 +329,7 @@ __all__ = [
     "LookaheadState",
     "lr_range_test",
     "LRRangeResult",
+    "mars",
     "masked",
     "MaskedNode",
     "MaskedState",
@@ -353,6 +364,7 @@ __all__ = [
     "polynomial_schedule",
     "prodigy",
     "problem_names",
+    "ProximalWeightDecayState",
     "radam",
     "rastrigin",
     "reduce_on_plateau",
@@ -372,6 +384,7 @@ __all__ = [
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_adan",
     "scale_by_ademamix",
     "scale_by_adopt",
     "scale_by_belief",
@@ -383,6 +396,7 @@ __all__ = [
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_mars",
     "scale_by_muon",
     "scale_by_nadam",
     "scale_by_prodigy",
@@ -397,6 +411,7 @@ __all__ = [
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
     "ScaleByAdamState",
+    "ScaleByAdanState",
     "ScaleByAdemamixState",
     "ScaleByAdoptState",
     "ScaleByBeliefState",
@@ -408,6 +423,7 @@ __all__ = [
     "ScaleByLbfgsState",
     "ScaleByLearningRateState",
     "ScaleByLionState",
+    "ScaleByMarsState",
     "ScaleByNadamState",
     "ScaleByProdigyState",
     "ScaleByRadamState",

@@ -210,6 +210,33 @@ _DADAPT_ADAM = "dadaptation:DAdaptAdam"
 _DADAPT_SGD = "dadaptation:DAdaptSGD"
 _PRODIGY_BASE = {"learning_rate": 0.03, "d0": 1e-4}
 
+def _to_reference(kwargs: dict, betas: dict[str, tuple[tuple[str, float], ...]]) -> dict:
+    """optxform keyword arguments as a ``pytorch-optimizer`` class takes them: ``lr``, and
+    each ``betas``-like tuple (``betas``, ``betas_1d``) from its ``b*`` names and defaults."""
+    out = {_TORCH_NAMES.get(k, k): v for k, v in kwargs.items()
+           if not any(k == name for group in betas.values() for name, _ in group)}
+    for tuple_name, group in betas.items():
+        if any(name in kwargs for name, _ in group):
+            out[tuple_name] = tuple(kwargs.get(name, default) for name, default in group)
+    return out
+
+
+def _reference_grid_with_betas(alias: str, reference: str, betas: dict, base: dict,
+                    options: dict[str, list], skip: Callable[[dict], bool] = lambda kw: False,
+                    steps: int = 100) -> list[AliasCase]:
+    cases = []
+    names = list(options)
+    for values in itertools.product(*(options[n] for n in names)):
+        kwargs = dict(base, **dict(zip(names, values)))
+        if not skip(kwargs):
+            cases.append(AliasCase(alias, kwargs, reference=reference,
+                                   reference_kwargs=_to_reference(kwargs, betas), steps=steps))
+    return cases
+
+
+_ADAN_BETAS = {"betas": (("b1", 0.98), ("b2", 0.92), ("b3", 0.99))}
+_MARS_BETAS = {"betas": (("b1", 0.95), ("b2", 0.99)), "betas_1d": (("b1_1d", 0.9), ("b2_1d", 0.95))}
+
 REFERENCE_CASES: list[AliasCase] = [
     # schedulefree 1.4.1: params are the training point y (the package in train mode).
     *_reference_grid("schedule_free_adamw", "schedulefree:AdamWScheduleFree",
@@ -283,6 +310,31 @@ REFERENCE_CASES: list[AliasCase] = [
                      {"momentum": [0.0, 0.9], "weight_decay": [0.0, 0.05]}),
     *_reference_grid("dadapt_sgd", _DADAPT_SGD, {"learning_rate": 0.5, "growth_rate": 1.02},
                      {"d0": [1e-6, 1e-4]}),
+    # Adan: max_grad_norm rows are in tests/test_adan_mars.py (the reference's float32
+    # clip ratio uses torch's float32 sqrt, which is not correctly rounded, so float64
+    # runs with an active clip differ by one float32 ulp of the ratio).
+    *_reference_grid_with_betas("adan", "pytorch_optimizer:Adan", _ADAN_BETAS,
+                                {"learning_rate": 0.01},
+                     {"weight_decay": [0.0, 0.05], "weight_decouple": TF, "maximize": TF},
+                     skip=lambda kw: kw["weight_decouple"] and kw["weight_decay"] == 0),
+    *_reference_grid_with_betas("adan", "pytorch_optimizer:Adan", _ADAN_BETAS,
+                     {"learning_rate": 0.01, "b1": 0.9, "b2": 0.8, "b3": 0.999, "eps": 1e-6},
+                     {}),
+    # MARS: mars_type="shampoo" (bfloat16 Newton-Schulz) is in tests/test_adan_mars.py.
+    *_reference_grid_with_betas("mars", "pytorch_optimizer:MARS", _MARS_BETAS,
+                                {"weight_decay": 0.05},
+                     {"mars_type": ["adamw", "lion"], "optimize_1d": TF, "cautious": TF}),
+    *_reference_grid_with_betas("mars", "pytorch_optimizer:MARS", _MARS_BETAS,
+                     {"weight_decay": 0.05, "ams_bound": True},
+                     {"weight_decouple": TF, "fixed_decay": TF},
+                     skip=lambda kw: not kw["weight_decouple"] and kw["fixed_decay"]),
+    *_reference_grid_with_betas("mars", "pytorch_optimizer:MARS", _MARS_BETAS,
+                     {"weight_decay": 0.05, "weight_decouple": False, "maximize": True},
+                     {"mars_type": ["adamw", "lion"]}),
+    *_reference_grid_with_betas("mars", "pytorch_optimizer:MARS", _MARS_BETAS,
+                     {"learning_rate": 5e-3, "lr_1d": 1e-3, "b1": 0.9, "b2": 0.95,
+                      "b1_1d": 0.8, "b2_1d": 0.9, "gamma": 0.05, "weight_decay_1d": 0.2,
+                      "eps": 1e-6}, {}),
 ]
 
 
@@ -312,5 +364,7 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("prodigy", {}),
     AliasCase("dadapt_adam", {}),
     AliasCase("dadapt_sgd", {}),
+    AliasCase("adan", {}),
+    AliasCase("mars", {}),
     AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]

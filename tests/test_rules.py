@@ -76,6 +76,11 @@ SETTINGS = {
                          "weight_decay": 0.1, "d0": 1e-4, "growth_rate": 1.02}),
     "dadapt_sgd": ({}, {"learning_rate": _schedule, "momentum": 0.9, "weight_decay": 0.1,
                         "d0": 1e-4, "growth_rate": 1.02}),
+    "adan": ({}, {"learning_rate": _schedule, "b1": 0.5, "b3": 0.9, "weight_decay": 0.1,
+                  "max_grad_norm": 0.5, "eps": 1e-6, "maximize": True}),
+    "mars": ({}, {"learning_rate": _schedule, "b1": 0.5, "gamma": 0.1, "lr_1d": 1e-3,
+                  "weight_decay": 0.1, "weight_decay_1d": 0.0, "mars_type": "lion",
+                  "cautious": True, "maximize": True}),
 }
 
 

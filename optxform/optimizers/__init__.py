@@ -12,6 +12,7 @@ from optxform.optimizers.adam import radam as radam
 from optxform.optimizers.schedule_free import schedule_free_adamw as schedule_free_adamw
 from optxform.optimizers.schedule_free import schedule_free_sgd as schedule_free_sgd
 from optxform.optimizers.adam import sparse_adam as sparse_adam
+from optxform.optimizers.adan import adan as adan
 from optxform.optimizers.ademamix import ademamix as ademamix
 from optxform.optimizers.adopt import adopt as adopt
 from optxform.optimizers.asgd import asgd as asgd
@@ -21,6 +22,7 @@ from optxform.optimizers.dadapt import dadapt_sgd as dadapt_sgd
 from optxform.optimizers.dadapt import prodigy as prodigy
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
+from optxform.optimizers.mars import mars as mars
 from optxform.optimizers.muon import muon as muon
 from optxform.optimizers.muon import muon_with_adamw as muon_with_adamw
 from optxform.optimizers.rmsprop import rmsprop as rmsprop
@@ -35,6 +37,7 @@ __all__ = [
     "adam",
     "adamax",
     "adamw",
+    "adan",
     "ademamix",
     "adopt",
     "asgd",
@@ -43,6 +46,7 @@ __all__ = [
     "dadapt_sgd",
     "lbfgs",
     "lion",
+    "mars",
     "muon",
     "muon_with_adamw",
     "nadam",

@@ -12,6 +12,8 @@ from optxform.transforms.adam import ScaleByNadamState as ScaleByNadamState
 from optxform.transforms.adam import ScaleByRadamState as ScaleByRadamState
 from optxform.transforms.adam import ScaleBySparseAdamState as ScaleBySparseAdamState
 from optxform.transforms.adam import ScaleByTransformersAdamState as ScaleByTransformersAdamState
+from optxform.transforms.adan import scale_by_adan as scale_by_adan
+from optxform.transforms.adan import ScaleByAdanState as ScaleByAdanState
 from optxform.transforms.ademamix import scale_by_ademamix as scale_by_ademamix
 from optxform.transforms.ademamix import ScaleByAdemamixState as ScaleByAdemamixState
 from optxform.transforms.adopt import scale_by_adopt as scale_by_adopt
@@ -37,6 +39,8 @@ from optxform.transforms.dadapt import ScaleByDadaptSgdState as ScaleByDadaptSgd
 from optxform.transforms.dadapt import ScaleByProdigyState as ScaleByProdigyState
 from optxform.transforms.factored import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms.factored import ScaleByFactoredRmsState as ScaleByFactoredRmsState
+from optxform.transforms.mars import scale_by_mars as scale_by_mars
+from optxform.transforms.mars import ScaleByMarsState as ScaleByMarsState
 from optxform.transforms.momentum import trace as trace
 from optxform.transforms.momentum import TraceState as TraceState
 from optxform.transforms.orthogonal import EmaMomentumState as EmaMomentumState
@@ -66,12 +70,15 @@ from optxform.transforms.sign import ScaleByLionState as ScaleByLionState
 from optxform.transforms.sign import ScaleByRpropState as ScaleByRpropState
 from optxform.transforms.weight_decay import add_decayed_weights as add_decayed_weights
 from optxform.transforms.weight_decay import add_decoupled_weight_decay as add_decoupled_weight_decay
+from optxform.transforms.weight_decay import add_proximal_weight_decay as add_proximal_weight_decay
 from optxform.transforms.weight_decay import DecoupledWeightDecayState as DecoupledWeightDecayState
+from optxform.transforms.weight_decay import ProximalWeightDecayState as ProximalWeightDecayState
 from optxform.tree.masks import resolve_mask as resolve_mask
 
 __all__ = [
     "add_decayed_weights",
     "add_decoupled_weight_decay",
+    "add_proximal_weight_decay",
     "asgd_average",
     "asgd_averaging",
     "asgd_averaging_weight",
@@ -84,12 +91,14 @@ __all__ = [
     "EmaMomentumState",
     "keep_params_nonnegative",
     "orthogonalize_by_newton_schulz",
+    "ProximalWeightDecayState",
     "resolve_mask",
     "scale",
     "scale_by_adadelta",
     "scale_by_adagrad",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_adan",
     "scale_by_ademamix",
     "scale_by_adopt",
     "scale_by_belief",
@@ -100,6 +109,7 @@ __all__ = [
     "scale_by_factored_rms",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_mars",
     "scale_by_muon",
     "scale_by_nadam",
     "scale_by_prodigy",
@@ -114,6 +124,7 @@ __all__ = [
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
     "ScaleByAdamState",
+    "ScaleByAdanState",
     "ScaleByAdemamixState",
     "ScaleByAdoptState",
     "ScaleByBeliefState",
@@ -124,6 +135,7 @@ __all__ = [
     "ScaleByFactoredRmsState",
     "ScaleByLearningRateState",
     "ScaleByLionState",
+    "ScaleByMarsState",
     "ScaleByNadamState",
     "ScaleByProdigyState",
     "ScaleByRadamState",

@@ -1,4 +1,5 @@
-"""Weight decay: coupled (``u + wd * params``) and decoupled, torch's way (``params * (1 - lr wd)``).
+"""Weight decay: coupled (``u + wd * params``), decoupled, torch's way (``params * (1 - lr wd)``),
+and proximal (``(params + step) / (1 + lr wd)``, Adan's).
 
 Both are declared rules that read the params and take a mask (a bool pytree matching the
 params or a prefix of it, or a function of params returning one; see
@@ -15,9 +16,10 @@ from jax.typing import ArrayLike
 from optxform.core import EmptyState, GradientTransformation, ScalarOrSchedule
 from optxform.core.validation import check_non_negative
 from optxform.rules import Hyperparameter, Leaf, Rule, Step, lift
-from optxform.tree.numerics import as_f32, is_number
+from optxform.tree.numerics import as_f32, divide, is_number
 
-__all__ = ["DecoupledWeightDecayState", "add_decayed_weights", "add_decoupled_weight_decay"]
+__all__ = ["DecoupledWeightDecayState", "ProximalWeightDecayState", "add_decayed_weights",
+           "add_decoupled_weight_decay", "add_proximal_weight_decay"]
 
 
 def _add_decayed_weights_leaf(x: Leaf) -> tuple[jax.Array, dict]:
@@ -79,15 +81,27 @@ class DecoupledWeightDecayState(NamedTuple):
     count: jax.Array
 
 
-def _decoupled_step(st: Step) -> tuple[dict, dict]:
+def _lr_times_decay(st: Step) -> float | jax.Array:
+    """``lr * wd``: for numbers in float64 on the host, as torch computes ``1 - lr * wd``
+    (rounded once, to the compute dtype, by ``mul_``), else in float32."""
     lr, wd = st.h["learning_rate"], st.h["weight_decay"]
     if is_number(wd) and is_number(lr):
-        # torch: ``1 - lr * wd`` in float64 on the host, rounded to the param dtype by
-        # ``mul_`` (a Python float is rounded once, to the compute dtype).
-        factor = 1.0 - lr * wd
-    else:
-        factor = 1.0 - as_f32(lr) * as_f32(wd)
-    return {"factor": factor}, {}
+        return lr * wd
+    return as_f32(lr) * as_f32(wd)
+
+
+def _decay_rule(name: str, state: type, per_step, leaf) -> Rule:
+    """A decay applied after the learning rate: it reads the params and takes a mask."""
+    return Rule(
+        name=name, kind="elementwise", state=state,
+        hyperparameters=(Hyperparameter("weight_decay", check_non_negative),
+                         Hyperparameter("learning_rate", check_non_negative, schedule=True)),
+        reads_params=True, masked=True, neutral_when_zero="weight_decay",
+        per_step=per_step, leaf=leaf)
+
+
+def _decoupled_step(st: Step) -> tuple[dict, dict]:
+    return {"factor": 1.0 - _lr_times_decay(st)}, {}
 
 
 def _decoupled_leaf(x: Leaf) -> tuple[jax.Array, dict]:
@@ -99,12 +113,8 @@ def _decoupled_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     return x.g + delta, {}
 
 
-DECOUPLED_WEIGHT_DECAY = Rule(
-    name="add_decoupled_weight_decay", kind="elementwise", state=DecoupledWeightDecayState,
-    hyperparameters=(Hyperparameter("weight_decay", check_non_negative),
-                     Hyperparameter("learning_rate", check_non_negative, schedule=True)),
-    reads_params=True, masked=True, neutral_when_zero="weight_decay",
-    per_step=_decoupled_step, leaf=_decoupled_leaf)
+DECOUPLED_WEIGHT_DECAY = _decay_rule("add_decoupled_weight_decay", DecoupledWeightDecayState,
+                                     _decoupled_step, _decoupled_leaf)
 
 
 def add_decoupled_weight_decay(weight_decay: ArrayLike, learning_rate: ScalarOrSchedule = 1.0,
@@ -154,4 +164,70 @@ def add_decoupled_weight_decay(weight_decay: ArrayLike, learning_rate: ScalarOrS
         Array([-0.5,  1. ], dtype=float32)
     """
     return lift(DECOUPLED_WEIGHT_DECAY, weight_decay=weight_decay,
+                learning_rate=learning_rate, mask=mask)
+
+
+class ProximalWeightDecayState(NamedTuple):
+    """The state of :func:`add_proximal_weight_decay`.
+
+    Attributes:
+      count: int32 updates made so far: the step a learning-rate schedule is read at.
+    """
+
+    count: jax.Array
+
+
+def _proximal_step(st: Step) -> tuple[dict, dict]:
+    return {"divisor": 1.0 + _lr_times_decay(st)}, {}
+
+
+def _proximal_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    # The new param rounded as the reference rounds it, minus the old one: exact wherever
+    # the two are within a factor 2 (Sterbenz), so ``apply_updates`` lands on it.
+    p = x.p
+    assert p is not None  # the rule reads params
+    return divide(p + x.g, x.s["divisor"]) - p, {}
+
+
+PROXIMAL_WEIGHT_DECAY = _decay_rule("add_proximal_weight_decay", ProximalWeightDecayState,
+                                    _proximal_step, _proximal_leaf)
+
+
+def add_proximal_weight_decay(weight_decay: ArrayLike, learning_rate: ScalarOrSchedule = 1.0,
+                              mask: Any | Callable | None = None) -> GradientTransformation:
+    r"""Proximal weight decay: divide the stepped params by ``1 + lr * weight_decay``.
+
+    Placed *after* the learning rate, where the update :math:`u` is the step itself:
+
+    .. math::
+
+        u \leftarrow \frac{\theta + u}{1 + \eta_t \lambda} - \theta, \qquad
+        \text{so}\quad \theta_t = \frac{\theta_{t-1} + u}{1 + \eta_t \lambda}
+
+    the proximal step of the penalty :math:`\tfrac{\lambda}{2}\|\theta\|^2` (Adan's
+    default decay, Xie et al. 2022, Algorithm 1; ``pytorch-optimizer``'s ``Adan`` with
+    ``weight_decouple=False``: ``p.div_(1 + lr * weight_decay)`` after the step). To first
+    order in :math:`\eta\lambda` it is decoupled decay applied after the step.
+
+    Args:
+      weight_decay: :math:`\lambda \ge 0`; the number 0 passes updates through.
+      learning_rate: :math:`\eta`, a number or a schedule ``step -> lr``; use the chain's
+        own (a schedule is evaluated at this member's step count, in lockstep).
+      mask: which params decay: a bool pytree (a prefix of params) or a function of params.
+
+    Returns:
+      A ``GradientTransformation`` whose state is :class:`ProximalWeightDecayState`.
+
+    Equivalent: no optax transform (optax's ``adan`` decays by ``add_decayed_weights``).
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.add_proximal_weight_decay(1.0, learning_rate=1.0)
+        >>> params = {"w": jnp.array([3.0])}
+        >>> updates, _ = tx.update({"w": jnp.array([1.0])}, tx.init(params), params)
+        >>> updates["w"]   # (3 + 1) / 2 - 3
+        Array([-1.], dtype=float32)
+    """
+    return lift(PROXIMAL_WEIGHT_DECAY, weight_decay=weight_decay,
                 learning_rate=learning_rate, mask=mask)

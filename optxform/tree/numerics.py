@@ -134,3 +134,13 @@ def sma_length(rho_inf, x, t):
         - x * x2 * x2 * (t2 * t2 * t2 - 1.0) / 15120.0 \
         + x * x2 * x2 * x2 * (t2 * t2 * t2 * t2 - 1.0) / 604800.0
     return jnp.where(tx <= 1.0, series, direct)
+
+
+def divide(x: jax.Array, scalar: jax.Array) -> jax.Array:
+    """``x / scalar`` correctly rounded, as torch's ``div_`` by a number is.
+
+    XLA rewrites a division by a broadcast scalar into a multiplication by its reciprocal,
+    which is one ulp off for about a quarter of float32 elements. Making the divisor
+    depend on ``x`` (a select that returns it either way) keeps a true division.
+    """
+    return x / jnp.where(x == x, scalar, scalar)
