@@ -52,6 +52,7 @@ from optxform.optimizers import adam as adam
 from optxform.optimizers import adamax as adamax
 from optxform.optimizers import adamw as adamw
 from optxform.optimizers import asgd as asgd
+from optxform.optimizers import kron as kron
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
 from optxform.optimizers import muon as muon
@@ -141,6 +142,7 @@ from optxform.transforms import DecoupledWeightDecayState as DecoupledWeightDeca
 from optxform.transforms import EmaMomentumState as EmaMomentumState
 from optxform.transforms import keep_params_nonnegative as keep_params_nonnegative
 from optxform.transforms import orthogonalize_by_newton_schulz as orthogonalize_by_newton_schulz
+from optxform.transforms import precond_update_prob_schedule as precond_update_prob_schedule
 from optxform.transforms import resolve_mask as resolve_mask
 from optxform.transforms import scale as scale
 from optxform.transforms import scale_by_adadelta as scale_by_adadelta
@@ -149,6 +151,7 @@ from optxform.transforms import scale_by_adam as scale_by_adam
 from optxform.transforms import scale_by_adamax as scale_by_adamax
 from optxform.transforms import scale_by_ema_momentum as scale_by_ema_momentum
 from optxform.transforms import scale_by_factored_rms as scale_by_factored_rms
+from optxform.transforms import scale_by_kron as scale_by_kron
 from optxform.transforms import scale_by_learning_rate as scale_by_learning_rate
 from optxform.transforms import scale_by_lion as scale_by_lion
 from optxform.transforms import scale_by_muon as scale_by_muon
@@ -164,6 +167,7 @@ from optxform.transforms import ScaleByAdamaxState as ScaleByAdamaxState
 from optxform.transforms import ScaleByAdamState as ScaleByAdamState
 from optxform.transforms import ScaleByCenteredRmsState as ScaleByCenteredRmsState
 from optxform.transforms import ScaleByFactoredRmsState as ScaleByFactoredRmsState
+from optxform.transforms import ScaleByKronState as ScaleByKronState
 from optxform.transforms import ScaleByLearningRateState as ScaleByLearningRateState
 from optxform.transforms import ScaleByLionState as ScaleByLionState
 from optxform.transforms import ScaleByNadamState as ScaleByNadamState
@@ -264,6 +268,7 @@ __all__ = [
     "join_schedules",
     "keep_params_nonnegative",
     "label_mask",
+    "kron",
     "lbfgs",
     "lbfgs_iterations",
     "LbfgsIterationsState",
@@ -296,6 +301,7 @@ __all__ = [
     "optimizer_names",
     "OptimizerSpec",
     "orthogonalize_by_newton_schulz",
+    "precond_update_prob_schedule",
     "pack_state",
     "packed",
     "packed_layout",
@@ -328,6 +334,7 @@ __all__ = [
     "scale_by_adamax",
     "scale_by_ema_momentum",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
@@ -344,6 +351,7 @@ __all__ = [
     "ScaleByAdamState",
     "ScaleByCenteredRmsState",
     "ScaleByFactoredRmsState",
+    "ScaleByKronState",
     "ScaleByLbfgsState",
     "ScaleByLearningRateState",
     "ScaleByLionState",

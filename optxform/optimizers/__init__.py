@@ -10,6 +10,7 @@ from optxform.optimizers.adam import nadam as nadam
 from optxform.optimizers.adam import radam as radam
 from optxform.optimizers.adam import sparse_adam as sparse_adam
 from optxform.optimizers.asgd import asgd as asgd
+from optxform.optimizers.kron import kron as kron
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
 from optxform.optimizers.muon import muon as muon
@@ -25,6 +26,7 @@ __all__ = [
     "adamax",
     "adamw",
     "asgd",
+    "kron",
     "lbfgs",
     "lion",
     "muon",

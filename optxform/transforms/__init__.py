@@ -23,6 +23,9 @@ from optxform.transforms.clipping import ZeroNansState as ZeroNansState
 from optxform.transforms.constraints import keep_params_nonnegative as keep_params_nonnegative
 from optxform.transforms.factored import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms.factored import ScaleByFactoredRmsState as ScaleByFactoredRmsState
+from optxform.transforms.kron import ScaleByKronState as ScaleByKronState
+from optxform.transforms.kron import precond_update_prob_schedule as precond_update_prob_schedule
+from optxform.transforms.kron import scale_by_kron as scale_by_kron
 from optxform.transforms.momentum import trace as trace
 from optxform.transforms.momentum import TraceState as TraceState
 from optxform.transforms.orthogonal import EmaMomentumState as EmaMomentumState
@@ -65,6 +68,7 @@ __all__ = [
     "EmaMomentumState",
     "keep_params_nonnegative",
     "orthogonalize_by_newton_schulz",
+    "precond_update_prob_schedule",
     "resolve_mask",
     "scale",
     "scale_by_adadelta",
@@ -73,6 +77,7 @@ __all__ = [
     "scale_by_adamax",
     "scale_by_ema_momentum",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_muon",
@@ -88,6 +93,7 @@ __all__ = [
     "ScaleByAdamState",
     "ScaleByCenteredRmsState",
     "ScaleByFactoredRmsState",
+    "ScaleByKronState",
     "ScaleByLearningRateState",
     "ScaleByLionState",
     "ScaleByNadamState",
