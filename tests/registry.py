@@ -146,5 +146,6 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("adafactor", {}),
     AliasCase("lion", {}),
     AliasCase("muon", {"ns_dtype": "float32"}, problem="matrices"),  # bf16: rounding flips
+    AliasCase("kron", {"learning_rate": 0.01}),
     AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]
