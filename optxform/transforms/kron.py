@@ -249,7 +249,7 @@ class ScaleByKronState(NamedTuple):
         diagonal, in ``precond_dtype`` (kron-torch's ``Q``).
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # (mypy: shadows tuple.count)
     counter: jax.Array
     mu: Updates
     q: Updates
@@ -260,6 +260,7 @@ def _kron_step(st: Step) -> tuple[dict, dict]:
     prob = h["preconditioner_update_probability"]
     # kron-torch: update when the counter reaches 1 / p (a Python number's reciprocal in
     # float64, a schedule's in float32); the counter then restarts.
+    threshold: float | jax.Array
     if is_number(prob):
         threshold = math.inf if prob == 0 else float(math.ceil(1.0 / prob))
     else:

@@ -134,11 +134,11 @@ def _steps_coefficients(coefficients: Any, steps: int) -> tuple[Coefficients, ..
     coefficients = tuple(coefficients)
     if len(coefficients) == 3 and all(isinstance(c, (int, float)) for c in coefficients):
         return (tuple(float(c) for c in coefficients),) * steps  # type: ignore[return-value]
-    table = tuple(tuple(float(c) for c in abc) for abc in coefficients)
-    if len(table) < steps or any(len(abc) != 3 for abc in table):
+    rows = tuple(tuple(float(c) for c in abc) for abc in coefficients)
+    if len(rows) < steps or any(len(abc) != 3 for abc in rows):
         raise ValueError(f"Invalid ns_coefficients: {coefficients!r} (a triple (a, b, c), "
                          f"'quintic', 'polar_express', or one triple per step, ns_steps={steps})")
-    return table[:steps]  # type: ignore[return-value]
+    return rows[:steps]  # type: ignore[return-value]
 
 
 def _matrix_view(shape: tuple[int, ...], batch_dims: int, flatten: str) -> tuple[int, ...]:
