@@ -130,11 +130,16 @@ def _initial_factors(shape: tuple[int, ...], dtype: Any, opt: dict) -> tuple[jax
 
 # --- the Kronecker-factored linear algebra ----------------------------------------------------
 
+def _on_axis(diagonal: jax.Array, ndim: int, axis: int) -> jax.Array:
+    """A diagonal factor shaped to broadcast along ``axis`` of an ``ndim``-axis array."""
+    return diagonal.reshape(tuple(-1 if i == axis else 1 for i in range(ndim)))
+
+
 def _along(factor: jax.Array, x: jax.Array, axis: int) -> jax.Array:
     """``x`` multiplied by ``factor`` along ``axis``: ``y[..a..] = sum_n F[a, n] x[..n..]``
     (a diagonal ``factor`` scales that axis)."""
     if factor.ndim == 1:
-        return x * factor.reshape((-1,) + (1,) * (x.ndim - axis - 1))
+        return x * _on_axis(factor, x.ndim, axis)
     y = jnp.tensordot(factor, x, axes=((1,), (axis,)), precision=_HIGHEST)
     return jnp.moveaxis(y, 0, axis)
 
@@ -143,7 +148,7 @@ def _solve_along(factor: jax.Array, x: jax.Array, axis: int) -> jax.Array:
     """``x`` times :math:`Q^{-1}` from the right along ``axis`` (``Q`` upper triangular or
     diagonal): ``y[..j..] = sum_i x[..i..] inv(Q)[i, j]``, a triangular solve."""
     if factor.ndim == 1:
-        return x / factor.reshape((-1,) + (1,) * (x.ndim - axis - 1))
+        return x / _on_axis(factor, x.ndim, axis)
     moved = jnp.moveaxis(x, axis, -1)
     flat = moved.reshape(-1, moved.shape[-1])
     y = jax.lax.linalg.triangular_solve(factor, flat, left_side=False, lower=False)
@@ -282,8 +287,8 @@ def _kron_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     mu = unfused(s["b1"] * x.buffers["mu"]) + s["w"] * x.g
     momentum, sharding = gathered(mu / s["bc"])
     momentum = momentum.reshape(view).astype(dtype)
-    grad = gathered(x.g)[0].reshape(view).astype(dtype)
     into = opt["momentum_into_precond_update"]
+    grad = None if into else gathered(x.g)[0].reshape(view).astype(dtype)
 
     def fit(q, momentum):
         if len(view) > 1:
