@@ -508,7 +508,7 @@ def _radam_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     mu, nu = _moments(x)
     m_hat = mu / s["bc1"]
     adaptive = s["bc2_sqrt"] / (jnp.sqrt(nu) + s["eps"])
-    u = jnp.where(s["rectify"] > 0, m_hat * adaptive * s["rect"], m_hat)
+    u = jnp.where(s["rectify"].astype(bool), m_hat * adaptive * s["rect"], m_hat)
     return u, {"mu": mu, "nu": nu}
 
 

@@ -83,7 +83,7 @@ def _adan_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     # The first difference: 0 (the reference's previous gradient starts at g_1), or 2 g_1
     # with the reference's maximize (it records g_1 before flipping its sign).
     first = g + g if x.opt["first_difference_doubled"] else jnp.zeros_like(g)
-    diff = jnp.where(s["first"] > 0, first, g - b["prev"])
+    diff = jnp.where(s["first"].astype(bool), first, g - b["prev"])
     mu = lerp(b["mu"], g, s["w1"])
     delta = lerp(b["delta"], diff, s["w2"])
     corrected = unfused(diff * s["b2"]) + g            # g_t + b2 (g_t - g_{t-1})

@@ -65,7 +65,7 @@ def _adopt_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     if s["clip"] is not None:
         normed = jnp.clip(normed, -s["clip"], s["clip"])
     new_mu = lerp(mu, normed, s["w1"])
-    first = s["first"] > 0  # record v_0 = g^2, leave the momentum and the params alone
+    first = s["first"].astype(bool)  # record v_0 = g^2, leave the momentum and the params alone
     return (jnp.where(first, jnp.zeros_like(new_mu), new_mu),
             {"mu": jnp.where(first, mu, new_mu),
              "nu": jnp.where(first, nu + g * g, ema_of_square(nu, g, s["b2"], s["w2"]))})

@@ -87,7 +87,7 @@ def _belief_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     if not x.opt["rectify"]:
         return (mu / (jnp.sqrt(v) / s["bc2_sqrt"] + s["eps"])) * s["scale"], new
     adapted = (mu / (jnp.sqrt(v) + s["eps"])) * s["scale"]
-    return jnp.where(s["adaptive"] > 0, adapted, mu * s["scale"]), new
+    return jnp.where(s["adaptive"].astype(bool), adapted, mu * s["scale"]), new
 
 
 BELIEF = Rule(

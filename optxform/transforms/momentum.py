@@ -47,7 +47,7 @@ def _trace_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     # then one fused multiply-add.
     kept = unfused(s["decay"] * x.buffers["trace"])
     new = kept + g if "dampening" in x.zero else kept + s["w"] * g
-    buf = jnp.where(s["first"] > 0, g, new)
+    buf = jnp.where(s["first"].astype(bool), g, new)
     u = g + s["decay"] * buf if x.opt["nesterov"] else buf
     return u, {"trace": buf}
 
