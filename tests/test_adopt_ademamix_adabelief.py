@@ -190,10 +190,18 @@ def test_bad_options_are_refused_naming_them(make, kwargs, name):
         make(**kwargs)
 
 
-def test_accepted_edge_values_build():
-    optxform.adopt(clip_lambda=None)
-    optxform.ademamix(b1=0.0, b3=0.0)  # no warm-up: no logarithms
-    optxform.adabelief(n_sma_threshold=4, rectify=True)
+def test_accepted_edge_values_build_and_step():
+    params = {"w": jnp.array([1.0, -2.0])}
+    grads = {"w": jnp.array([0.5, 0.25])}
+    for tx in (optxform.adopt(clip_lambda=None),
+               optxform.ademamix(b1=0.0, b3=0.0),  # no warm-up: no logarithms
+               optxform.adabelief(n_sma_threshold=4, rectify=True)):
+        state = tx.init(params)
+        for _ in range(3):
+            updates, state = tx.update(grads, state, params)
+            params = optxform.apply_updates(params, updates)
+        assert bool(jnp.all(jnp.isfinite(params["w"])))
+    assert not np.array_equal(np.asarray(params["w"]), [1.0, -2.0])  # they moved
 
 
 # --- layouts, devices, checkpoints ---------------------------------------------------------
