@@ -250,10 +250,6 @@ def scale_by_bias_corrected_rms(b2: ArrayLike = 0.999, eps: ArrayLike = 1e-8,
 # --- The evaluation point ------------------------------------------------------------------
 
 
-def _real_view(x: jax.Array) -> jax.Array:
-    return jnp.stack([jnp.real(x), jnp.imag(x)], axis=-1) if jnp.iscomplexobj(x) else x
-
-
 def schedule_free_eval_params(state: OptState, params: Any) -> Any:
     r"""The evaluation point :math:`x` of a Schedule-Free run, from its state and :math:`y`.
 
@@ -333,10 +329,10 @@ def schedule_free_eval_params(state: OptState, params: Any) -> Any:
             raise ValueError(f"schedule_free_eval_params: {len(claim)} Schedule-Free states "
                              f"hold param {otu.path_to_str(path)!r}; pass the one you mean")
         (z, weight), y = claim[0], jnp.asarray(y)
-        dtype = otu.at_least_float32(_real_view(y).dtype)
-        x = lerp(_real_view(y).astype(dtype), z.astype(dtype), weight.astype(dtype))
+        dtype = otu.at_least_float32(otu.real_view(y).dtype)
+        x = lerp(otu.real_view(y).astype(dtype), z.astype(dtype), weight.astype(dtype))
         if jnp.iscomplexobj(y):
-            x = jax.lax.complex(x[..., 0], x[..., 1])
+            x = otu.complex_from_real_view(x)
         return x.astype(y.dtype)
 
     return jax.tree_util.tree_unflatten(
