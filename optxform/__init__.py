@@ -41,6 +41,7 @@ from optxform.fused import packed_layout as packed_layout
 from optxform.fused import PackedLayout as PackedLayout
 from optxform.fused import PackedState as PackedState
 from optxform.fused import unpack_state as unpack_state
+from optxform.fused import TrainState as TrainState
 from optxform.linesearch import backtracking_linesearch as backtracking_linesearch
 from optxform.linesearch import BacktrackingLinesearchState as BacktrackingLinesearchState
 from optxform.linesearch import zoom_linesearch as zoom_linesearch
@@ -451,6 +452,7 @@ __all__ = [
     "TraceState",
     "TRAINING_PROBLEMS",
     "TrainingProblem",
+    "TrainState",
     "trajectories",
     "Trajectory",
     "tree_get",

@@ -2,6 +2,7 @@
 
 ``layout.py``: :class:`PackedLayout` (pack / unpack trees and states). ``wrapper.py``:
 :func:`packed` (a transform whose state lives packed) and the state converters.
+``train.py``: :class:`TrainState` (params kept packed across training steps).
 See docs/performance.md for when each pays off.
 """
 
@@ -12,6 +13,7 @@ from optxform.fused.wrapper import pack_state as pack_state
 from optxform.fused.wrapper import packed as packed
 from optxform.fused.wrapper import PackedState as PackedState
 from optxform.fused.wrapper import unpack_state as unpack_state
+from optxform.fused.train import TrainState as TrainState
 
 __all__ = [
     "label_mask",
@@ -20,5 +22,6 @@ __all__ = [
     "packed_layout",
     "PackedLayout",
     "PackedState",
+    "TrainState",
     "unpack_state",
 ]
