@@ -195,3 +195,26 @@ def test_extras_replace_and_shape_reading_optimizers():
     # a rule that reads each leaf's shape keeps every leaf as its own buffer
     factored = optxform.TrainState.create(params=params, tx=optxform.adafactor(1e-2))
     assert {v.shape for v in factored.flat.values()} == {(4, 3), (3,)}
+
+
+def clusters(seed: int = 0):
+    """Ten separable Gaussian clusters in 64 dimensions (the examples' digits, stand-in)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((10, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 400).astype(np.int32)
+    x = centers[y] + 0.3 * rng.standard_normal((400, 64)).astype(np.float32)
+    return (x[:300], y[:300]), (x[300:], y[300:])
+
+
+@pytest.mark.parametrize("framework", ["linen", "nnx", "equinox"])
+def test_two_line_examples_train(framework, capsys, monkeypatch):
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "examples" / f"two_line_{framework}.py"
+    spec = importlib.util.spec_from_file_location(f"two_line_{framework}", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    monkeypatch.setattr(example, "digits", clusters)
+    assert example.main(steps=30) > 0.7  # 10 classes: chance is 0.1
+    assert "test accuracy" in capsys.readouterr().out

@@ -1,0 +1,287 @@
+"""Whole training steps (forward + backward + update): the two-line path vs optax.
+
+Run: ``python benchmarks/train_step.py [--quick] [--only NAME ...]`` from the repository
+root (CPU; about 5-10 minutes for the full set on a 2-core machine, most of it compiling
+the tree variants of the 1,000- and 3,000-leaf models). Prints one markdown table per
+workload and writes ``benchmarks/results/train_step.json``.
+
+Every variant is a jitted ``train_step(state, batch) -> (state, loss)`` with the state
+donated, written as the framework's users write it:
+
+* ``optax``: flax's ``TrainState`` (or equinox's ``(model, opt_state)`` loop) with
+  ``optax.adam``: the params are a tree.
+* ``optxform (tree)``: the same loop with ``optxform.adam``.
+* ``optxform (two-line)``: the same loop with ``optxform.TrainState`` (params packed
+  across steps; the model still sees its tree).
+* ``model only``: forward + backward without an optimizer (the tree's ``value_and_grad``):
+  the part of compile and step time that no optimizer can remove.
+
+Columns: compile = trace + lower + XLA compile of the step (seconds, once); step = median
+milliseconds over interleaved rounds (every variant runs ``reps`` steps per round, in
+turn); peak = XLA's own accounting of the compiled step (arguments + outputs - aliased +
+temporaries); ratios are against optax, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import common as C  # noqa: N812 - benchmarks are scripts run from this folder
+import equinox as eqx
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training.train_state import TrainState as FlaxTrainState
+
+import optxform
+
+LR = 1e-3
+
+
+# --- models -------------------------------------------------------------------------------
+
+
+def mlp_workload(num_leaves: int, width: int = 32, batch: int = 16):
+    """A residual tanh MLP as a plain params dict: ``num_leaves / 2`` layers of (w, b)."""
+    layers = num_leaves // 2
+    key = jax.random.PRNGKey(0)
+    params = {f"layer{i:04d}": {"w": 0.1 * jax.random.normal(jax.random.fold_in(key, i),
+                                                             (width, width)),
+                                "b": jnp.zeros(width)} for i in range(layers)}
+
+    def apply_fn(variables, x):
+        h = x
+        for layer in variables["params"].values():
+            h = h + jnp.tanh(h @ layer["w"] + layer["b"])
+        return h
+
+    x = jax.random.normal(jax.random.PRNGKey(1), (batch, width))
+    y = jax.random.normal(jax.random.PRNGKey(2), (batch, width))
+    return apply_fn, params, (x, y), lambda out, y: jnp.mean((out - y) ** 2)
+
+
+class MnistCNN(nn.Module):
+    """The CNN of flax's MNIST example (two conv layers, two dense layers; 8 leaves)."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.avg_pool(nn.relu(nn.Conv(32, (3, 3))(x)), (2, 2), strides=(2, 2))
+        x = nn.avg_pool(nn.relu(nn.Conv(64, (3, 3))(x)), (2, 2), strides=(2, 2))
+        x = nn.relu(nn.Dense(256)(x.reshape((x.shape[0], -1))))
+        return nn.Dense(10)(x)
+
+
+def cnn_workload(batch: int = 32):
+    model = MnistCNN()
+    x = jax.random.normal(jax.random.PRNGKey(1), (batch, 28, 28, 1))
+    y = jax.random.randint(jax.random.PRNGKey(2), (batch,), 0, 10)
+    params = model.init(jax.random.PRNGKey(0), x)["params"]
+
+    def loss(logits, y):
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+    return model.apply, params, (x, y), loss
+
+
+# --- variants -----------------------------------------------------------------------------
+
+
+def _timed_compile(fn, *args):
+    start = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    seconds = time.perf_counter() - start
+    stats = compiled.memory_analysis()
+    peak = None if stats is None else (stats.argument_size_in_bytes + stats.output_size_in_bytes
+                                       - stats.alias_size_in_bytes + stats.temp_size_in_bytes)
+    return compiled, seconds, peak
+
+
+def model_only_variant(apply_fn, params, batch, loss) -> C.Variant:
+    """Forward + backward alone: ``jax.value_and_grad`` of the loss, no update."""
+    def grad_step(params, x, y):
+        return jax.value_and_grad(lambda p: loss(apply_fn({"params": p}, x), y))(params)
+
+    compiled, seconds, peak = _timed_compile(jax.jit(grad_step), params, *batch)
+
+    def step():
+        jax.block_until_ready(compiled(params, *batch))
+
+    step()
+    return C.Variant("model only", step, seconds, peak)
+
+
+def flax_variant(name: str, state_cls, tx, apply_fn, params, batch, loss) -> C.Variant:
+    """flax's training loop: ``state.apply_gradients(grads=jax.grad(...)(state.params))``."""
+    params = jax.tree.map(jnp.copy, params)
+    state = state_cls.create(apply_fn=apply_fn, params=params, tx=tx)
+
+    def train_step(state, x, y):
+        def loss_fn(params):
+            return loss(state.apply_fn({"params": params}, x), y)
+        value, grads = jax.value_and_grad(loss_fn)(state.params)
+        return state.apply_gradients(grads=grads), value
+
+    with jax.numpy_dtype_promotion("standard"):  # optax mixes dtypes in places
+        compiled, seconds, peak = _timed_compile(jax.jit(train_step, donate_argnums=0),
+                                                 state, *batch)
+    box = [state]
+
+    def step():
+        box[0], value = compiled(box[0], *batch)
+        jax.block_until_ready(value)
+
+    step()
+    return C.Variant(name, step, seconds, peak)
+
+
+class EqxMLP(eqx.Module):
+    mlp: eqx.nn.MLP
+
+    def __init__(self, key, depth: int):
+        self.mlp = eqx.nn.MLP(64, 10, 128, depth, activation=jax.nn.gelu, key=key)
+
+    def __call__(self, x):
+        return jax.vmap(self.mlp)(x)
+
+
+def _eqx_loss(model, x, y):
+    return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+
+def eqx_variants(depth: int = 8, batch: int = 64) -> list[C.Variant]:
+    """equinox's loop ``(model, opt_state)`` for optax and optxform; ``TrainState``."""
+    x = jax.random.normal(jax.random.PRNGKey(1), (batch, 64))
+    y = jax.random.randint(jax.random.PRNGKey(2), (batch,), 0, 10)
+    out = []
+    for name, tx in (("optax", optax.adam(LR)), ("optxform (tree)", optxform.adam(LR))):
+        model = EqxMLP(jax.random.PRNGKey(0), depth)
+        opt_state = tx.init(eqx.filter(model, eqx.is_array))
+
+        def make_step(model, opt_state, x, y, tx=tx):
+            value, grads = eqx.filter_value_and_grad(_eqx_loss)(model, x, y)
+            updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+            return eqx.apply_updates(model, updates), opt_state, value
+
+        params, static = eqx.partition(model, eqx.is_array)
+
+        def array_step(params, opt_state, x, y, static=static, make_step=make_step):
+            model, opt_state, value = make_step(eqx.combine(params, static), opt_state, x, y)
+            return eqx.filter(model, eqx.is_array), opt_state, value
+
+        with jax.numpy_dtype_promotion("standard"):
+            compiled, seconds, peak = _timed_compile(
+                jax.jit(array_step, donate_argnums=(0, 1)), params, opt_state, x, y)
+        box = [params, opt_state]
+
+        def step(box=box, compiled=compiled):
+            box[0], box[1], value = compiled(box[0], box[1], x, y)
+            jax.block_until_ready(value)
+
+        step()
+        out.append(C.Variant(name, step, seconds, peak))
+
+    state = optxform.TrainState.create(params=EqxMLP(jax.random.PRNGKey(0), depth),
+                                       tx=optxform.adam(LR))
+    arrays, static = eqx.partition(state, eqx.is_array)
+
+    def packed_step(arrays, x, y):
+        state = eqx.combine(arrays, static)
+        value, grads = eqx.filter_value_and_grad(_eqx_loss)(state.params, x, y)
+        return eqx.filter(state.apply_gradients(grads=grads), eqx.is_array), value
+
+    compiled, seconds, peak = _timed_compile(jax.jit(packed_step, donate_argnums=0),
+                                             arrays, x, y)
+    box = [arrays]
+
+    def step():
+        box[0], value = compiled(box[0], x, y)
+        jax.block_until_ready(value)
+
+    step()
+    out.append(C.Variant("optxform (two-line)", step, seconds, peak))
+    return out
+
+
+# --- workloads ----------------------------------------------------------------------------
+
+WORKLOADS = {
+    "mlp_100": ("residual MLP, 100 leaves (50 layers of 32x32)", lambda: mlp_workload(100)),
+    "mlp_300": ("residual MLP, 300 leaves", lambda: mlp_workload(300)),
+    "mlp_1k": ("residual MLP, 1,000 leaves", lambda: mlp_workload(1_000)),
+    "mlp_3k": ("residual MLP, 3,000 leaves", lambda: mlp_workload(3_000)),
+    "cnn": ("flax MNIST CNN (8 leaves, 0.8M params), batch 32", cnn_workload),
+    "eqx_mlp": ("equinox MLP (depth 8, width 128; 18 leaves), batch 64", None),
+}
+QUICK = ("mlp_100", "mlp_300", "cnn", "eqx_mlp")
+#: Workloads whose tree variants take minutes to compile: optxform's own tree path is
+#: skipped there (it compiles what optax compiles; measured at 1,000 leaves).
+NO_TREE = ("mlp_3k",)
+
+
+def variants_for(key: str) -> list[C.Variant]:
+    if key == "eqx_mlp":
+        return eqx_variants()
+    apply_fn, params, batch, loss = WORKLOADS[key][1]()
+    out = [flax_variant("optax", FlaxTrainState, optax.adam(LR), apply_fn, params, batch, loss)]
+    if key not in NO_TREE:
+        out.append(flax_variant("optxform (tree)", FlaxTrainState, optxform.adam(LR), apply_fn,
+                                params, batch, loss))
+    out.append(flax_variant("optxform (two-line)", optxform.TrainState, optxform.adam(LR),
+                            apply_fn, params, batch, loss))
+    if key not in NO_TREE:
+        out.append(model_only_variant(apply_fn, params, batch, loss))
+    return out
+
+
+def run_workload(key: str, rounds: int, reps: int) -> dict:
+    name = WORKLOADS[key][0]
+    print(f"\n### {name}", flush=True)
+    variants = variants_for(key)
+    C.interleave(variants, rounds, reps)
+    base = variants[0]
+    rows = []
+    for v in variants:
+        rows.append({"variant": v.name, "compile_s": v.compile_s, "step_ms": v.median_ms(),
+                     "compile_ratio": v.compile_s / base.compile_s,
+                     "step_ratio": v.median_ms() / base.median_ms(),
+                     "peak_mb": None if v.peak_bytes is None else v.peak_bytes / 1e6})
+    result = {"workload": name, "key": key, "rows": rows}
+    print_table(result)
+    return result
+
+
+def print_table(result: dict) -> None:
+    print("| variant | compile (s) | step (ms) | compile / optax | step / optax | peak MB |")
+    print("|---|---|---|---|---|---|")
+    for r in result["rows"]:
+        peak = "—" if r["peak_mb"] is None else f"{r['peak_mb']:.2f}"
+        print(f"| {r['variant']} | {C.fmt_s(r['compile_s'])} | {C.fmt_ms(r['step_ms'])} | "
+              f"{r['compile_ratio']:.2f} | {r['step_ratio']:.2f} | {peak} |")
+    sys.stdout.flush()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
+    parser.add_argument("--only", nargs="*", choices=sorted(WORKLOADS))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=10)
+    args = parser.parse_args(argv)
+    keys = args.only or (QUICK if args.quick else list(WORKLOADS))
+    info = C.machine_info()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['uptime']}; jax {info['jax']}, "
+          f"optax {info['optax']}; {info['date']}")
+    start = time.perf_counter()
+    results = [run_workload(k, args.rounds, args.reps) for k in keys]
+    info_end = C.machine_info()
+    path = C.save_results("train_step", {"machine": info, "uptime_end": info_end["uptime"],
+                                         "seconds": time.perf_counter() - start,
+                                         "results": results})
+    print(f"\n{info_end['uptime']}; total {time.perf_counter() - start:.0f} s; results: {path}")
+
+
+if __name__ == "__main__":
+    main()
