@@ -329,6 +329,19 @@ def interleave(variants: list[Variant], rounds: int, reps: int,
     return probes
 
 
+def workload_parser(doc: str, workloads: dict, quick: tuple) -> Any:
+    """The scripts' shared command line: ``--quick``, ``--only NAME ...``, ``--rounds``,
+    ``--reps`` (a script adds its own options to the returned parser)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(quick)}")
+    parser.add_argument("--only", nargs="*", choices=sorted(workloads))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=10)
+    return parser
+
+
 def save_results(name: str, payload: dict) -> str:
     os.makedirs(RESULTS_DIR, exist_ok=True)
     path = os.path.join(RESULTS_DIR, f"{name}.json")

@@ -12,7 +12,6 @@ in the same rounds at the same size. See benchmarks/common.py for the method.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 
@@ -74,11 +73,7 @@ def print_table(result: dict) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
-    parser.add_argument("--only", nargs="*", choices=sorted(WORKLOADS))
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--reps", type=int, default=10)
+    parser = C.workload_parser(__doc__, WORKLOADS, QUICK)
     parser.add_argument("--torch-threads", type=int, default=C.TORCH_THREADS,
                         help="torch intra-op threads on the CPU (default 1, see common.py)")
     args = parser.parse_args(argv)

@@ -14,14 +14,11 @@ accuracy (>= 95% expected).
 
 from __future__ import annotations
 
-import argparse
-
 import jax
-import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 import optxform
+from digits_data import accuracy, batches, cli, cross_entropy, digits, log
 from optxform import TrainState  # <- the change (was: from flax.training.train_state import TrainState)
 
 
@@ -36,20 +33,6 @@ class MLP(nnx.Module):
         return self.head(x)
 
 
-def digits(seed: int = 0):
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x, y = (data.data / 16.0).astype(np.float32), data.target.astype(np.int32)
-    order = np.random.default_rng(seed).permutation(len(x))
-    split = int(0.8 * len(x))
-    return (x[order[:split]], y[order[:split]]), (x[order[split:]], y[order[split:]])
-
-
-def cross_entropy(logits, labels):
-    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1))
-
-
 def main(steps: int = 300, batch_size: int = 64) -> float:
     (x_train, y_train), (x_test, y_test) = digits()
     graphdef, params = nnx.split(MLP(nnx.Rngs(0)))
@@ -62,19 +45,12 @@ def main(steps: int = 300, batch_size: int = 64) -> float:
         return state.apply_gradients(grads=grads), loss
 
     train_step = jax.jit(train_step, donate_argnums=0)
-    rng = np.random.default_rng(0)
-    for step in range(steps):
-        batch = rng.integers(0, len(x_train), batch_size)
-        state, loss = train_step(state, x_train[batch], y_train[batch])
-        if step % 100 == 0 or step == steps - 1:
-            print(f"step {step:4d}  loss {float(loss):.4f}")
+    for step, x, y in batches(x_train, y_train, steps, batch_size):
+        state, loss = train_step(state, x, y)
+        log(step, steps, loss)
     model = nnx.merge(graphdef, state.params)
-    accuracy = float(jnp.mean(jnp.argmax(model(x_test), -1) == y_test))
-    print(f"test accuracy {accuracy:.3f}")
-    return accuracy
+    return accuracy(model(x_test), y_test)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    main(parser.parse_args().steps)
+    cli(main, __doc__)
