@@ -110,7 +110,9 @@ class TrainState:
     apply_fn: Callable | None
     tx: GradientTransformation
 
-    def __init__(self, step, flat, offsets, opt_state, frozen, extras, apply_fn, tx, split):
+    def __init__(self, step: jax.Array, flat: Any, offsets: Any, opt_state: OptState,
+                 frozen: tuple, extras: dict, apply_fn: Callable | None,
+                 tx: GradientTransformation, split: _Split) -> None:
         object.__setattr__(self, "_fields", dict(
             step=step, flat=flat, offsets=offsets, opt_state=opt_state, frozen=frozen,
             extras=extras, apply_fn=apply_fn, tx=tx, split=split))
@@ -123,7 +125,7 @@ class TrainState:
             return fields["extras"][name]
         raise AttributeError(f"TrainState has no field {name!r}")
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("TrainState is immutable: use state.replace(...)")
 
     def __repr__(self) -> str:
@@ -228,8 +230,8 @@ class TrainState:
         """``{"step", "params", "opt_state"}`` in the plain layout (what a tree state holds)."""
         layout = self.split.layout
         opt_state = self.opt_state if layout is None else layout.unpack_state(self.opt_state)
-        params = jax.tree.map(lambda x: x, self.params)
-        return {"step": self.step, "params": _arrays_only(params, self.split), "opt_state": opt_state}
+        return {"step": self.step, "params": _arrays_only(self.params, self.split),
+                "opt_state": opt_state}
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The state as ``{readable key: numpy array}`` in the tree's terms.
@@ -261,16 +263,17 @@ class TrainState:
 
     # --- pytree ------------------------------------------------------------------------
 
-    def tree_flatten_with_keys(self):
+    def tree_flatten_with_keys(self) -> tuple[list, tuple]:
         f = self._fields
         names = ("step", "flat", "offsets", "opt_state", "frozen", "extras")
         children = [(jax.tree_util.GetAttrKey(n), f[n]) for n in names]
         return children, (f["apply_fn"], f["tx"], f["split"])
 
     @classmethod
-    def tree_unflatten(cls, aux, children):
+    def tree_unflatten(cls, aux: tuple, children: Any) -> "TrainState":
         apply_fn, tx, split = aux
-        return cls(*children, apply_fn, tx, split)
+        step, flat, offsets, opt_state, frozen, extras = children
+        return cls(step, flat, offsets, opt_state, frozen, extras, apply_fn, tx, split)
 
 
 jax.tree_util.register_pytree_with_keys(
@@ -280,8 +283,8 @@ jax.tree_util.register_pytree_with_keys(
 
 def _trained_tree(treedef, kinds, trained: list) -> Any:
     """The params tree with its trained leaves and ``None`` elsewhere."""
-    trained = iter(trained)
-    return jax.tree.unflatten(treedef, [next(trained) if k == "train" else None
+    leaves = iter(trained)
+    return jax.tree.unflatten(treedef, [next(leaves) if k == "train" else None
                                         for k in kinds])
 
 
