@@ -75,14 +75,14 @@ def test_blockwise_quantization_matches_the_numpy_reference(signed, block_size):
     if not signed:
         x = x * x
     x[1, :] = 0.0  # a zero row
-    q = quantize_blockwise(jnp.asarray(x), signed, block_size)
+    q = jax.jit(quantize_blockwise, static_argnums=(1, 2))(jnp.asarray(x), signed, block_size)
     codes, absmax, table = reference_quantize(x, signed, block_size)
     position = np.asarray(q.codes).astype(np.int64) + (128 if signed else 0)
     assert q.codes.dtype == (jnp.int8 if signed else jnp.uint8)
     assert q.codes.shape == codes.shape and q.scales.dtype == jnp.float32
     np.testing.assert_array_equal(position, codes)
     np.testing.assert_array_equal(np.asarray(q.scales), absmax)
-    back = np.asarray(dequantize_blockwise(q, x.shape))
+    back = np.asarray(jax.jit(dequantize_blockwise, static_argnums=1)(q, x.shape))
     expected = (table[codes].astype(np.float32) * absmax[:, None]).reshape(-1)[:x.size]
     np.testing.assert_allclose(back.reshape(-1), expected, rtol=1e-6, atol=0)
     # round trip: within half the gap between the two codes around each normalized value
@@ -98,8 +98,10 @@ def test_blockwise_quantization_matches_the_numpy_reference(signed, block_size):
 
 def test_stochastic_rounding_is_unbiased_and_keyed():
     n = 1_000_000
+    stochastic_round = jax.jit(lambda x, path, step: stochastic_round_bfloat16(
+        x, leaf_key(path, step)), static_argnums=1)
     x = jax.random.uniform(jax.random.key(1), (n,), minval=-3.0, maxval=3.0)
-    r = stochastic_round_bfloat16(x, leaf_key("w", 7)).astype(jnp.float32)
+    r = stochastic_round(x, "w", 7).astype(jnp.float32)
     down = x.astype(jnp.bfloat16).astype(jnp.float32)  # a neighbour; the other is 1 ulp off
     err = np.asarray(r - x, np.float64)
     assert abs(err.mean()) <= 3 * err.std() / np.sqrt(n)
@@ -108,16 +110,16 @@ def test_stochastic_rounding_is_unbiased_and_keyed():
     # random, not round-to-nearest: differs from it with probability E[min(f, 1 - f)] = 1/4
     assert 0.24 < float(jnp.mean(r != down)) < 0.26
     # one value, a quarter of an ulp above 1: rounds up a quarter of the time
-    q = stochastic_round_bfloat16(jnp.full((n,), 1.0 + 2.0 ** -9), leaf_key("v", 0))
+    q = stochastic_round(jnp.full((n,), 1.0 + 2.0 ** -9), "v", 0)
     up = float(jnp.mean(q.astype(jnp.float32) > 1.0))
     assert abs(up - 0.25) <= 3 * np.sqrt(0.25 * 0.75 / n)
     # bit-identical for the same (step, path); different for another step or path
-    again = stochastic_round_bfloat16(x, leaf_key("w", 7))
+    again = stochastic_round(x, "w", 7)
     assert bool(jnp.all(again.astype(jnp.float32) == r))
-    assert not bool(jnp.all(stochastic_round_bfloat16(x, leaf_key("w", 8)) == again))
-    assert not bool(jnp.all(stochastic_round_bfloat16(x, leaf_key("b", 7)) == again))
+    assert not bool(jnp.all(stochastic_round(x, "w", 8) == again))
+    assert not bool(jnp.all(stochastic_round(x, "b", 7) == again))
     special = jnp.array([jnp.inf, -jnp.inf, jnp.nan, 0.0])
-    out = stochastic_round_bfloat16(special, leaf_key("w", 1)).astype(jnp.float32)
+    out = stochastic_round(special, "w", 1).astype(jnp.float32)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(special))
 
 
@@ -247,3 +249,49 @@ def test_checkpoint_round_trip_and_bit_identical_resume(policy, tmp_path):
     view = optxform.float32_state(straight[1]["adamw"], straight[0]["adamw"])["adam"]
     assert view.mu["w"].shape == (24, 40) and view.mu["w"].dtype == jnp.float32
     assert bool(jnp.all(view.nu["w"] >= 0)) and float(jnp.max(jnp.abs(view.mu["w"]))) > 0
+
+
+def test_packed_buffers_sharded_jit_and_zero1_keep_whole_blocks():
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    params = {"a": jnp.zeros((64, 64)), "b": jnp.zeros((24,))}  # 16 blocks and 1 block
+    target = {"a": jnp.full((64, 64), 0.5), "b": jnp.ones((24,))}
+    mesh = jax.make_mesh((8,), ("data",))
+    tx = optxform.adam(0.05, mu_dtype="int8_blockwise", nu_dtype="int8_blockwise")
+    txs = {"plain": tx, "packed": optxform.packed(tx), "zero1": optxform.zero1(tx, mesh)}
+    states = {"plain": tx.init(params), "packed": txs["packed"].init(params),
+              "zero1": optxform.zero1_init(tx, params, mesh)}
+    # packed: blocks run over the one packed buffer (4096 + 24 elements: 17 blocks)
+    assert jax.tree.leaves(states["packed"].inner["adam"].mu)[0].shape == (17, 256)
+    # ZeRO-1: the block axis is split, whole blocks (and their scales) per device
+    mu = states["zero1"]["adam"].mu
+    assert mu["a"].codes.sharding.spec == P("data", None)
+    assert {s.data.shape for s in mu["a"].codes.addressable_shards} == {(2, 256)}
+    assert mu["a"].scales.sharding.spec == P("data")
+    assert mu["b"].codes.sharding.spec == P(None, None)  # 1 block: replicated
+
+    @jax.jit
+    def steps(params, states):
+        out = {}
+        for name, t in txs.items():
+            p, s = params, states[name]
+            for _ in range(2):
+                g = jax.tree.map(lambda x, y: x - y, p, target)
+                u, s = t.update(g, s, p)
+                p = optxform.apply_updates(p, u)
+            out[name] = p
+        return out
+
+    got = steps(params, states)
+    np.testing.assert_array_equal(np.asarray(got["zero1"]["a"]), np.asarray(got["plain"]["a"]))
+    for name in ("packed", "zero1"):
+        for k in params:
+            np.testing.assert_allclose(np.asarray(got[name][k]), np.asarray(got["plain"][k]),
+                                       rtol=0.02)
+    # sharded params: the state is built on the params' mesh and the step runs sharded
+    sharded = jax.device_put(params, {"a": NamedSharding(mesh, P("data")),
+                                      "b": NamedSharding(mesh, P())})
+    state = optxform.sharded_init(tx, sharded)
+    u, _ = jax.jit(tx.update)(jax.tree.map(lambda x, y: x - y, sharded, target), state, sharded)
+    one, _ = tx.update(jax.tree.map(lambda x, y: x - y, params, target), states["plain"], params)
+    np.testing.assert_allclose(np.asarray(u["a"]), np.asarray(one["a"]), rtol=1e-6)

@@ -159,12 +159,13 @@ class _Codec:
     def signed(self) -> bool:
         return not self.buffer.non_negative
 
-    def decode(self, stored: Any, real_shape: tuple, dtype: Any) -> Any:
+    def decode(self, stored: Any, like: jax.Array, dtype: Any) -> Any:
+        """The stored leaf in ``dtype``, shaped and laid out for the update ``like``."""
         if self.storage is None or stored is None:
             return _computable(stored, dtype)
-        shape = (real_shape if self.buffer.shape is None
-                 else tuple(self.buffer.shape(tuple(real_shape))))
-        return self.storage.decode(stored, shape, dtype)
+        shape = (like.shape if self.buffer.shape is None
+                 else tuple(self.buffer.shape(tuple(like.shape))))
+        return _laid_out_like(self.storage.decode(stored, shape, dtype), like)
 
     def encode(self, value: jax.Array, old: Any, where: str, t: jax.Array) -> Any:
         if self.storage is None:
@@ -172,6 +173,17 @@ class _Codec:
         key = (leaf_key(where, t, self.stream) if self.storage.format == "bfloat16_sr"
                else None)
         return self.storage.encode(value, self.signed, key)
+
+
+def _laid_out_like(x: jax.Array, like: jax.Array) -> jax.Array:
+    """``x`` in the sharding of ``like`` where a mesh with explicit axes makes a decoded
+    buffer's layout (that of its blocks) differ from the update's."""
+    want = jax.typeof(like).sharding
+    mesh = getattr(want, "mesh", None)
+    if (mesh is None or mesh.empty or x.shape != like.shape
+            or jax.typeof(x).sharding == want):
+        return x
+    return jax.sharding.reshard(x, want)
 
 
 def _codecs(rule: Rule, options: dict) -> dict:
@@ -322,8 +334,8 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
             for i, (u, new) in zip(group, results):
                 old = flat_buffers
                 if flat_mask[i] is not True:  # a packed buffer of selected and other leaves
-                    real_shape = jnp.shape(otu.real_view(jnp.asarray(flat_g[i])))
-                    kept = {n: codecs[n].decode(old[n][i], real_shape, new[n].dtype)
+                    real_g = otu.real_view(jnp.asarray(flat_g[i]))
+                    kept = {n: codecs[n].decode(old[n][i], real_g, new[n].dtype)
                             for n in new}
                     u, new = _select(flat_mask[i], (u, new), (flat_g[i], kept))
                 out_u[i] = u
@@ -442,7 +454,7 @@ def _leaf_input(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: 
     dtype = otu.at_least_float32(real_g.dtype)
     leaf = Leaf(
         g=real_g.astype(dtype),
-        buffers={name: codecs[name].decode(b, real_g.shape, dtype) for name, b in old.items()},
+        buffers={name: codecs[name].decode(b, real_g, dtype) for name, b in old.items()},
         s=scalars(dtype),
         p=None if p is None else otu.real_view(jnp.asarray(p)).astype(dtype),
         opt=options, zero=zero, dtype=real_g.dtype)

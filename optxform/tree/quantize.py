@@ -109,6 +109,24 @@ def _blocks(size: int, block_size: int) -> int:
     return max(1, math.ceil(size / block_size))
 
 
+def _lookup(table: jax.Array, index: jax.Array) -> jax.Array:
+    """``table[index]``, the result laid out like ``index`` (a mesh with explicit axes
+    asks for the layout of a gather's result)."""
+    return table.at[index].get(out_sharding=jax.typeof(index).sharding)
+
+
+def _nearest_code(normalized: jax.Array, table: np.ndarray) -> jax.Array:
+    """The position of the code nearest to each value: the number of midpoints between
+    neighbouring codes that lie below it (a tie goes to the lower code), found by a binary
+    search of 8 halvings over the 255 midpoints, elementwise."""
+    midpoints = jnp.asarray((table[1:] + table[:-1]) / 2)  # 255 = 2^8 - 1 entries
+    below = jnp.zeros(normalized.shape, jnp.int32)
+    for half in (128, 64, 32, 16, 8, 4, 2, 1):
+        candidate = below + half
+        below = jnp.where(_lookup(midpoints, candidate - 1) < normalized, candidate, below)
+    return below
+
+
 def quantize_blockwise(x: jax.Array, signed: bool, block_size: int = 256) -> QuantizedBlocks:
     r"""Block-wise dynamic quantization of ``x`` (any shape, read as float32).
 
@@ -146,9 +164,7 @@ def quantize_blockwise(x: jax.Array, signed: bool, block_size: int = 256) -> Qua
     x = jnp.pad(x, (0, n_blocks * block_size - x.size)).reshape(n_blocks, block_size)
     scales = jnp.max(jnp.abs(x), axis=1)
     normalized = x / jnp.where(scales > 0, scales, 1.0)[:, None]
-    table = dynamic_map(signed)
-    midpoints = jnp.asarray((table[1:] + table[:-1]) / 2)
-    codes = jnp.searchsorted(midpoints, normalized, side="left", method="scan_unrolled")
+    codes = _nearest_code(normalized, dynamic_map(signed))
     if signed:
         return QuantizedBlocks((codes - 128).astype(jnp.int8), scales)
     return QuantizedBlocks(codes.astype(jnp.uint8), scales)
@@ -183,7 +199,7 @@ def dequantize_blockwise(q: QuantizedBlocks, shape: tuple[int, ...],
     """
     signed = is_signed(q)
     index = q.codes.astype(jnp.int32) + (128 if signed else 0)
-    values = jnp.asarray(dynamic_map(signed))[index] * q.scales[:, None]
+    values = _lookup(jnp.asarray(dynamic_map(signed)), index) * q.scales[:, None]
     size = math.prod(shape)
     return values.reshape(-1)[:size].reshape(shape).astype(dtype)
 
