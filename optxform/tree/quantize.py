@@ -339,6 +339,10 @@ class StateStorage:
 
 def as_storage(value: Any) -> Any:
     """A :class:`StateStorage` for its string names; any other value as it is."""
-    if isinstance(value, str) and value in ("bfloat16_sr", "int8_blockwise"):
-        return StateStorage(value)
+    if not isinstance(value, str):
+        return value
+    if value == "bfloat16_sr":
+        return StateStorage("bfloat16_sr")
+    if value == "int8_blockwise":
+        return StateStorage("int8_blockwise")
     return value
