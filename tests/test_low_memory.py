@@ -297,3 +297,19 @@ def test_packed_buffers_sharded_jit_and_zero1_keep_whole_blocks():
     assert u["a"].sharding.spec == P("data", None)
     np.testing.assert_allclose(np.asarray(u["a"]), np.asarray(got["plain first update"]["a"]),
                                rtol=1e-6)
+
+
+def test_inject_hyperparams_and_float64_params(x64):
+    tx = optxform.inject_hyperparams(optxform.low_memory(optxform.adamw, "int8_blockwise"))(
+        learning_rate=0.1)
+    params = {"w": jnp.linspace(-1.0, 1.0, 300, dtype=jnp.float64)}
+    state = tx.init(params)
+    step = jax.jit(lambda p, s: tx.update(jax.tree.map(lambda x: x * x, p), s, p))
+    u, new = step(params, state)
+    assert jax.tree.structure(new) == jax.tree.structure(state)
+    assert u["w"].dtype == jnp.float64 and bool(jnp.all(jnp.isfinite(u["w"])))
+    assert optxform.tree_get(new, "mu")["w"].codes.dtype == jnp.int8
+    # the first Adam step is -lr * sign(g): the step's math runs on the new moments in
+    # float64, and only what is stored is rounded to codes
+    moved = np.asarray(u["w"])[np.asarray(params["w"]) != 0]
+    np.testing.assert_allclose(moved, -0.1, rtol=0.02)
