@@ -98,8 +98,11 @@ def test_blockwise_quantization_matches_the_numpy_reference(signed, block_size):
 
 def test_stochastic_rounding_is_unbiased_and_keyed():
     n = 1_000_000
-    stochastic_round = jax.jit(lambda x, path, step: stochastic_round_bfloat16(
-        x, leaf_key(path, step)), static_argnums=1)
+    jitted = jax.jit(stochastic_round_bfloat16)
+
+    def stochastic_round(x, path, step):
+        return jitted(x, leaf_key(path, step))
+
     x = jax.random.uniform(jax.random.key(1), (n,), minval=-3.0, maxval=3.0)
     r = stochastic_round(x, "w", 7).astype(jnp.float32)
     down = x.astype(jnp.bfloat16).astype(jnp.float32)  # a neighbour; the other is 1 ulp off
