@@ -133,7 +133,10 @@ from optxform.schedules import warmup_cosine_decay_schedule as warmup_cosine_dec
 from optxform.schedules import warmup_exponential_decay_schedule as warmup_exponential_decay_schedule
 from optxform.schedules import wsd_schedule as wsd_schedule
 from optxform.state import CheckpointError as CheckpointError
+from optxform.tree.quantize import QuantizedBlocks as QuantizedBlocks
+from optxform.tree.quantize import StateStorage as StateStorage
 from optxform.state import extend_state as extend_state
+from optxform.state import float32_state as float32_state
 from optxform.state import load_state as load_state
 from optxform.state import load_state_dict as load_state_dict
 from optxform.state import save_state as save_state
@@ -216,6 +219,7 @@ from optxform.transforms import TraceState as TraceState
 from optxform.transforms import zero_nans as zero_nans
 from optxform.transforms import ZeroNansState as ZeroNansState
 from optxform.wrappers import apply_if_finite as apply_if_finite
+from optxform.wrappers import low_memory as low_memory
 from optxform.wrappers import ApplyIfFiniteState as ApplyIfFiniteState
 from optxform.wrappers import cautious as cautious
 from optxform.wrappers import ema as ema
@@ -302,6 +306,7 @@ __all__ = [
     "EmptyState",
     "exponential_decay",
     "extend_state",
+    "float32_state",
     "flatten",
     "freeze",
     "gather_to_host",
@@ -327,6 +332,7 @@ __all__ = [
     "load_state_dict",
     "logistic_regression_loss",
     "lookahead",
+    "low_memory",
     "LookaheadState",
     "lr_range_test",
     "LRRangeResult",
@@ -408,6 +414,7 @@ __all__ = [
     "scale_by_schedule_free",
     "scale_by_sparse_adam",
     "scale_by_transformers_adam",
+    "QuantizedBlocks",
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",
     "ScaleByAdamaxState",
@@ -442,6 +449,7 @@ __all__ = [
     "sharded_template",
     "sparse_adam",
     "state_dict",
+    "StateStorage",
     "state_keys",
     "state_shardings",
     "step_decay",

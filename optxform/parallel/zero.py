@@ -47,6 +47,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from optxform.core import GradientTransformation, call_update
 from optxform.parallel.sharding import _shape, constrain_sharding, match_param, param_index
+from optxform.tree.quantize import QuantizedBlocks
 
 __all__ = ["zero1", "zero1_init", "zero1_spec", "zero1_state_shardings"]
 
@@ -114,7 +115,10 @@ def zero1_state_shardings(state: Any, params: Any, mesh: Mesh, axis_name: str = 
     For each state leaf, starting from the layout of the param it mirrors (replicated by
     default), ``axis_name`` is added on the first dimension that is not sharded yet and
     whose size is a multiple of the axis size (:func:`zero1_spec`); a leaf with no such
-    dimension (a scalar counter, a bias of odd length) stays as it is.
+    dimension (a scalar counter, a bias of odd length) stays as it is. A buffer stored
+    as 8-bit blocks (:class:`~optxform.QuantizedBlocks`) is split along its block axis
+    only, so every device holds whole blocks with their scales (replicated when the
+    number of blocks is not a multiple of the axis size): a block never straddles shards.
 
     Args:
       state: an optimizer state, concrete or abstract (``jax.eval_shape(tx.init, params)``).
@@ -145,6 +149,10 @@ def zero1_state_shardings(state: Any, params: Any, mesh: Mesh, axis_name: str = 
     index = _param_specs(params, param_shardings)
 
     def choose(path, leaf):
+        if isinstance(leaf, QuantizedBlocks):  # whole blocks per device, or replicated
+            blocks = zero1_spec((_shape(leaf.scales)[0],), None, axis_name, size)
+            return QuantizedBlocks(NamedSharding(mesh, PartitionSpec(*blocks, None)),
+                                   NamedSharding(mesh, blocks))
         shape = _shape(leaf)
         found = match_param(tuple(path), index)
         base = None
@@ -152,7 +160,8 @@ def zero1_state_shardings(state: Any, params: Any, mesh: Mesh, axis_name: str = 
             base = found[1]
         return NamedSharding(mesh, zero1_spec(shape, base, axis_name, size))
 
-    return jax.tree_util.tree_map_with_path(choose, state)
+    return jax.tree_util.tree_map_with_path(
+        choose, state, is_leaf=lambda x: isinstance(x, QuantizedBlocks))
 
 
 def _param_layout(params: Any, mesh: Mesh, param_shardings: Any) -> Any:

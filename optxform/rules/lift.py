@@ -12,7 +12,10 @@
 
   - ``None`` gradient leaves (partial gradients): passed through, state untouched;
   - dtypes: the math runs in float32 or wider, updates leave in the gradient's dtype,
-    buffers are stored in their declared storage dtype;
+    buffers are stored in their declared storage dtype, or in a storage policy
+    (:class:`~optxform.tree.quantize.StateStorage`: bfloat16 with stochastic rounding,
+    8-bit blocks) given where the dtype option is: decoded to the compute dtype before the
+    math, encoded after it, so the state never holds a float32 copy;
   - complex params: torch's convention, real and imaginary parts as separate elements
     (``torch.view_as_real``); buffers of a complex param are stored as that real view,
     and a global rule's ``reduce`` sees complex updates and params as real views too;
@@ -26,8 +29,10 @@ The transform's ``update`` carries its declaration (:func:`declaration_of`), whi
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -38,13 +43,30 @@ from optxform.core.counters import increment, zero_count
 from optxform.core.schedule import value_at
 from optxform.core.trees import path_to_str, require_params
 from optxform.core.validation import check_dtype, check_hyperparameter
-from optxform.rules.rule import Leaf, Rule, Scalar, Step
+from optxform.rules.rule import Buffer, Leaf, Rule, Scalar, Step
 from optxform.tree.masks import resolve_mask
 from optxform.tree.numerics import is_zero, step_dtype
+from optxform.tree.quantize import StateStorage, as_storage, leaf_key
 
-__all__ = ["Declaration", "declaration_of", "kinds_of", "lift"]
+__all__ = ["Declaration", "declaration_of", "kinds_of", "lift", "moment_storage"]
 
 _is_none = lambda x: x is None  # noqa: E731
+
+_DEFAULT_STORAGE: contextvars.ContextVar = contextvars.ContextVar("moment_storage",
+                                                                  default=None)
+
+
+@contextlib.contextmanager
+def moment_storage(storage: Any) -> Iterator[None]:
+    """Within the block, rules lifted with a dtype option left at ``None`` (``mu_dtype``,
+    ``nu_dtype``: the moment buffers) store those buffers in ``storage`` (a dtype, a
+    :class:`~optxform.tree.quantize.StateStorage` or its name). Read at construction;
+    :func:`optxform.low_memory` is the public form."""
+    token = _DEFAULT_STORAGE.set(as_storage(storage))
+    try:
+        yield
+    finally:
+        _DEFAULT_STORAGE.reset(token)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +124,10 @@ def _bind(rule: Rule, arguments: dict) -> tuple[dict, dict]:
         values[h.name] = value
     options = {name: arguments.get(name) for name in known - set(values)}
     for name in rule.dtype_options:
-        check_dtype(name, options[name])
+        given = options[name] if options[name] is not None else _DEFAULT_STORAGE.get()
+        options[name] = as_storage(given)
+        if not isinstance(options[name], StateStorage):
+            check_dtype(name, options[name])
     return values, options
 
 
@@ -118,8 +143,61 @@ def _computable(buffer, dtype):
     return buffer.astype(dtype)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Codec:
+    """How one buffer's leaves are stored: cast to a dtype, or a storage policy.
+
+    A policy's random draws (stochastic rounding) are keyed by the rule's name, the
+    leaf's path, the step and the buffer's index (``stream``).
+    """
+
+    buffer: Buffer
+    storage: StateStorage | None
+    stream: int
+
+    @property
+    def signed(self) -> bool:
+        return not self.buffer.non_negative
+
+    def decode(self, stored: Any, like: jax.Array, dtype: Any) -> Any:
+        """The stored leaf in ``dtype``, shaped and laid out for the update ``like``."""
+        if self.storage is None or stored is None:
+            return _computable(stored, dtype)
+        shape = (like.shape if self.buffer.shape is None
+                 else tuple(self.buffer.shape(tuple(like.shape))))
+        return _laid_out_like(self.storage.decode(stored, shape, dtype), like)
+
+    def encode(self, value: jax.Array, old: Any, where: str, t: jax.Array) -> Any:
+        if self.storage is None:
+            return value.astype(old.dtype)
+        key = (leaf_key(where, t, self.stream) if self.storage.format == "bfloat16_sr"
+               else None)
+        return self.storage.encode(value, self.signed, key)
+
+
+def _laid_out_like(x: jax.Array, like: jax.Array) -> jax.Array:
+    """``x`` in the sharding of ``like`` where a mesh with explicit axes makes a decoded
+    buffer's layout (that of its blocks) differ from the update's."""
+    want = jax.typeof(like).sharding
+    mesh = getattr(want, "mesh", None)
+    if (mesh is None or mesh.empty or x.shape != like.shape
+            or jax.typeof(x).sharding == want):
+        return x
+    return jax.sharding.reshard(x, want)
+
+
+def _codecs(rule: Rule, options: dict) -> dict:
+    """Each buffer's :class:`_Codec` (a policy where its dtype option holds one)."""
+    out = {}
+    for stream, b in enumerate(rule.buffers):
+        value = options.get(b.dtype_option) if b.dtype_option else None
+        out[b.name] = _Codec(b, value if isinstance(value, StateStorage) else None, stream)
+    return out
+
+
 def _storage(rule: Rule, options: dict):
-    """``(shape, dtype)`` of each buffer's leaf for a param leaf."""
+    """``(shape, dtype)`` of each buffer's leaf for a param leaf (the dtype may be a
+    :class:`~optxform.tree.quantize.StateStorage` policy)."""
 
     def of(buffer, p):
         dtype = _real_dtype(p.dtype)
@@ -129,6 +207,8 @@ def _storage(rule: Rule, options: dict):
         override = options.get(buffer.dtype_option) if buffer.dtype_option else None
         if buffer.storage == "flag":
             return (), jnp.dtype(jnp.bool_)
+        if isinstance(override, StateStorage):
+            return shape, override
         if override is not None:
             return shape, jnp.dtype(override)
         if buffer.storage == "accumulator":
@@ -148,6 +228,7 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
     zero = frozenset(name for name, value in values.items() if is_zero(value))
     enabled = [b for b in rule.buffers if b.enabled_by is None or options[b.enabled_by]]
     storage_of = _storage(rule, options)
+    codecs = _codecs(rule, options)
     mask = options.get("mask")
     neutral = rule.neutral_when_zero is not None and rule.neutral_when_zero in zero
 
@@ -159,13 +240,23 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
             if callable(fill):  # a schedule: its value at step 0
                 fill = value_at(fill, zero_count())
 
-            def make(p, b=b, fill=fill):
+            def make(path, p, b=b, fill=fill):
+                if p is None:
+                    return None
                 shape, dtype = storage_of(b, p)
+                policy = isinstance(dtype, StateStorage)
+                if policy and not b.from_params and is_zero(fill):
+                    return dtype.zeros(shape, codecs[b.name].signed)
+                wide = otu.at_least_float32(_real_dtype(p.dtype)) if policy else dtype
                 if b.from_params:
-                    return otu.real_view(jnp.asarray(p)).astype(dtype).reshape(shape)
-                return jnp.full(shape, fill, dtype)
+                    value = otu.real_view(jnp.asarray(p)).astype(wide).reshape(shape)
+                else:
+                    value = jnp.full(shape, fill, wide)
+                if not policy:
+                    return value
+                return codecs[b.name].encode(value, None, _where(rule, path), zero_count())
 
-            state[b.name] = otu.tree_map(make, params)
+            state[b.name] = jax.tree_util.tree_map_with_path(make, params, is_leaf=_is_none)
         for s in rule.scalars:
             state[s.name] = _initial_scalar(s, values)
         if rule.counts_steps:
@@ -208,10 +299,11 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
                     continue
                 old = {name: leaves[i] for name, leaves in flat_buffers.items()}
                 leaf, real_g = _leaf_input(rule, g, old, flat_p[i], first, options, zero,
-                                           paths[i])
+                                           paths[i], codecs)
                 new, parts = rule.accumulate(leaf)
                 for name, value in new.items():
-                    flat_buffers[name][i] = value.astype(old[name].dtype)
+                    flat_buffers[name][i] = codecs[name].encode(value, old[name],
+                                                                _where(rule, paths[i]), t)
                 for name, value in parts.items():
                     value = jnp.asarray(value).astype(step_dtype())
                     sums[name] = value if name not in sums else sums[name] + value
@@ -230,21 +322,26 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
             args = ([flat_g[i] for i in group], old, [flat_p[i] for i in group])
             if len(group) == 1:
                 results = [_one_leaf(rule, *(a[0] for a in args), scalars_in, options, zero,
-                                     paths[group[0]])]
+                                     paths[group[0]], codecs)]
             else:  # one call of the leaf math over the stacked leaves
                 stacked = [jax.tree.map(lambda *xs: jnp.stack(xs), *a) for a in args[:2]]
                 ps = None if args[2][0] is None else jnp.stack(args[2])
                 u, new = jax.vmap(lambda g, o, p: _one_leaf(
-                    rule, g, o, p, scalars_in, options, zero, paths[group[0]]))(*stacked, ps)
+                    rule, g, o, p, scalars_in, options, zero, paths[group[0]], codecs)
+                )(*stacked, ps)
                 results = [(u[k], {name: b[k] for name, b in new.items()})
                            for k in range(len(group))]
             for i, (u, new) in zip(group, results):
+                old = flat_buffers
                 if flat_mask[i] is not True:  # a packed buffer of selected and other leaves
-                    u, new = _select(flat_mask[i], (u, new),
-                                     (flat_g[i], {n: out_buffers[n][i] for n in new}))
+                    real_g = otu.real_view(jnp.asarray(flat_g[i]))
+                    kept = {n: codecs[n].decode(old[n][i], real_g, new[n].dtype)
+                            for n in new}
+                    u, new = _select(flat_mask[i], (u, new), (flat_g[i], kept))
                 out_u[i] = u
                 for name, leaf in new.items():
-                    out_buffers[name][i] = leaf
+                    out_buffers[name][i] = codecs[name].encode(leaf, old[name][i],
+                                                               _where(rule, paths[i]), t)
 
         new_state = {b.name: None for b in rule.buffers}
         for b in enabled:
@@ -341,8 +438,13 @@ def _initial_scalar(scalar: Scalar, values: dict) -> jax.Array:
     return jnp.asarray(value).astype(scalar.storage_dtype())
 
 
+def _where(rule: Rule, path) -> str:
+    """The name keying a leaf's random draws: the rule's name and the leaf's path."""
+    return f"{rule.name}:{path_to_str(path)}"
+
+
 def _leaf_input(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: dict,
-                zero: frozenset, path) -> tuple[Leaf, jax.Array]:
+                zero: frozenset, path, codecs: dict) -> tuple[Leaf, jax.Array]:
     """The :class:`Leaf` a rule's per-leaf math sees, and the incoming update's real view."""
     g = jnp.asarray(g)
     if jnp.iscomplexobj(g) and rule.complex_params == "reject":
@@ -352,7 +454,7 @@ def _leaf_input(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: 
     dtype = otu.at_least_float32(real_g.dtype)
     leaf = Leaf(
         g=real_g.astype(dtype),
-        buffers={name: _computable(b, dtype) for name, b in old.items()},
+        buffers={name: codecs[name].decode(b, real_g, dtype) for name, b in old.items()},
         s=scalars(dtype),
         p=None if p is None else otu.real_view(jnp.asarray(p)).astype(dtype),
         opt=options, zero=zero, dtype=real_g.dtype)
@@ -360,14 +462,15 @@ def _leaf_input(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: 
 
 
 def _one_leaf(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: dict,
-              zero: frozenset, path) -> tuple[Any, dict]:
+              zero: frozenset, path, codecs: dict) -> tuple[Any, dict]:
+    """The rule's update of one leaf and its new buffers, in the compute dtype (the
+    caller stores them)."""
     is_complex = jnp.iscomplexobj(g)
-    leaf, real_g = _leaf_input(rule, g, old, p, scalars, options, zero, path)
+    leaf, real_g = _leaf_input(rule, g, old, p, scalars, options, zero, path, codecs)
     u, new = rule.leaf(leaf)
     u = _nan_where_state_overflowed(u, {b.name: new[b.name] for b in rule.buffers
                                         if b.storage == "accumulator" and b.name in new})
     u = u.astype(real_g.dtype)
     if is_complex:
         u = otu.complex_from_real_view(u)
-    stored = {name: new[name].astype(old[name].dtype) for name in old}
-    return u, stored
+    return u, {name: new[name] for name in old}

@@ -88,7 +88,9 @@ class Buffer:
     row and column factors); ``None``: the param's shape. ``from_params``: the buffer
     starts as a copy of the param (a complex param's real view) in its storage dtype,
     rather than as ``fill`` (Schedule-Free's ``z``; the starting point :math:`x_0` that
-    D-Adaptation measures distances from).
+    D-Adaptation measures distances from). ``non_negative``: the buffer's values are never
+    negative (a second moment): a storage policy of 8-bit blocks uses the unsigned map for
+    it, whose 256 codes are all non-negative (the signed map otherwise).
     """
 
     name: str
@@ -98,6 +100,7 @@ class Buffer:
     enabled_by: str | None = None
     shape: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None
     from_params: bool = False
+    non_negative: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

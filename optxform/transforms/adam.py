@@ -43,7 +43,7 @@ __all__ = [
 
 
 _MU = Buffer("mu", "param", dtype_option="mu_dtype")
-_NU = Buffer("nu", "accumulator", dtype_option="nu_dtype")
+_NU = Buffer("nu", "accumulator", dtype_option="nu_dtype", non_negative=True)
 
 
 def _moments(x: Leaf) -> tuple[jax.Array, jax.Array]:
@@ -111,7 +111,7 @@ ADAM = Rule(
     hyperparameters=(beta("b1"), beta("b2"), non_negative("eps"),
                      non_negative("eps_root")),
     buffers=(_MU, _NU, Buffer("nu_max", "accumulator", dtype_option="nu_dtype",
-                              enabled_by="amsgrad")),
+                              enabled_by="amsgrad", non_negative=True)),
     options=("amsgrad", "nesterov"), per_step=_adam_step, leaf=_adam_leaf)
 
 

@@ -206,7 +206,7 @@ def _bias_corrected_rms_leaf(x: Leaf) -> tuple[jax.Array, dict]:
 BIAS_CORRECTED_RMS = Rule(
     name="scale_by_bias_corrected_rms", kind="elementwise", state=ScaleByBiasCorrectedRmsState,
     hyperparameters=(beta("b2"), Hyperparameter("eps", check_non_negative)),
-    buffers=(Buffer("nu", "accumulator", dtype_option="nu_dtype"),),
+    buffers=(Buffer("nu", "accumulator", dtype_option="nu_dtype", non_negative=True),),
     per_step=_bias_corrected_rms_step, leaf=_bias_corrected_rms_leaf)
 
 

@@ -13,6 +13,7 @@ from optxform.wrappers.inject import inject_hyperparams as inject_hyperparams
 from optxform.wrappers.inject import InjectHyperparamsState as InjectHyperparamsState
 from optxform.wrappers.lookahead import lookahead as lookahead
 from optxform.wrappers.lookahead import LookaheadState as LookaheadState
+from optxform.wrappers.low_memory import low_memory as low_memory
 from optxform.wrappers.masked import masked as masked
 from optxform.wrappers.masked import MaskedNode as MaskedNode
 from optxform.wrappers.masked import MaskedState as MaskedState
@@ -28,6 +29,7 @@ __all__ = [
     "ApplyIfFiniteState",
     "cautious",
     "ema",
+    "low_memory",
     "ema_params",
     "EmaState",
     "flatten",

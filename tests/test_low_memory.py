@@ -1,0 +1,318 @@
+"""Low-memory optimizer state: the encodings against numpy references of the published
+algorithms, and every storage policy inside real optimizers.
+
+bitsandbytes is not installable on this machine (no CPU wheel for torch 2.13), so the
+8-bit quantizer is checked against a reference written here from Dettmers et al. 2022
+("8-bit Optimizers via Block-wise Quantization", section 2: dynamic tree quantization,
+block-wise absmax normalisation) and bitsandbytes' documented conventions (1.0 is a code,
+-1.0 is not; block size 256 for the 8-bit optimizers).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import optxform
+from optxform.tree.quantize import (StateStorage, dequantize_blockwise, dynamic_map,
+                                    leaf_key, quantize_blockwise, stochastic_round_bfloat16)
+
+
+# --- numpy references ------------------------------------------------------------------
+
+
+def reference_map(signed: bool) -> np.ndarray:
+    """Decode every byte as the dynamic tree format: [sign] zeros(E) 1 fraction(F).
+
+    The value is 10^-E * (0.1 + 0.9 * (k + 0.5) / 2^F). The byte with no indicator bit is
+    0; bitsandbytes turns the one remaining unusable pattern (signed: "-0"; unsigned: the
+    lone indicator bit at E = 7) into the code 1.0.
+    """
+    width = 7 if signed else 8
+    values = []
+    for byte in range(256):
+        negative = signed and byte >> 7
+        rest = byte & ((1 << width) - 1)
+        if rest == 0:
+            values.append(1.0 if negative else 0.0)
+            continue
+        exponent = width - rest.bit_length()
+        if not signed and exponent == 7:
+            values.append(1.0)
+            continue
+        fraction_bits = width - 1 - exponent
+        k = rest & ((1 << fraction_bits) - 1)
+        value = 10.0 ** -exponent * (0.1 + 0.9 * (k + 0.5) / 2 ** fraction_bits)
+        values.append(-value if negative else value)
+    return np.sort(np.asarray(values, np.float64))
+
+
+def reference_quantize(x: np.ndarray, signed: bool, block_size: int):
+    table = reference_map(signed)
+    flat = x.astype(np.float32).reshape(-1)
+    n_blocks = max(1, -(-flat.size // block_size))
+    blocks = np.pad(flat, (0, n_blocks * block_size - flat.size)).reshape(n_blocks, -1)
+    absmax = np.abs(blocks).max(axis=1)
+    normalized = blocks / np.where(absmax > 0, absmax, 1.0)[:, None]
+    codes = np.abs(normalized[..., None] - table).argmin(axis=-1)  # nearest code
+    return codes, absmax.astype(np.float32), table
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_dynamic_map_is_the_published_tree_format(signed):
+    got = dynamic_map(signed)
+    np.testing.assert_allclose(got, reference_map(signed), rtol=1e-7, atol=0)
+    assert len(set(got.tolist())) == 256 and got[-1] == 1.0 and 0.0 in got
+    assert (got.min() < 0) == signed
+
+
+@pytest.mark.parametrize("signed,block_size", [(True, 256), (False, 256), (True, 64)])
+def test_blockwise_quantization_matches_the_numpy_reference(signed, block_size):
+    rng = np.random.default_rng(0)
+    x = rng.standard_t(2, (5, 103)).astype(np.float32) * 10.0 ** rng.integers(-4, 2, (5, 1))
+    if not signed:
+        x = x * x
+    x[1, :] = 0.0  # a zero row
+    q = jax.jit(quantize_blockwise, static_argnums=(1, 2))(jnp.asarray(x), signed, block_size)
+    codes, absmax, table = reference_quantize(x, signed, block_size)
+    position = np.asarray(q.codes).astype(np.int64) + (128 if signed else 0)
+    assert q.codes.dtype == (jnp.int8 if signed else jnp.uint8)
+    assert q.codes.shape == codes.shape and q.scales.dtype == jnp.float32
+    np.testing.assert_array_equal(position, codes)
+    np.testing.assert_array_equal(np.asarray(q.scales), absmax)
+    back = np.asarray(jax.jit(dequantize_blockwise, static_argnums=1)(q, x.shape))
+    expected = (table[codes].astype(np.float32) * absmax[:, None]).reshape(-1)[:x.size]
+    np.testing.assert_allclose(back.reshape(-1), expected, rtol=1e-6, atol=0)
+    # round trip: within half the gap between the two codes around each normalized value
+    scale = np.repeat(absmax, block_size)[:x.size]
+    normalized = x.reshape(-1) / np.where(scale > 0, scale, 1.0)
+    upper = np.clip(np.searchsorted(table, normalized), 1, 255)
+    half_gap = (table[upper] - table[upper - 1]) / 2
+    inside = (normalized >= table[0]) & (normalized <= table[-1])
+    err = np.abs(back.reshape(-1) - x.reshape(-1))
+    assert np.all(err[inside] <= scale[inside] * half_gap[inside] * (1 + 1e-5) + 1e-30)
+    assert np.all(err <= scale * 0.0071)  # the map's largest half gap is 0.0070
+
+
+def test_stochastic_rounding_is_unbiased_and_keyed():
+    n = 1_000_000
+    jitted = jax.jit(stochastic_round_bfloat16)
+
+    def stochastic_round(x, path, step):
+        return jitted(x, leaf_key(path, step))
+
+    x = jax.random.uniform(jax.random.key(1), (n,), minval=-3.0, maxval=3.0)
+    r = stochastic_round(x, "w", 7).astype(jnp.float32)
+    down = x.astype(jnp.bfloat16).astype(jnp.float32)  # a neighbour; the other is 1 ulp off
+    err = np.asarray(r - x, np.float64)
+    assert abs(err.mean()) <= 3 * err.std() / np.sqrt(n)
+    ulp = np.asarray(jnp.abs(x).astype(jnp.bfloat16).astype(jnp.float32)) * 2.0 ** -7
+    assert np.all(np.abs(err) <= ulp * 1.01)
+    # random, not round-to-nearest: differs from it with probability E[min(f, 1 - f)] = 1/4
+    assert 0.24 < float(jnp.mean(r != down)) < 0.26
+    # one value, a quarter of an ulp above 1: rounds up a quarter of the time
+    q = stochastic_round(jnp.full((n,), 1.0 + 2.0 ** -9), "v", 0)
+    up = float(jnp.mean(q.astype(jnp.float32) > 1.0))
+    assert abs(up - 0.25) <= 3 * np.sqrt(0.25 * 0.75 / n)
+    # bit-identical for the same (step, path); different for another step or path
+    again = stochastic_round(x, "w", 7)
+    assert bool(jnp.all(again.astype(jnp.float32) == r))
+    assert not bool(jnp.all(stochastic_round(x, "w", 8) == again))
+    assert not bool(jnp.all(stochastic_round(x, "b", 7) == again))
+    special = jnp.array([jnp.inf, -jnp.inf, jnp.nan, 0.0])
+    out = stochastic_round(special, "w", 1).astype(jnp.float32)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(special))
+
+
+def test_storage_policy_validation():
+    with pytest.raises(ValueError, match="format"):
+        StateStorage("int4")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="block_size"):
+        StateStorage("int8_blockwise", 0)
+    with pytest.raises(ValueError, match="mu_dtype"):
+        optxform.adam(mu_dtype="int7_blockwise")
+    with pytest.raises(ValueError, match="storage"):
+        optxform.low_memory(optxform.adam, "nope")
+
+
+# --- the policies inside optimizers ----------------------------------------------------
+
+POLICIES = ["bfloat16", "bfloat16_sr", "int8_blockwise"]
+PARAMS = {"w": jnp.zeros((24, 40))}  # 960 elements: 4 blocks, the last one padded
+TARGET = jax.random.normal(jax.random.key(3), (24, 40))
+
+
+def loss(params):
+    return jnp.mean((params["w"] - TARGET) ** 2) + 0.1 * jnp.mean(params["w"] ** 4)
+
+
+def aliases(policy):
+    """Adam, AdamW, Lion, Muon and schedule-free AdamW, their moments in ``policy``."""
+    return {
+        "adam": optxform.adam(0.05, mu_dtype=policy, nu_dtype=policy),
+        "adamw": (optxform.adamw if policy is None else optxform.low_memory(
+            optxform.adamw, policy))(0.05, weight_decay=0.01),
+        "lion": optxform.lion(0.03, mu_dtype=policy),
+        "muon": optxform.muon(0.2, mu_dtype=policy, ns_dtype=jnp.float32),
+        "schedule_free_adamw": optxform.schedule_free_adamw(0.05, nu_dtype=policy),
+    }
+
+
+def run(txs, states, params, steps):
+    """``steps`` steps of every transform at once: one compile."""
+
+    def one(carry, _):
+        params, states = carry
+        new_p, new_s = {}, {}
+        for name, tx in txs.items():
+            grads = jax.grad(loss)(params[name])
+            updates, new_s[name] = tx.update(grads, states[name], params[name])
+            new_p[name] = optxform.apply_updates(params[name], updates)
+        return (new_p, new_s), None
+
+    return jax.jit(lambda p, s: jax.lax.scan(one, (p, s), None, steps)[0])(params, states)
+
+
+def _bits(tree):
+    return [np.asarray(x).tobytes() for x in jax.tree.leaves(tree)]
+
+
+@pytest.fixture(scope="module")
+def float32_losses():
+    txs = aliases(None)
+    params = {name: PARAMS for name in txs}
+    states = {name: tx.init(PARAMS) for name, tx in txs.items()}
+    final, _ = run(txs, states, params, 40)
+    return {name: float(loss(p)) for name, p in final.items()}
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_each_policy_trains_each_alias_under_jit(policy, float32_losses):
+    txs = aliases(policy)
+    params = {name: PARAMS for name in txs}
+    states = {name: tx.init(PARAMS) for name, tx in txs.items()}
+    for name, state in states.items():  # no moment kept as a float32 array
+        floats = [x for x in jax.tree.leaves(state)
+                  if x.dtype == jnp.float32 and x.shape == PARAMS["w"].shape]
+        assert len(floats) == (1 if name == "schedule_free_adamw" else 0), name  # z only
+    final, final_states = run(txs, states, params, 40)
+    start = float(loss(PARAMS))
+    for name, p in final.items():
+        got, want = float(loss(p)), float32_losses[name]
+        assert got < 0.5 * start, (name, got, start)
+        assert abs(got - want) <= 0.05 * want + 1e-3, (name, got, want)
+    assert (jax.tree.structure(final_states) == jax.tree.structure(states))
+
+
+def _state_bytes(state):
+    return sum(x.nbytes for x in jax.tree.leaves(state) if x.ndim > 0)
+
+
+def test_state_bytes_per_param():
+    params = {"w": jnp.zeros((64, 256)), "b": jnp.zeros(256)}
+    n = 64 * 256 + 256
+    adam8 = optxform.adam(mu_dtype="int8_blockwise", nu_dtype="int8_blockwise").init(params)
+    assert _state_bytes(adam8) / n <= 2.1
+    assert _state_bytes(adam8) == 2 * (n + 4 * n // 256)  # 1 byte + a scale per 256
+    assert _state_bytes(optxform.adam(mu_dtype="bfloat16_sr",
+                                      nu_dtype="bfloat16_sr").init(params)) / n == 4.0
+    assert _state_bytes(optxform.adam().init(params)) / n == 8.0
+    zeros = optxform.float32_state(adam8, params)["adam"]
+    assert float(jnp.max(jnp.abs(zeros.mu["w"]))) == 0.0 and zeros.nu["b"].shape == (256,)
+    lion8 = optxform.low_memory(optxform.lion, StateStorage("int8_blockwise", 64))()
+    assert _state_bytes(lion8.init(params)) == n + 4 * n // 64
+    # the wrapper and the per-alias options build the same state
+    wrapped = optxform.low_memory(optxform.adam, "int8_blockwise")().init(params)
+    assert jax.tree.structure(wrapped) == jax.tree.structure(adam8)
+    # an explicit dtype wins over the wrapper's storage
+    mixed = optxform.low_memory(optxform.adam, "int8_blockwise")(mu_dtype=jnp.bfloat16)
+    assert mixed.init(params)["adam"].mu["w"].dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize("policy", ["bfloat16_sr", "int8_blockwise"])
+def test_checkpoint_round_trip_and_bit_identical_resume(policy, tmp_path):
+    txs = {"adamw": optxform.adamw(0.05, mu_dtype=policy, nu_dtype=policy)}
+    params = {"adamw": PARAMS}
+    states = {"adamw": txs["adamw"].init(PARAMS)}
+    straight = run(txs, states, params, 6)
+    half_p, half_s = run(txs, states, params, 3)
+    # state_dict / load_state_dict, and save_state / load_state, keep the stored form
+    d = optxform.state_dict(half_s)
+    assert any(v.dtype in (np.uint8, np.int8) for v in d.values()) == (policy != "bfloat16_sr")
+    loaded = optxform.load_state_dict(states, d)
+    assert _bits(loaded) == _bits(half_s)
+    optxform.save_state(tmp_path / "state.npz", half_s)
+    restored = optxform.load_state(tmp_path / "state.npz", states)
+    assert _bits(restored) == _bits(half_s)
+    resumed = run(txs, restored, half_p, 3)
+    assert _bits(resumed) == _bits(straight)
+    # the float32 view for inspection: plain arrays shaped like the params
+    view = optxform.float32_state(straight[1]["adamw"], straight[0]["adamw"])["adam"]
+    assert view.mu["w"].shape == (24, 40) and view.mu["w"].dtype == jnp.float32
+    assert bool(jnp.all(view.nu["w"] >= 0)) and float(jnp.max(jnp.abs(view.mu["w"]))) > 0
+
+
+def test_packed_buffers_sharded_jit_and_zero1_keep_whole_blocks():
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    params = {"a": jnp.zeros((64, 64)), "b": jnp.zeros((24,))}  # 16 blocks and 1 block
+    target = {"a": jnp.full((64, 64), 0.5), "b": jnp.ones((24,))}
+    mesh = jax.make_mesh((8,), ("data",))
+    tx = optxform.adam(0.05, mu_dtype="int8_blockwise", nu_dtype="int8_blockwise")
+    txs = {"plain": tx, "packed": optxform.packed(tx), "zero1": optxform.zero1(tx, mesh)}
+    states = {"plain": tx.init(params), "packed": txs["packed"].init(params),
+              "zero1": optxform.zero1_init(tx, params, mesh)}
+    # packed: blocks run over the one packed buffer (4096 + 24 elements: 17 blocks)
+    assert jax.tree.leaves(states["packed"].inner["adam"].mu)[0].shape == (17, 256)
+    # ZeRO-1: the block axis is split, whole blocks (and their scales) per device
+    mu = states["zero1"]["adam"].mu
+    assert mu["a"].codes.sharding.spec == P("data", None)
+    assert {s.data.shape for s in mu["a"].codes.addressable_shards} == {(2, 256)}
+    assert mu["a"].scales.sharding.spec == P("data")
+    assert mu["b"].codes.sharding.spec == P(None, None)  # 1 block: replicated
+
+    @jax.jit
+    def steps(params, states):
+        out = {}
+        for name, t in txs.items():
+            p, s = params, states[name]
+            for _ in range(2):
+                g = jax.tree.map(lambda x, y: x - y, p, target)
+                u, s = t.update(g, s, p)
+                p = optxform.apply_updates(p, u)
+                out.setdefault(f"{name} first update", u)
+            out[name] = p
+        return out
+
+    got = steps(params, states)
+    np.testing.assert_array_equal(np.asarray(got["zero1"]["a"]), np.asarray(got["plain"]["a"]))
+    for name in ("packed", "zero1"):
+        for k in params:
+            np.testing.assert_allclose(np.asarray(got[name][k]), np.asarray(got["plain"][k]),
+                                       rtol=0.02)
+    # sharded params: the state is built on the params' mesh and the step runs sharded
+    sharded = jax.device_put(params, {"a": NamedSharding(mesh, P("data")),
+                                      "b": NamedSharding(mesh, P())})
+    state = optxform.sharded_init(tx, sharded)
+    u, _ = jax.jit(tx.update)(jax.tree.map(lambda x, y: x - y, sharded, target), state, sharded)
+    assert u["a"].sharding.spec == P("data", None)
+    np.testing.assert_allclose(np.asarray(u["a"]), np.asarray(got["plain first update"]["a"]),
+                               rtol=1e-6)
+
+
+def test_inject_hyperparams_and_float64_params(x64):
+    tx = optxform.inject_hyperparams(optxform.low_memory(optxform.adamw, "int8_blockwise"))(
+        learning_rate=0.1)
+    params = {"w": jnp.linspace(-1.0, 1.0, 300, dtype=jnp.float64)}
+    state = tx.init(params)
+    step = jax.jit(lambda p, s: tx.update(jax.tree.map(lambda x: x * x, p), s, p))
+    u, new = step(params, state)
+    assert jax.tree.structure(new) == jax.tree.structure(state)
+    assert u["w"].dtype == jnp.float64 and bool(jnp.all(jnp.isfinite(u["w"])))
+    assert optxform.tree_get(new, "mu")["w"].codes.dtype == jnp.int8
+    # the first Adam step is -lr * sign(g): the step's math runs on the new moments in
+    # float64, and only what is stored is rounded to codes
+    moved = np.asarray(u["w"])[np.asarray(params["w"]) != 0]
+    np.testing.assert_allclose(moved, -0.1, rtol=0.02)
