@@ -15,6 +15,7 @@ breast_cancer problems). The chooser section is the slow one (about a minute of 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -31,13 +32,15 @@ INLINE_NUMBERS = FIGURES / "inline_numbers.md"
 
 
 def script_env() -> dict[str, str]:
-    """The environment the scripts run in: this checkout, and one CPU device, as a user has.
+    """The environment the scripts run in: this checkout, one CPU device and XLA's default
+    compiler settings, as a user has.
 
     The suite's conftest simulates 8 host devices, which changes how XLA:CPU splits its
     work and so the last bits of some float32 sums; the chaotic chooser runs would show it.
     """
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
-    flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", env.get("XLA_FLAGS", ""))
+    flags = re.sub(r"--xla_(force_host_platform_device_count|backend_optimization_level)=\d+",
+                   "", env.get("XLA_FLAGS", ""))
     env["XLA_FLAGS"] = flags.strip()
     return env
 
@@ -357,3 +360,47 @@ def test_frontier_table_matches_the_code_and_the_page():
                                  "python docs/figures/frontier_numbers.py", rtol=0.5)
     page = " ".join((ROOT / "docs" / "optimizers.md").read_text().split())
     assert " ".join(committed.split()) in page
+
+
+def _benchmark_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_saving_memory_table_is_the_benchmark_output():
+    """docs/saving-memory.md shows benchmarks/low_memory.py's table of its committed results."""
+    results = json.loads((ROOT / "benchmarks" / "results" / "low_memory.json").read_text())
+    table = _benchmark_module("low_memory").table(results).strip()
+    assert table in (ROOT / "docs" / "saving-memory.md").read_text(), \
+        "docs/saving-memory.md does not show benchmarks/results/low_memory.json's table"
+
+
+def _numbers(row: str) -> list[float]:
+    return [float(cell) for cell in row.replace("**", "").split("|")[2:-1]
+            if re.fullmatch(r"\s*[\d.]+\s*", cell)]
+
+
+def test_whole_step_tables_are_the_benchmark_results():
+    """Every whole-training-step table in docs/performance.md is a run of
+    benchmarks/train_step.py, in order: each row's numbers as its JSON has them, to the
+    digits shown."""
+    rows = []
+    for name in ("train_step.json", "train_step_mlp_3k.json"):
+        results = json.loads((ROOT / "benchmarks" / "results" / name).read_text())["results"]
+        rows += [r for workload in results for r in workload["rows"]]
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    section = doc.split("## Whole training steps", 1)[1].split("\n## ", 1)[0]
+    variants = {r["variant"] for r in rows}
+    shown = [line for line in section.splitlines()
+             if line.startswith("|") and line.split("|")[1].strip(" *") in variants]
+    assert [line.split("|")[1].strip(" *") for line in shown] == [r["variant"] for r in rows]
+    for line, r in zip(shown, rows):
+        expected = [r["compile_s"], r["step_ms"], r["compile_ratio"], r["step_ratio"]]
+        if r["peak_mb"] is not None:
+            expected.append(r["peak_mb"])
+        got = _numbers(line)
+        assert len(got) == len(expected), line
+        for value, want in zip(got, expected):
+            assert abs(value - want) <= 0.006 * max(1.0, abs(want)), (line, want)
