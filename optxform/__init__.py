@@ -59,6 +59,7 @@ from optxform.optimizers import asgd as asgd
 from optxform.optimizers import cautious_adamw as cautious_adamw
 from optxform.optimizers import dadapt_adam as dadapt_adam
 from optxform.optimizers import dadapt_sgd as dadapt_sgd
+from optxform.optimizers import kron as kron
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
 from optxform.optimizers import mars as mars
@@ -155,6 +156,7 @@ from optxform.transforms import DecoupledWeightDecayState as DecoupledWeightDeca
 from optxform.transforms import EmaMomentumState as EmaMomentumState
 from optxform.transforms import keep_params_nonnegative as keep_params_nonnegative
 from optxform.transforms import orthogonalize_by_newton_schulz as orthogonalize_by_newton_schulz
+from optxform.transforms import precond_update_prob_schedule as precond_update_prob_schedule
 from optxform.transforms import ProximalWeightDecayState as ProximalWeightDecayState
 from optxform.transforms import resolve_mask as resolve_mask
 from optxform.transforms import scale as scale
@@ -171,6 +173,7 @@ from optxform.transforms import scale_by_dadapt_adam as scale_by_dadapt_adam
 from optxform.transforms import scale_by_dadapt_sgd as scale_by_dadapt_sgd
 from optxform.transforms import scale_by_ema_momentum as scale_by_ema_momentum
 from optxform.transforms import scale_by_factored_rms as scale_by_factored_rms
+from optxform.transforms import scale_by_kron as scale_by_kron
 from optxform.transforms import scale_by_learning_rate as scale_by_learning_rate
 from optxform.transforms import scale_by_lion as scale_by_lion
 from optxform.transforms import scale_by_mars as scale_by_mars
@@ -197,6 +200,7 @@ from optxform.transforms import ScaleByCenteredRmsState as ScaleByCenteredRmsSta
 from optxform.transforms import ScaleByDadaptAdamState as ScaleByDadaptAdamState
 from optxform.transforms import ScaleByDadaptSgdState as ScaleByDadaptSgdState
 from optxform.transforms import ScaleByFactoredRmsState as ScaleByFactoredRmsState
+from optxform.transforms import ScaleByKronState as ScaleByKronState
 from optxform.transforms import ScaleByLearningRateState as ScaleByLearningRateState
 from optxform.transforms import ScaleByLionState as ScaleByLionState
 from optxform.transforms import ScaleByMarsState as ScaleByMarsState
@@ -315,6 +319,7 @@ __all__ = [
     "join_schedules",
     "keep_params_nonnegative",
     "label_mask",
+    "kron",
     "lbfgs",
     "lbfgs_iterations",
     "LbfgsIterationsState",
@@ -349,6 +354,7 @@ __all__ = [
     "optimizer_names",
     "OptimizerSpec",
     "orthogonalize_by_newton_schulz",
+    "precond_update_prob_schedule",
     "pack_state",
     "packed",
     "packed_layout",
@@ -393,6 +399,7 @@ __all__ = [
     "scale_by_dadapt_sgd",
     "scale_by_ema_momentum",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
@@ -420,6 +427,7 @@ __all__ = [
     "ScaleByDadaptAdamState",
     "ScaleByDadaptSgdState",
     "ScaleByFactoredRmsState",
+    "ScaleByKronState",
     "ScaleByLbfgsState",
     "ScaleByLearningRateState",
     "ScaleByLionState",

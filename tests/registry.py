@@ -366,5 +366,6 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("dadapt_sgd", {}),
     AliasCase("adan", {}),
     AliasCase("mars", {}),
+    AliasCase("kron", {"learning_rate": 0.01}),
     AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]

@@ -20,6 +20,7 @@ from optxform.optimizers.cautious import cautious_adamw as cautious_adamw
 from optxform.optimizers.dadapt import dadapt_adam as dadapt_adam
 from optxform.optimizers.dadapt import dadapt_sgd as dadapt_sgd
 from optxform.optimizers.dadapt import prodigy as prodigy
+from optxform.optimizers.kron import kron as kron
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
 from optxform.optimizers.mars import mars as mars
@@ -44,6 +45,7 @@ __all__ = [
     "cautious_adamw",
     "dadapt_adam",
     "dadapt_sgd",
+    "kron",
     "lbfgs",
     "lion",
     "mars",

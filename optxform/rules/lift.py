@@ -112,10 +112,12 @@ def _real_dtype(dtype) -> Any:
 
 
 def _computable(buffer, dtype):
-    """A floating buffer leaf in the compute dtype; flags (bool) and ``None`` as they are."""
-    if buffer is None or not jnp.issubdtype(buffer.dtype, jnp.floating):
-        return buffer
-    return buffer.astype(dtype)
+    """A floating buffer leaf (or each array of a tuple leaf) in the compute dtype; flags
+    (bool) and ``None`` as they are."""
+    def one(b):
+        return b.astype(dtype) if jnp.issubdtype(b.dtype, jnp.floating) else b
+
+    return None if buffer is None else jax.tree.map(one, buffer)
 
 
 def _storage(rule: Rule, options: dict):
@@ -163,6 +165,8 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
                 shape, dtype = storage_of(b, p)
                 if b.from_params:
                     return otu.real_view(jnp.asarray(p)).astype(dtype).reshape(shape)
+                if b.make is not None:
+                    return b.make(shape, dtype, options)
                 return jnp.full(shape, fill, dtype)
 
             state[b.name] = otu.tree_map(make, params)
@@ -311,7 +315,7 @@ def _nan_where_state_overflowed(u: jax.Array, new: dict) -> jax.Array:
     first shows; the check is elementwise, so XLA fuses it into the update's own kernel.
     """
     for value in new.values():
-        if (value is not None and jnp.shape(value) == jnp.shape(u)
+        if (isinstance(value, jax.Array) and jnp.shape(value) == jnp.shape(u)
                 and jnp.issubdtype(value.dtype, jnp.floating)):
             u = jnp.where(jnp.isfinite(value), u, jnp.asarray(jnp.nan, u.dtype))
     return u
@@ -327,8 +331,7 @@ class _ScalarsByDtype:
     def __call__(self, dtype) -> dict:
         key = jnp.dtype(dtype)
         if key not in self.cast:
-            self.cast[key] = {name: None if v is None else jnp.asarray(v).astype(key)
-                              for name, v in self.scalars.items()}
+            self.cast[key] = {name: _cast_scalar(v, key) for name, v in self.scalars.items()}
         return self.cast[key]
 
 
@@ -341,6 +344,14 @@ def _initial_scalar(scalar: Scalar, values: dict) -> jax.Array:
     return jnp.asarray(value).astype(scalar.storage_dtype())
 
 
+def _cast_scalar(v, dtype):
+    """A per-step value in ``dtype``; ``None``, and integer, bool or key arrays, as they are
+    (a step's PRNG key, a counter)."""
+    if v is None or (isinstance(v, jax.Array) and not jnp.issubdtype(v.dtype, jnp.floating)):
+        return v
+    return jnp.asarray(v).astype(dtype)
+
+
 def _leaf_input(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: dict,
                 zero: frozenset, path) -> tuple[Leaf, jax.Array]:
     """The :class:`Leaf` a rule's per-leaf math sees, and the incoming update's real view."""
@@ -350,12 +361,14 @@ def _leaf_input(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: 
                          f"{path_to_str(path)!r} is {g.dtype})")
     real_g = otu.real_view(g)
     dtype = otu.at_least_float32(real_g.dtype)
+    built = {b.name for b in rule.buffers if b.make is not None}
     leaf = Leaf(
         g=real_g.astype(dtype),
-        buffers={name: _computable(b, dtype) for name, b in old.items()},
+        buffers={name: b if name in built else _computable(b, dtype)
+                 for name, b in old.items()},
         s=scalars(dtype),
         p=None if p is None else otu.real_view(jnp.asarray(p)).astype(dtype),
-        opt=options, zero=zero, dtype=real_g.dtype)
+        opt=options, zero=zero, dtype=real_g.dtype, path=tuple(path))
     return leaf, real_g
 
 
@@ -369,5 +382,6 @@ def _one_leaf(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: di
     u = u.astype(real_g.dtype)
     if is_complex:
         u = otu.complex_from_real_view(u)
-    stored = {name: new[name].astype(old[name].dtype) for name in old}
+    stored = {name: jax.tree.map(lambda n, o: n.astype(o.dtype), new[name], old[name])
+              for name in old}
     return u, stored

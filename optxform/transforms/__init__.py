@@ -39,6 +39,9 @@ from optxform.transforms.dadapt import ScaleByDadaptSgdState as ScaleByDadaptSgd
 from optxform.transforms.dadapt import ScaleByProdigyState as ScaleByProdigyState
 from optxform.transforms.factored import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms.factored import ScaleByFactoredRmsState as ScaleByFactoredRmsState
+from optxform.transforms.kron import precond_update_prob_schedule as precond_update_prob_schedule
+from optxform.transforms.kron import scale_by_kron as scale_by_kron
+from optxform.transforms.kron import ScaleByKronState as ScaleByKronState
 from optxform.transforms.mars import scale_by_mars as scale_by_mars
 from optxform.transforms.mars import ScaleByMarsState as ScaleByMarsState
 from optxform.transforms.momentum import trace as trace
@@ -91,6 +94,7 @@ __all__ = [
     "EmaMomentumState",
     "keep_params_nonnegative",
     "orthogonalize_by_newton_schulz",
+    "precond_update_prob_schedule",
     "ProximalWeightDecayState",
     "resolve_mask",
     "scale",
@@ -107,6 +111,7 @@ __all__ = [
     "scale_by_dadapt_sgd",
     "scale_by_ema_momentum",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_mars",
@@ -133,6 +138,7 @@ __all__ = [
     "ScaleByDadaptAdamState",
     "ScaleByDadaptSgdState",
     "ScaleByFactoredRmsState",
+    "ScaleByKronState",
     "ScaleByLearningRateState",
     "ScaleByLionState",
     "ScaleByMarsState",
