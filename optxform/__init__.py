@@ -55,6 +55,8 @@ from optxform.optimizers import asgd as asgd
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
 from optxform.optimizers import muon as muon
+from optxform.optimizers import shampoo as shampoo
+from optxform.optimizers import soap as soap
 from optxform.optimizers import nadam as nadam
 from optxform.optimizers import radam as radam
 from optxform.optimizers import rmsprop as rmsprop
@@ -152,6 +154,11 @@ from optxform.transforms import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms import scale_by_learning_rate as scale_by_learning_rate
 from optxform.transforms import scale_by_lion as scale_by_lion
 from optxform.transforms import scale_by_muon as scale_by_muon
+from optxform.transforms import ShampooState as ShampooState
+from optxform.transforms import scale_by_shampoo as scale_by_shampoo
+from optxform.transforms import SoapState as SoapState
+from optxform.transforms import scale_by_soap as scale_by_soap
+from optxform.transforms import add_decoupled_weight_decay_after_step as add_decoupled_weight_decay_after_step
 from optxform.transforms import scale_by_nadam as scale_by_nadam
 from optxform.transforms import scale_by_radam as scale_by_radam
 from optxform.transforms import scale_by_rms as scale_by_rms
@@ -383,4 +390,11 @@ __all__ = [
     "ZeroNansState",
     "zoom_linesearch",
     "ZoomLinesearchState",
+    "shampoo",
+    "soap",
+    "ShampooState",
+    "scale_by_shampoo",
+    "SoapState",
+    "scale_by_soap",
+    "add_decoupled_weight_decay_after_step",
 ]

@@ -13,6 +13,8 @@ from optxform.optimizers.asgd import asgd as asgd
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
 from optxform.optimizers.muon import muon as muon
+from optxform.optimizers.shampoo import shampoo as shampoo
+from optxform.optimizers.soap import soap as soap
 from optxform.optimizers.rmsprop import rmsprop as rmsprop
 from optxform.optimizers.rprop import rprop as rprop
 from optxform.optimizers.sgd import sgd as sgd
@@ -34,4 +36,6 @@ __all__ = [
     "rprop",
     "sgd",
     "sparse_adam",
+    "shampoo",
+    "soap",
 ]

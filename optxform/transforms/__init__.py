@@ -29,6 +29,11 @@ from optxform.transforms.orthogonal import EmaMomentumState as EmaMomentumState
 from optxform.transforms.orthogonal import orthogonalize_by_newton_schulz as orthogonalize_by_newton_schulz
 from optxform.transforms.orthogonal import scale_by_ema_momentum as scale_by_ema_momentum
 from optxform.transforms.orthogonal import scale_by_muon as scale_by_muon
+from optxform.transforms.shampoo import ShampooState as ShampooState
+from optxform.transforms.shampoo import scale_by_shampoo as scale_by_shampoo
+from optxform.transforms.soap import SoapState as SoapState
+from optxform.transforms.soap import scale_by_soap as scale_by_soap
+from optxform.transforms.weight_decay import add_decoupled_weight_decay_after_step as add_decoupled_weight_decay_after_step
 from optxform.transforms.rms import scale_by_adadelta as scale_by_adadelta
 from optxform.transforms.rms import scale_by_adagrad as scale_by_adagrad
 from optxform.transforms.rms import scale_by_rms as scale_by_rms
@@ -100,4 +105,9 @@ __all__ = [
     "TraceState",
     "zero_nans",
     "ZeroNansState",
+    "ShampooState",
+    "scale_by_shampoo",
+    "SoapState",
+    "scale_by_soap",
+    "add_decoupled_weight_decay_after_step",
 ]
