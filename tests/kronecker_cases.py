@@ -20,27 +20,32 @@ import optxform
 SHAPES = {"b": (2,), "m": (5, 5), "t": (3, 3, 3), "c": (2, 2, 3, 3)}
 
 
-def initial(dtype=np.float32) -> dict:
+#: For ``merge_dims``: a vector would merge into one axis, which the reference cannot do.
+MERGE_SHAPES = {"c": (2, 2, 3, 3), "t": (3, 3, 3)}
+
+
+def initial(dtype=np.float32, shapes: dict = SHAPES) -> dict:
     rng = np.random.default_rng(0)
-    return {k: rng.standard_normal(s).astype(dtype) for k, s in SHAPES.items()}
+    return {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
 
 
 def gradient(params: dict, t: int) -> dict:
     """The gradient of ``sum((p - target_t)**2 + 0.075 p**4)`` with fresh targets."""
     rng = np.random.default_rng(100 + t)
     out = {}
-    for k in sorted(SHAPES):
-        target = rng.standard_normal(SHAPES[k])
+    for k in sorted(params):
         p = np.asarray(params[k])
+        target = rng.standard_normal(p.shape)
         out[k] = (2 * (p - target) + 0.3 * p ** 3).astype(p.dtype)
     return out
 
 
-def reference_trajectory(cls, kwargs: dict, steps: int, dtype=np.float32) -> list[dict]:
+def reference_trajectory(cls, kwargs: dict, steps: int, dtype=np.float32,
+                         shapes: dict = SHAPES) -> list[dict]:
     import torch
 
-    names = sorted(SHAPES)
-    start = initial(dtype)
+    names = sorted(shapes)
+    start = initial(dtype, shapes)
     tp = {n: torch.tensor(start[n], requires_grad=True) for n in names}
     opt = cls([tp[n] for n in names], **kwargs)
     out = []
@@ -53,8 +58,8 @@ def reference_trajectory(cls, kwargs: dict, steps: int, dtype=np.float32) -> lis
     return out
 
 
-def optxform_trajectory(tx, steps: int, dtype=np.float32) -> list[dict]:
-    params = {k: jnp.asarray(v) for k, v in initial(dtype).items()}
+def optxform_trajectory(tx, steps: int, dtype=np.float32, shapes: dict = SHAPES) -> list[dict]:
+    params = {k: jnp.asarray(v) for k, v in initial(dtype, shapes).items()}
     state = tx.init(params)
 
     @jax.jit

@@ -98,9 +98,11 @@ def _from_view(x: jax.Array, layout: _Layout, shape: tuple[int, ...]) -> jax.Arr
 
 
 def _check_shape(shape: tuple[int, ...], opt: dict) -> str | None:
-    layout = _layout(shape, opt)
-    if len(shape) > 1 and math.prod(layout.view) != math.prod(shape):
-        return (f"merges into the single axis {layout.view} with merge_dims=True and "
+    if not (opt["merge_dims"] and shape):
+        return None
+    merged = merge_small_dims(shape, opt["max_precondition_dim"])
+    if math.prod(merged) != math.prod(shape):  # all of it fits in one axis: the reference
+        return (f"merges into the single axis {merged} with merge_dims=True and "
                 f"max_precondition_dim={opt['max_precondition_dim']}, which "
                 f"pytorch_optimizer.SOAP cannot reshape to: use merge_dims=False for it")
     return None
