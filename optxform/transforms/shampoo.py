@@ -35,8 +35,8 @@ class ShampooState(NamedTuple):
 
     Attributes:
       count: int32, the updates made.
-      momentum: the last update (the reference's ``momentum_buffer``), shaped like each
-        param; mixed into the next gradient when ``momentum > 0``.
+      momentum_buffer: the last update (the reference's ``momentum_buffer``), shaped like
+        each param; mixed into the next gradient when ``momentum > 0``.
       graft_nu: the grafted optimizer's second moment, shaped like each param (float32 or
         wider); ``None`` without grafting.
       preconditioners: per param, :math:`L_k` for each axis, packed into one flat vector
@@ -46,7 +46,7 @@ class ShampooState(NamedTuple):
     """
 
     count: jax.Array
-    momentum: Any
+    momentum_buffer: Any
     graft_nu: Any
     preconditioners: Any
     inverse_roots: Any
@@ -79,7 +79,7 @@ def _shampoo_step(st: Step) -> tuple[dict, dict]:
 def _shampoo_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     s, opt = x.s, x.opt
     g, sharding = _gathered(x.g)
-    buf, _ = _gathered(x.buffers["momentum"])
+    buf, _ = _gathered(x.buffers["momentum_buffer"])
     first = s["first"] > 0.5
     if "momentum" not in x.zero:
         # The reference starts the buffer at the first gradient as given (before maximize).
@@ -115,7 +115,7 @@ def _shampoo_leaf(x: Leaf) -> tuple[jax.Array, dict]:
         u = jax.sharding.reshard(u, sharding)
         new = {k: (jax.sharding.reshard(a, sharding) if k == "graft_nu" else a)
                for k, a in new.items()}
-    return u, {**new, "momentum": u}
+    return u, {**new, "momentum_buffer": u}
 
 
 SHAMPOO = Rule(
@@ -125,7 +125,7 @@ SHAMPOO = Rule(
                      Hyperparameter("graft_b2", lambda n, v: beta(n).check(n, v),
                                     optional=True),
                      non_negative("graft_eps")),
-    buffers=(Buffer("momentum"), Buffer("graft_nu", "accumulator", enabled_by="grafting"),
+    buffers=(Buffer("momentum_buffer"), Buffer("graft_nu", "accumulator", enabled_by="grafting"),
              Buffer("preconditioners", "accumulator", shape=_factor_shape),
              Buffer("inverse_roots", "accumulator", shape=_factor_shape)),
     options=("preconditioning_compute_steps", "grafting", "maximize"),
