@@ -146,5 +146,7 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("adafactor", {}),
     AliasCase("lion", {}),
     AliasCase("muon", {"ns_dtype": "float32"}, problem="matrices"),  # bf16: rounding flips
+    AliasCase("soap", {}, problem="square"),  # non-square: arbitrary null-space bases
+    AliasCase("shampoo", {}, problem="matrices"),
     AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]
