@@ -57,9 +57,12 @@ def _factor_shape(shape: tuple[int, ...]) -> tuple[int]:
 
 
 def _inverse_root(factor: jax.Array, power: int) -> jax.Array:
-    r""":math:`U \Sigma^{-1/p} V^\top` from the SVD, as the reference's ``compute_power_svd``."""
-    u, s, vh = jnp.linalg.svd(factor, full_matrices=False)
-    return (u * s[None, :] ** (-1.0 / power)) @ vh
+    r""":math:`U \Sigma^{-1/p} V^\top` from the SVD, as the reference's ``compute_power_svd``;
+    NaN for a non-finite ``factor`` (which never reaches the SVD: LAPACK may not return)."""
+    finite = jnp.all(jnp.isfinite(factor))
+    u, s, vh = jnp.linalg.svd(jnp.where(finite, factor, identity_like(factor)),
+                              full_matrices=False)
+    return jnp.where(finite, (u * s[None, :] ** (-1.0 / power)) @ vh, jnp.nan)
 
 
 def _shampoo_step(st: Step) -> tuple[dict, dict]:
