@@ -73,6 +73,8 @@ from optxform.optimizers import rprop as rprop
 from optxform.optimizers import schedule_free_adamw as schedule_free_adamw
 from optxform.optimizers import schedule_free_sgd as schedule_free_sgd
 from optxform.optimizers import sgd as sgd
+from optxform.optimizers import shampoo as shampoo
+from optxform.optimizers import soap as soap
 from optxform.optimizers import sparse_adam as sparse_adam
 from optxform.parallel import bytes_per_device as bytes_per_device
 from optxform.parallel import constrain_sharding as constrain_sharding
@@ -143,6 +145,7 @@ from optxform.state import tree_get as tree_get
 from optxform.state import tree_set as tree_set
 from optxform.transforms import add_decayed_weights as add_decayed_weights
 from optxform.transforms import add_decoupled_weight_decay as add_decoupled_weight_decay
+from optxform.transforms import add_decoupled_weight_decay_after_step as add_decoupled_weight_decay_after_step
 from optxform.transforms import add_proximal_weight_decay as add_proximal_weight_decay
 from optxform.transforms import asgd_average as asgd_average
 from optxform.transforms import asgd_averaging as asgd_averaging
@@ -185,6 +188,8 @@ from optxform.transforms import scale_by_rms as scale_by_rms
 from optxform.transforms import scale_by_rprop as scale_by_rprop
 from optxform.transforms import scale_by_schedule as scale_by_schedule
 from optxform.transforms import scale_by_schedule_free as scale_by_schedule_free
+from optxform.transforms import scale_by_shampoo as scale_by_shampoo
+from optxform.transforms import scale_by_soap as scale_by_soap
 from optxform.transforms import scale_by_sparse_adam as scale_by_sparse_adam
 from optxform.transforms import scale_by_transformers_adam as scale_by_transformers_adam
 from optxform.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
@@ -214,6 +219,8 @@ from optxform.transforms import ScaleByScheduleState as ScaleByScheduleState
 from optxform.transforms import ScaleBySparseAdamState as ScaleBySparseAdamState
 from optxform.transforms import ScaleByTransformersAdamState as ScaleByTransformersAdamState
 from optxform.transforms import schedule_free_eval_params as schedule_free_eval_params
+from optxform.transforms import ShampooState as ShampooState
+from optxform.transforms import SoapState as SoapState
 from optxform.transforms import trace as trace
 from optxform.transforms import TraceState as TraceState
 from optxform.transforms import zero_nans as zero_nans
@@ -258,6 +265,7 @@ __all__ = [
     "adan",
     "add_decayed_weights",
     "add_decoupled_weight_decay",
+    "add_decoupled_weight_decay_after_step",
     "add_proximal_weight_decay",
     "ademamix",
     "adopt",
@@ -412,6 +420,8 @@ __all__ = [
     "scale_by_rprop",
     "scale_by_schedule",
     "scale_by_schedule_free",
+    "scale_by_shampoo",
+    "scale_by_soap",
     "scale_by_sparse_adam",
     "scale_by_transformers_adam",
     "ScaleByAdadeltaState",
@@ -445,8 +455,12 @@ __all__ = [
     "schedule_free_eval_params",
     "schedule_free_sgd",
     "sgd",
+    "shampoo",
+    "ShampooState",
     "sharded_init",
     "sharded_template",
+    "soap",
+    "SoapState",
     "sparse_adam",
     "state_dict",
     "state_keys",

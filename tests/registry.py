@@ -367,5 +367,7 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("adan", {}),
     AliasCase("mars", {}),
     AliasCase("kron", {"learning_rate": 0.01}),
+    AliasCase("soap", {}, problem="square"),  # non-square: arbitrary null-space bases
+    AliasCase("shampoo", {}, problem="matrices"),
     AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]

@@ -29,6 +29,8 @@ from optxform.optimizers.muon import muon_with_adamw as muon_with_adamw
 from optxform.optimizers.rmsprop import rmsprop as rmsprop
 from optxform.optimizers.rprop import rprop as rprop
 from optxform.optimizers.sgd import sgd as sgd
+from optxform.optimizers.shampoo import shampoo as shampoo
+from optxform.optimizers.soap import soap as soap
 
 __all__ = [
     "adabelief",
@@ -59,5 +61,7 @@ __all__ = [
     "schedule_free_adamw",
     "schedule_free_sgd",
     "sgd",
+    "shampoo",
+    "soap",
     "sparse_adam",
 ]

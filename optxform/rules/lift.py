@@ -267,17 +267,26 @@ def _leaf_groups(rule: Rule, flat_g: list, flat_mask: list) -> list[list[int]]:
     """The leaf indices the rule runs on, one list per call of its leaf math.
 
     One index per call, unless the rule batches same-shape leaves: then the leaves of one
-    shape and dtype (selected whole by the mask) share a call, in their tree order.
+    shape, dtype and explicit sharding (selected whole by the mask) share a call, in their
+    tree order.
     """
     active = [i for i, g in enumerate(flat_g) if g is not None and flat_mask[i] is not False]
     if not rule.batch_same_shapes:
         return [[i] for i in active]
     groups: dict = {}
     for i in active:
-        key = ((jnp.shape(flat_g[i]), jnp.result_type(flat_g[i])) if flat_mask[i] is True
-               else ("own", i))
+        key = ((jnp.shape(flat_g[i]), jnp.result_type(flat_g[i]), _explicit_spec(flat_g[i]))
+               if flat_mask[i] is True else ("own", i))
         groups.setdefault(key, []).append(i)
     return list(groups.values())
+
+
+def _explicit_spec(x) -> Any:
+    """The partition spec of ``x`` over explicit mesh axes (``None`` otherwise): leaves
+    laid out differently cannot be stacked into one batch."""
+    sharding = getattr(jax.typeof(x), "sharding", None)
+    spec = getattr(sharding, "spec", None)
+    return None if spec is None else tuple(spec)
 
 
 def _check_shapes(rule: Rule, params: Any, options: dict) -> None:

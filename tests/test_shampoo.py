@@ -1,0 +1,206 @@
+"""Shampoo against pytorch_optimizer.Shampoo (4.1.0); grafting against a numpy oracle;
+fallbacks, jit/vmap/inject/resume, sharding.
+
+float64: 1e-8 over 50 steps. float32: within 1e-5 relative plus twice the reference's own
+float32-vs-float64 spread, element by element (inverse fourth roots of statistics that
+start at ``1e-6 I`` amplify rounding in both implementations alike).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+from pytorch_optimizer import Shampoo
+
+import optxform
+from tests import kronecker_cases as kc
+from tests import oracles
+
+STEPS = 50
+
+CASES = [
+    {},
+    {"momentum": 0.5},
+    {"momentum": 0.5, "weight_decay": 0.1},
+    {"weight_decay": 0.1, "weight_decouple": True},
+    {"weight_decay": 0.1, "weight_decouple": True, "fixed_decay": True},
+    {"preconditioning_compute_steps": 3, "matrix_eps": 1e-3},
+    {"maximize": True, "momentum": 0.5},
+]
+
+
+def _split(case: dict) -> tuple[dict, dict]:
+    ours = {"learning_rate": 3e-2, **case}
+    ref = {("lr" if k == "learning_rate" else k): v for k, v in ours.items()}
+    return ours, ref
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_matches_reference_in_float64(case, x64):
+    ours, ref = _split(case)
+    expected = kc.reference_trajectory(Shampoo, ref, STEPS, np.float64)
+    actual = kc.optxform_trajectory(optxform.shampoo(**ours), STEPS, np.float64)
+    oracles.assert_trajectories_close(actual, expected, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[5]], ids=str)
+def test_matches_reference_in_float32_within_its_own_spread(case, x64):
+    ours, ref = _split(case)
+    t32 = kc.reference_trajectory(Shampoo, ref, STEPS, np.float32)
+    t64 = kc.reference_trajectory(Shampoo, ref, STEPS, np.float64)
+    actual = kc.optxform_trajectory(optxform.shampoo(**ours), STEPS, np.float32)
+    oracles.assert_trajectories_close(actual, t32, rtol=1e-5, atol=1e-6,
+                                      oracle_spread=[{k: 2 * v for k, v in s.items()}
+                                                     for s in kc.spread(t32, t64)])
+
+
+def _numpy_shampoo_with_grafting(kind: str, b2: float, eps: float, lr: float,
+                                 momentum: float, steps: int) -> list[dict]:
+    """Shampoo (the reference's algorithm) grafted to Adam's or RMSprop's per-param norm,
+    written out in numpy from the docstring's math."""
+    params = kc.initial(np.float64)
+    pre = {k: [1e-6 * np.eye(d) for d in p.shape] for k, p in params.items()}
+    nu = {k: np.zeros_like(p) for k, p in params.items()}
+    buf = {}
+    out = []
+    for t in range(1, steps + 1):
+        grads = kc.gradient(params, t - 1)
+        new = {}
+        for k, p in params.items():
+            g = grads[k]
+            if momentum > 0:
+                g = (1 - momentum) * g + momentum * buf.get(k, g)
+            x = g
+            for axis, d in enumerate(g.shape):
+                unfolded = np.moveaxis(g, axis, 0).reshape(d, -1)
+                pre[k][axis] = pre[k][axis] + unfolded @ unfolded.T
+                w, v = np.linalg.eigh(pre[k][axis])
+                root = (v * w ** (-1.0 / (2 * g.ndim))) @ v.T
+                x = np.moveaxis(np.tensordot(root, x, axes=([1], [axis])), 0, axis)
+            nu[k] = b2 * nu[k] + (1 - b2) * g * g
+            second = nu[k] / (1 - b2 ** t) if kind == "adam" else nu[k]
+            graft = g / (np.sqrt(second) + eps)
+            x = x * np.linalg.norm(graft) / np.linalg.norm(x)
+            buf[k] = x
+            new[k] = p - lr * x
+        params = new
+        out.append(params)
+    return out
+
+
+@pytest.mark.parametrize("grafting", ["adam", "rmsprop"])
+def test_grafting_matches_the_numpy_oracle_in_float64(grafting, x64):
+    expected = _numpy_shampoo_with_grafting(grafting, optxform.transforms.shampoo.GRAFT_B2[
+        grafting], 1e-8, 3e-2, 0.5, 30)
+    actual = kc.optxform_trajectory(optxform.shampoo(3e-2, momentum=0.5, grafting=grafting),
+                                    30, np.float64)
+    oracles.assert_trajectories_close(actual, expected, rtol=1e-8, atol=1e-12)
+
+
+def test_grafted_update_has_the_grafted_norm_and_shampoos_direction():
+    params = {"w": jnp.zeros((3, 4))}
+    g = {"w": jnp.arange(12.0).reshape(3, 4) - 5.0}
+    plain = optxform.scale_by_shampoo()
+    grafted = optxform.scale_by_shampoo(grafting="adam", graft_eps=1e-30)
+    u, _ = plain.update(g, plain.init(params), params)
+    v, state = grafted.update(g, grafted.init(params), params)
+    # Adam's first direction is sign(g): its norm is sqrt(#nonzero entries).
+    np.testing.assert_allclose(jnp.linalg.norm(v["w"]), np.sqrt(11.0), rtol=1e-5)
+    np.testing.assert_allclose(v["w"] / jnp.linalg.norm(v["w"]),
+                               u["w"] / jnp.linalg.norm(u["w"]), rtol=1e-4, atol=1e-6)
+    assert state.graft_nu["w"].shape == (3, 4)
+    assert plain.init(params).graft_nu is None
+    with pytest.raises(ValueError, match="grafting"):
+        optxform.shampoo(grafting="adagrad")
+
+
+def test_failed_root_keeps_the_last_one_and_params_stay_finite():
+    """``matrix_eps=0`` and a zero gradient: a singular statistic, whose inverse root is
+    infinite; the last root (zeros at first) is kept, so the update is zero, not NaN."""
+    params = {"w": jnp.ones((2, 3)), "b": jnp.ones((3,))}
+    tx = optxform.shampoo(0.1, matrix_eps=0.0)
+    state = tx.init(params)
+    zero = jax.tree.map(jnp.zeros_like, params)
+    u, state = tx.update(zero, state, params)
+    for leaf in jax.tree.leaves(u):
+        np.testing.assert_array_equal(leaf, 0.0)
+    assert bool(jnp.all(jnp.isfinite(state["shampoo"].inverse_roots["w"])))
+    g = {"w": jnp.eye(2, 3), "b": jnp.array([1.0, 2.0, 3.0])}
+    u, state = tx.update(g, state, params)  # singular still (rank 1 of 3): keeps zeros
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(u))
+
+
+def test_jit_vmap_inject_state_dict_and_resume(tmp_path):
+    params = {k: jnp.asarray(v) for k, v in kc.initial().items()}
+    tx = optxform.inject_hyperparams(optxform.shampoo)(learning_rate=0.02, momentum=0.5,
+                                                        grafting="rmsprop")
+    state = optxform.tree_set(tx.init(params), learning_rate=0.01)
+
+    @jax.jit
+    def step(params, state, t):
+        g = jax.tree.map(lambda p: jnp.sin(p * (t + 1.0)), params)
+        u, state = tx.update(g, state, params)
+        return optxform.apply_updates(params, u), state
+
+    for t in range(3):
+        params, state = step(params, state, t)
+    path = tmp_path / "shampoo.state"
+    optxform.save_state(path, state)
+    restored = optxform.load_state(path, tx.init(params))
+    a, b = (params, state), (params, restored)
+    for t in range(3, 6):
+        a, b = step(*a, t), step(*b, t)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    keys = optxform.state_dict(state)
+    assert any("shampoo.inverse_roots/m" in k for k in keys), sorted(keys)
+    other = optxform.tree_set(restored, momentum=0.0)
+    assert not np.allclose(step(params, other, 3)[0]["m"], step(params, restored, 3)[0]["m"])
+    plain = optxform.shampoo(0.02)
+    two = {"x": jnp.stack([params["m"], 2 * params["m"]]),
+           "y": jnp.stack([params["t"], params["t"] - 1])}
+
+    def run(p):
+        s = plain.init(p)
+        for t in range(3):
+            u, s = plain.update(jax.tree.map(lambda x: jnp.cos(x * (t + 1.0)), p), s, p)
+            p = optxform.apply_updates(p, u)
+        return p
+
+    batched = jax.jit(jax.vmap(run))(two)
+    for i in range(2):
+        single = run(jax.tree.map(lambda x: x[i], two))
+        for n in single:
+            np.testing.assert_allclose(batched[n][i], single[n], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", [AxisType.Explicit, AxisType.Auto], ids=["explicit", "auto"])
+def test_sharded_shampoo_keeps_buffer_layouts_and_matches_one_device(kind):
+    """Momentum and grafting buffers sharded like their param, statistics and roots
+    replicated; the roots multiply whole axes, so a sharded param is gathered."""
+    from examples import sharded_train
+
+    mesh = jax.make_mesh((8,), ("model",), axis_types=(kind,))
+    rng = np.random.default_rng(6)
+    params = {"w": jnp.asarray(rng.standard_normal((8, 16)), jnp.float32),
+              "v": jnp.asarray(rng.standard_normal((16, 8)), jnp.float32)}
+    shardings = {"w": NamedSharding(mesh, P(None, "model")),
+                 "v": NamedSharding(mesh, P("model", None))}
+    sharded = jax.device_put(params, shardings)
+    tx = optxform.shampoo(0.02, momentum=0.5, grafting="adam")
+    state = optxform.sharded_init(tx, sharded)
+    assert state["shampoo"].momentum_buffer["w"].sharding.is_equivalent_to(shardings["w"], 2)
+    step = jax.jit(lambda p, s, g: tx.update(g, s, p))
+    grads = jax.tree.map(jnp.sin, sharded)
+    u, new_state = step(sharded, state, grads)
+    assert new_state["shampoo"].graft_nu["v"].sharding.is_equivalent_to(shardings["v"], 2)
+    assert new_state["shampoo"].momentum_buffer["w"].sharding.is_equivalent_to(shardings["w"], 2)
+    want, _ = tx.update(jax.tree.map(jnp.sin, params), tx.init(params), params)
+    for n in params:
+        np.testing.assert_allclose(u[n], want[n], rtol=1e-4, atol=1e-6)
+    counts = sharded_train.compiled_collectives(step, sharded, state, grads)
+    assert counts["all-gather"] + counts["all-reduce"] > 0, counts
