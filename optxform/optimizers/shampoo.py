@@ -77,9 +77,9 @@ def shampoo(learning_rate: ScalarOrSchedule = 1e-3, momentum: ArrayLike = 0.0,
         >>> params = {"w": jnp.zeros((2, 2))}
         >>> g = {"w": jnp.array([[2.0, 0.0], [0.0, 8.0]])}
         >>> updates, _ = tx.update(g, tx.init(params), params)
-        >>> jnp.round(updates["w"], 4)
-        Array([[-0.1,  0. ],
-               [ 0. , -0.1]], dtype=float32)
+        >>> jnp.round(updates["w"] / 0.1)  # -lr (L R)^(-1/4) g = -lr I, in units of lr
+        Array([[-1., -0.],
+               [-0., -1.]], dtype=float32)
     """
     check_learning_rate(learning_rate)
     check_non_negative("weight_decay", weight_decay)

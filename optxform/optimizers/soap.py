@@ -77,9 +77,9 @@ def soap(learning_rate: ScalarOrSchedule = 3e-3, b1: ArrayLike = 0.95, b2: Array
         >>> state = tx.init(params)
         >>> for g in ([[1.0, 0.0], [0.0, 2.0]], [[2.0, 0.0], [0.0, 1.0]]):
         ...     updates, state = tx.update({"w": jnp.array(g)}, state, params)
-        >>> jnp.round(updates["w"], 4)  # Adam's first step, each entry -lr * sign
-        Array([[-0.1,  0. ],
-               [ 0. , -0.1]], dtype=float32)
+        >>> jnp.round(updates["w"] / 0.1)  # Adam's first step: -lr * sign, in units of lr
+        Array([[-1., -0.],
+               [-0., -1.]], dtype=float32)
     """
     check_learning_rate(learning_rate)
     check_non_negative("weight_decay", weight_decay)
