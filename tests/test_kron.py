@@ -69,12 +69,13 @@ def _reference_fed(monkeypatch, seed: int, paths: list, exact_solve: bool):
         step["t"] += 1
         step["i"] = 0
 
-    for name in ("_balance_Q", "_update_precond", "_precond_grad", "_clip_update_rms"):
-        monkeypatch.setattr(K, name, getattr(K, name)._torchdynamo_orig_callable)
-    monkeypatch.setattr(torch, "randn_like", probe)
-    if exact_solve:
-        monkeypatch.setattr(K, "_solve_triangular_right", _solve_in_own_dtype)
-    yield next_step
+    with monkeypatch.context() as patch:  # undone after each run (a test may run several)
+        for name in ("_balance_Q", "_update_precond", "_precond_grad", "_clip_update_rms"):
+            patch.setattr(K, name, getattr(K, name)._torchdynamo_orig_callable)
+        patch.setattr(torch, "randn_like", probe)
+        if exact_solve:
+            patch.setattr(K, "_solve_triangular_right", _solve_in_own_dtype)
+        yield next_step
 
 
 def reference_trajectory(monkeypatch, kwargs: dict, dtype=np.float32, steps=STEPS,
@@ -150,18 +151,24 @@ def _worst(actual, expected) -> float:
                for a, e in zip(actual, expected) for n in e)
 
 
-@pytest.mark.parametrize("case", GRID, ids=_case_id)
+# Each row changes the code path; float32 and float64 share the rows that matter most to
+# each (the float64 rows hold the tight bound, so they carry the no-fit and small-factor
+# rows; float32 carries the diagonal-factor rows).
+F32_GRID = [GRID[i] for i in (0, 2, 3, 4)]
+F64_GRID = [GRID[i] for i in (0, 1, 5)]
+
+
+@pytest.mark.parametrize("case", F32_GRID, ids=_case_id)
 def test_matches_kron_torch_in_float32(case, monkeypatch):
     ours, theirs = _kwargs(case, np.float32)
     expected = reference_trajectory(monkeypatch, theirs)
     actual = optxform_trajectory(optxform.kron(**ours))
     oracles.assert_trajectories_close(actual, expected, rtol=F32_RTOL, atol=F32_ATOL)
     assert not np.allclose(actual[-1]["w1"], oracles.mlp_params()["w1"])  # it moved
-
-
-
-
-F64_GRID = [GRID[i] for i in (0, 1, 2, 5)]
+    if case == GRID[0]:
+        # The parity rests on the fed probes: the reference fed another seed's differs.
+        other = reference_trajectory(monkeypatch, theirs, steps=5, seed=7)
+        assert _worst(actual[:5], other) > 1e-4
 
 
 @pytest.mark.parametrize("case", F64_GRID, ids=_case_id)
@@ -171,24 +178,12 @@ def test_matches_kron_torch_in_float64(case, monkeypatch, x64):
     actual = optxform_trajectory(optxform.kron(**ours), np.float64)
     assert actual[-1]["w1"].dtype == np.float64
     oracles.assert_trajectories_close(actual, expected, rtol=F64_RTOL, atol=F64_ATOL)
-
-
-def test_other_probes_give_another_trajectory(monkeypatch):
-    """The parity above rests on the fed probes: the reference fed another seed's differs."""
-    expected = reference_trajectory(monkeypatch, {"lr": 0.01}, steps=5, seed=7)
-    actual = optxform_trajectory(optxform.kron(0.01), steps=5)
-    assert _worst(actual, expected) > 1e-4
-
-
-def test_stock_float32_solve_stays_near_float64(monkeypatch, x64):
-    """Stock kron-torch solves the triangular systems in float32 even for float64 factors;
-    optxform solves in ``precond_dtype``. The two stay within 1e-4 over 50 steps (measured:
-    2.4e-5 relative)."""
-    expected = reference_trajectory(monkeypatch, {"lr": 0.01, "precond_dtype": torch.float64},
-                                    np.float64, exact_solve=False)
-    actual = optxform_trajectory(optxform.kron(0.01, precond_dtype=jnp.float64), np.float64)
-    worst = _worst(actual, expected)
-    assert 1e-12 < worst < 1e-4, worst
+    if case == GRID[0]:
+        # Stock kron-torch solves the triangular systems in float32 even for float64
+        # factors; optxform solves in ``precond_dtype``. The two stay within 1e-4 over 50
+        # steps (measured: 2.4e-5 relative).
+        stock = reference_trajectory(monkeypatch, theirs, np.float64, exact_solve=False)
+        assert 1e-12 < _worst(actual, stock) < 1e-4, _worst(actual, stock)
 
 
 def test_default_schedule_is_kron_torchs():
@@ -265,8 +260,9 @@ def test_scalar_params_and_merged_shapes_match_kron_torch(monkeypatch, x64):
     state = tx.init(params)
     assert [f.shape for f in state["kron"].q["k"]] == [(12, 12), (2, 2)]
     assert [f.shape for f in state["kron"].q["c"]] == [(1,)]
+    update = jax.jit(tx.update)
     for g in grads:
-        u, state = tx.update(jax.tree.map(jnp.asarray, g), state, params)
+        u, state = update(jax.tree.map(jnp.asarray, g), state, params)
         params = optxform.apply_updates(params, u)
     assert params["c"].shape == ()
     np.testing.assert_allclose(params["c"], tparams[0].detach().numpy()[0], rtol=1e-12)
@@ -356,11 +352,12 @@ def test_vmap_over_problems_equals_separate_runs():
     tx = optxform.kron(0.02)
     base = jax.tree.map(jnp.asarray, oracles.mlp_params())
     two = jax.tree.map(lambda x: jnp.stack([x, 2 * x]), base)
-    vstep = jax.jit(jax.vmap(lambda p, s: _apply(tx, p, s, 0)))
-    out, _ = vstep(two, jax.vmap(tx.init)(two))
+    step = lambda p, s: _apply(tx, p, s, 0)  # noqa: E731
+    out, _ = jax.jit(jax.vmap(step))(two, jax.vmap(tx.init)(two))
+    single_step = jax.jit(step)
     for i in range(2):
         one = jax.tree.map(lambda x: x[i], two)
-        single, _ = _apply(tx, one, tx.init(one), 0)
+        single, _ = single_step(one, tx.init(one))
         for n in single:
             np.testing.assert_allclose(out[n][i], single[n], rtol=1e-5, atol=1e-6)
 
@@ -374,7 +371,7 @@ def test_multi_transform_routes_kron_and_adamw():
     u, _ = jax.jit(tx.update)(grads, tx.init(params), params)
     sub = lambda tree: {n: tree[n] for n in ("w1", "w2", "k")}  # noqa: E731
     alone = optxform.kron(0.01)
-    want, _ = alone.update(sub(grads), alone.init(sub(params)), sub(params))
+    want, _ = jax.jit(alone.update)(sub(grads), alone.init(sub(params)), sub(params))
     np.testing.assert_allclose(u["b1"], -0.01 * np.sign(grads["b1"]), atol=2e-5)  # adamw
     for n in want:  # the paths are the same, so are the probes
         np.testing.assert_allclose(u[n], want[n], rtol=1e-6, atol=1e-7)
@@ -407,7 +404,8 @@ def test_sharded_kron_keeps_layouts_and_matches_one_device(kind):
     u, new_state = step(sharded, state, grads)
     assert new_state["kron"].mu["v"].sharding.is_equivalent_to(shardings["v"], 2)
     assert u["w"].sharding.is_equivalent_to(shardings["w"], 2)
-    want, _ = tx.update(jax.tree.map(lambda x: jnp.sin(3 * x), params), tx.init(params), params)
+    want, _ = jax.jit(tx.update)(jax.tree.map(lambda x: jnp.sin(3 * x), params), tx.init(params),
+                                 params)
     for n in params:
         np.testing.assert_allclose(u[n], want[n], rtol=1e-5, atol=1e-6)
     counts = sharded_train.compiled_collectives(step, sharded, state, grads)
