@@ -83,3 +83,66 @@ def spread(a: list[dict], b: list[dict]) -> list[dict]:
 def max_relative_error(actual: list[dict], expected: list[dict], floor: float) -> float:
     return max(float(np.max(np.abs(a[k] - e[k]) / (np.abs(e[k]) + floor)))
                for a, e in zip(actual, expected) for k in e)
+
+
+def sine_step(tx):
+    """``tx``'s jitted step on the gradient ``sin(p (t + 1))``."""
+
+    @jax.jit
+    def step(params, state, t):
+        g = jax.tree.map(lambda p: jnp.sin(p * (t + 1.0)), params)
+        u, state = tx.update(g, state, params)
+        return optxform.apply_updates(params, u), state
+
+    return step
+
+
+def assert_resume_is_bit_identical(step, tx, params, state, path, start: int, stop: int):
+    """``start`` steps, a checkpoint saved and loaded into a fresh state, then both carry
+    on to ``stop`` bit-identically; returns the params and the state at ``start`` and the
+    loaded state."""
+    for t in range(start):
+        params, state = step(params, state, t)
+    optxform.save_state(path, state)
+    restored = optxform.load_state(path, tx.init(params))
+    a, b = (params, state), (params, restored)
+    for t in range(start, stop):
+        a, b = step(*a, t), step(*b, t)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    return params, state, restored
+
+
+def assert_vmap_equals_single_runs(tx, two: dict, rtol: float):
+    """Three steps of ``tx`` vmapped over the leading axis of ``two`` equal the runs one
+    by one (both jitted)."""
+
+    def run(p):
+        s = tx.init(p)
+        for t in range(3):
+            u, s = tx.update(jax.tree.map(lambda x: jnp.cos(x * (t + 1.0)), p), s, p)
+            p = optxform.apply_updates(p, u)
+        return p
+
+    batched = jax.jit(jax.vmap(run))(two)
+    run_one = jax.jit(run)
+    for i in range(2):
+        single = run_one(jax.tree.map(lambda x: x[i], two))
+        for n in single:
+            np.testing.assert_allclose(batched[n][i], single[n], rtol=rtol, atol=1e-6)
+
+
+def sharded_matrices(kind, shapes=((8, 16), (16, 8))) -> tuple[dict, dict, dict]:
+    """Two float32 matrices ``w`` and ``v`` on an 8-device mesh axis ``model`` of ``kind``
+    (explicit or automatic), ``w`` split by columns and ``v`` by rows: the params, their
+    shardings, and the params placed."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.make_mesh((8,), ("model",), axis_types=(kind,))
+    rng = np.random.default_rng(6)
+    params = {n: jnp.asarray(rng.standard_normal(s), jnp.float32)
+              for n, s in zip(("w", "v"), shapes)}
+    shardings = {"w": NamedSharding(mesh, P(None, "model")),
+                 "v": NamedSharding(mesh, P("model", None))}
+    return params, shardings, jax.device_put(params, shardings)

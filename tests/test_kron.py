@@ -382,19 +382,13 @@ def test_sharded_kron_keeps_layouts_and_matches_one_device(kind):
     """Momentum sharded like its param, factors replicated; the preconditioner needs whole
     matrices, so each sharded momentum is gathered (explicit axes) or XLA moves its pieces
     (automatic): counted here."""
-    from jax.sharding import AxisType, NamedSharding
-    from jax.sharding import PartitionSpec as P
+    from jax.sharding import AxisType
 
     from examples import sharded_train
+    from tests import kronecker_cases as kc
 
     axis = AxisType.Explicit if kind == "explicit" else AxisType.Auto
-    mesh = jax.make_mesh((8,), ("model",), axis_types=(axis,))
-    rng = np.random.default_rng(6)
-    params = {"w": jnp.asarray(rng.standard_normal((8, 16)), jnp.float32),
-              "v": jnp.asarray(rng.standard_normal((16, 8)), jnp.float32)}
-    shardings = {"w": NamedSharding(mesh, P(None, "model")),
-                 "v": NamedSharding(mesh, P("model", None))}
-    sharded = jax.device_put(params, shardings)
+    params, shardings, sharded = kc.sharded_matrices(axis)
     tx = optxform.kron(0.02)
     state = optxform.sharded_init(tx, sharded)
     assert state["kron"].mu["w"].sharding.is_equivalent_to(shardings["w"], 2)

@@ -18,8 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from jax.sharding import AxisType, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import AxisType
 from pytorch_optimizer import SOAP
 
 import optxform
@@ -147,46 +146,18 @@ def test_jit_vmap_inject_state_dict_and_resume(tmp_path):
     tx = optxform.inject_hyperparams(optxform.soap)(learning_rate=0.02, b1=0.9,
                                                      precondition_frequency=2)
     state = optxform.tree_set(tx.init(params), learning_rate=0.01, b2=0.9)
-
-    @jax.jit
-    def step(params, state, t):
-        g = jax.tree.map(lambda p: jnp.sin(p * (t + 1.0)), params)
-        u, state = tx.update(g, state, params)
-        return optxform.apply_updates(params, u), state
-
-    for t in range(3):
-        params, state = step(params, state, t)
-    path = tmp_path / "soap.state"
-    optxform.save_state(path, state)
-    restored = optxform.load_state(path, tx.init(params))
-    a, b = (params, state), (params, restored)
-    for t in range(3, 7):
-        a, b = step(*a, t), step(*b, t)
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    step = kc.sine_step(tx)
+    params, state, restored = kc.assert_resume_is_bit_identical(
+        step, tx, params, state, tmp_path / "soap.state", 3, 7)
     keys = optxform.state_dict(state)
     assert any("soap.q/m" in k for k in keys), sorted(keys)
     # An injected b2 is used: a different value gives a different trajectory.
     other = optxform.tree_set(restored, b2=0.5)
     assert not np.allclose(step(params, other, 3)[0]["m"], step(params, restored, 3)[0]["m"])
     # vmap over two problems equals two runs (same-shape leaves batched inside each).
-    plain = optxform.soap(0.02)
     two = {"x": jnp.stack([params["m"], 2 * params["m"]]),
            "y": jnp.stack([params["m"] + 1, params["m"] - 1])}
-
-    def run(p):
-        s = plain.init(p)
-        for t in range(3):
-            u, s = plain.update(jax.tree.map(lambda x: jnp.cos(x * (t + 1.0)), p), s, p)
-            p = optxform.apply_updates(p, u)
-        return p
-
-    batched = jax.jit(jax.vmap(run))(two)
-    run_one = jax.jit(run)
-    for i in range(2):
-        single = run_one(jax.tree.map(lambda x: x[i], two))
-        for n in single:
-            np.testing.assert_allclose(batched[n][i], single[n], rtol=1e-5, atol=1e-6)
+    kc.assert_vmap_equals_single_runs(optxform.soap(0.02), two, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind", [AxisType.Explicit, AxisType.Auto], ids=["explicit", "auto"])
@@ -195,14 +166,8 @@ def test_sharded_soap_keeps_moment_layouts_and_matches_one_device(kind):
     so a sharded param is gathered (explicit axes) or XLA moves its pieces (automatic)."""
     from examples import sharded_train
 
-    mesh = jax.make_mesh((8,), ("model",), axis_types=(kind,))
-    rng = np.random.default_rng(6)
     # Square: the first statistics have distinct eigenvalues, so the bases are unique.
-    params = {"w": jnp.asarray(rng.standard_normal((8, 8)), jnp.float32),
-              "v": jnp.asarray(rng.standard_normal((8, 8)), jnp.float32)}
-    shardings = {"w": NamedSharding(mesh, P(None, "model")),
-                 "v": NamedSharding(mesh, P("model", None))}
-    sharded = jax.device_put(params, shardings)
+    params, shardings, sharded = kc.sharded_matrices(kind, ((8, 8), (8, 8)))
     tx = optxform.soap(0.02)
     state = optxform.sharded_init(tx, sharded)
     assert state["soap"].exp_avg["w"].sharding.is_equivalent_to(shardings["w"], 2)
