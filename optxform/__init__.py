@@ -60,6 +60,7 @@ from optxform.optimizers import asgd as asgd
 from optxform.optimizers import cautious_adamw as cautious_adamw
 from optxform.optimizers import dadapt_adam as dadapt_adam
 from optxform.optimizers import dadapt_sgd as dadapt_sgd
+from optxform.optimizers import kron as kron
 from optxform.optimizers import lbfgs as lbfgs
 from optxform.optimizers import lion as lion
 from optxform.optimizers import mars as mars
@@ -73,6 +74,8 @@ from optxform.optimizers import rprop as rprop
 from optxform.optimizers import schedule_free_adamw as schedule_free_adamw
 from optxform.optimizers import schedule_free_sgd as schedule_free_sgd
 from optxform.optimizers import sgd as sgd
+from optxform.optimizers import shampoo as shampoo
+from optxform.optimizers import soap as soap
 from optxform.optimizers import sparse_adam as sparse_adam
 from optxform.parallel import bytes_per_device as bytes_per_device
 from optxform.parallel import constrain_sharding as constrain_sharding
@@ -146,6 +149,7 @@ from optxform.state import tree_get as tree_get
 from optxform.state import tree_set as tree_set
 from optxform.transforms import add_decayed_weights as add_decayed_weights
 from optxform.transforms import add_decoupled_weight_decay as add_decoupled_weight_decay
+from optxform.transforms import add_decoupled_weight_decay_after_step as add_decoupled_weight_decay_after_step
 from optxform.transforms import add_proximal_weight_decay as add_proximal_weight_decay
 from optxform.transforms import asgd_average as asgd_average
 from optxform.transforms import asgd_averaging as asgd_averaging
@@ -159,6 +163,7 @@ from optxform.transforms import DecoupledWeightDecayState as DecoupledWeightDeca
 from optxform.transforms import EmaMomentumState as EmaMomentumState
 from optxform.transforms import keep_params_nonnegative as keep_params_nonnegative
 from optxform.transforms import orthogonalize_by_newton_schulz as orthogonalize_by_newton_schulz
+from optxform.transforms import precond_update_prob_schedule as precond_update_prob_schedule
 from optxform.transforms import ProximalWeightDecayState as ProximalWeightDecayState
 from optxform.transforms import resolve_mask as resolve_mask
 from optxform.transforms import scale as scale
@@ -175,6 +180,7 @@ from optxform.transforms import scale_by_dadapt_adam as scale_by_dadapt_adam
 from optxform.transforms import scale_by_dadapt_sgd as scale_by_dadapt_sgd
 from optxform.transforms import scale_by_ema_momentum as scale_by_ema_momentum
 from optxform.transforms import scale_by_factored_rms as scale_by_factored_rms
+from optxform.transforms import scale_by_kron as scale_by_kron
 from optxform.transforms import scale_by_learning_rate as scale_by_learning_rate
 from optxform.transforms import scale_by_lion as scale_by_lion
 from optxform.transforms import scale_by_mars as scale_by_mars
@@ -186,6 +192,8 @@ from optxform.transforms import scale_by_rms as scale_by_rms
 from optxform.transforms import scale_by_rprop as scale_by_rprop
 from optxform.transforms import scale_by_schedule as scale_by_schedule
 from optxform.transforms import scale_by_schedule_free as scale_by_schedule_free
+from optxform.transforms import scale_by_shampoo as scale_by_shampoo
+from optxform.transforms import scale_by_soap as scale_by_soap
 from optxform.transforms import scale_by_sparse_adam as scale_by_sparse_adam
 from optxform.transforms import scale_by_transformers_adam as scale_by_transformers_adam
 from optxform.transforms import ScaleByAdadeltaState as ScaleByAdadeltaState
@@ -201,6 +209,7 @@ from optxform.transforms import ScaleByCenteredRmsState as ScaleByCenteredRmsSta
 from optxform.transforms import ScaleByDadaptAdamState as ScaleByDadaptAdamState
 from optxform.transforms import ScaleByDadaptSgdState as ScaleByDadaptSgdState
 from optxform.transforms import ScaleByFactoredRmsState as ScaleByFactoredRmsState
+from optxform.transforms import ScaleByKronState as ScaleByKronState
 from optxform.transforms import ScaleByLearningRateState as ScaleByLearningRateState
 from optxform.transforms import ScaleByLionState as ScaleByLionState
 from optxform.transforms import ScaleByMarsState as ScaleByMarsState
@@ -214,6 +223,8 @@ from optxform.transforms import ScaleByScheduleState as ScaleByScheduleState
 from optxform.transforms import ScaleBySparseAdamState as ScaleBySparseAdamState
 from optxform.transforms import ScaleByTransformersAdamState as ScaleByTransformersAdamState
 from optxform.transforms import schedule_free_eval_params as schedule_free_eval_params
+from optxform.transforms import ShampooState as ShampooState
+from optxform.transforms import SoapState as SoapState
 from optxform.transforms import trace as trace
 from optxform.transforms import TraceState as TraceState
 from optxform.transforms import zero_nans as zero_nans
@@ -259,6 +270,7 @@ __all__ = [
     "adan",
     "add_decayed_weights",
     "add_decoupled_weight_decay",
+    "add_decoupled_weight_decay_after_step",
     "add_proximal_weight_decay",
     "ademamix",
     "adopt",
@@ -321,6 +333,7 @@ __all__ = [
     "join_schedules",
     "keep_params_nonnegative",
     "label_mask",
+    "kron",
     "lbfgs",
     "lbfgs_iterations",
     "LbfgsIterationsState",
@@ -356,6 +369,7 @@ __all__ = [
     "optimizer_names",
     "OptimizerSpec",
     "orthogonalize_by_newton_schulz",
+    "precond_update_prob_schedule",
     "pack_state",
     "packed",
     "packed_layout",
@@ -400,6 +414,7 @@ __all__ = [
     "scale_by_dadapt_sgd",
     "scale_by_ema_momentum",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
@@ -412,6 +427,8 @@ __all__ = [
     "scale_by_rprop",
     "scale_by_schedule",
     "scale_by_schedule_free",
+    "scale_by_shampoo",
+    "scale_by_soap",
     "scale_by_sparse_adam",
     "scale_by_transformers_adam",
     "QuantizedBlocks",
@@ -428,6 +445,7 @@ __all__ = [
     "ScaleByDadaptAdamState",
     "ScaleByDadaptSgdState",
     "ScaleByFactoredRmsState",
+    "ScaleByKronState",
     "ScaleByLbfgsState",
     "ScaleByLearningRateState",
     "ScaleByLionState",
@@ -445,8 +463,12 @@ __all__ = [
     "schedule_free_eval_params",
     "schedule_free_sgd",
     "sgd",
+    "shampoo",
+    "ShampooState",
     "sharded_init",
     "sharded_template",
+    "soap",
+    "SoapState",
     "sparse_adam",
     "state_dict",
     "StateStorage",

@@ -87,10 +87,31 @@ def matrix_loss(params: dict, step) -> jax.Array:
             + jnp.mean(jnp.abs(params["w4"] - t[1])))
 
 
+def square_params(seed: int = 0, dtype=np.float32) -> dict:
+    """Params whose gradients' axis statistics are full rank (SOAP's first eigenbases are
+    then unique up to signs; a non-square matrix's are arbitrary in a null space)."""
+    rng = np.random.default_rng(seed + 11)
+    return {"m": (rng.standard_normal((5, 5)) * 0.5).astype(dtype),
+            "t": (rng.standard_normal((3, 3, 3)) * 0.5).astype(dtype),
+            "b": (rng.standard_normal((2,)) * 0.5).astype(dtype)}
+
+
+def square_loss(params: dict, step) -> jax.Array:
+    """Each param pulled to a fresh target, with a quartic term (gradients stay O(1))."""
+    key = jax.random.fold_in(jax.random.PRNGKey(7), step)
+    total = jnp.zeros((), params["m"].dtype)
+    for k, name in zip(jax.random.split(key, 3), sorted(params)):
+        p = params[name]
+        target = jax.random.normal(k, p.shape, p.dtype)
+        total = total + jnp.mean((p - target) ** 2) + 0.075 * jnp.mean(p ** 4)
+    return total
+
+
 PROBLEMS = {
     "mlp": (mlp_params, mlp_loss),
     "embedding": (embedding_params, embedding_loss),
     "matrices": (matrix_params, matrix_loss),
+    "square": (square_params, square_loss),
 }
 
 

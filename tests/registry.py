@@ -366,5 +366,10 @@ DEFAULT_CASES: list[AliasCase] = [
     AliasCase("dadapt_sgd", {}),
     AliasCase("adan", {}),
     AliasCase("mars", {}),
+    # kron and soap on the smallest problem with a matrix, a 3-D param and a vector (SOAP
+    # needs square statistics: a non-square matrix's null-space bases are arbitrary).
+    AliasCase("kron", {"learning_rate": 0.01}, problem="square"),
+    AliasCase("soap", {}, problem="square"),
+    AliasCase("shampoo", {}, problem="matrices"),
     AliasCase("lookahead", {"inner": optxform.adam(1e-2), "sync_period": 5, "alpha": 0.5}),
 ]

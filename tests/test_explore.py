@@ -258,6 +258,16 @@ def test_optimizers_beyond_torch_race_in_the_chooser():
     assert all(np.isfinite(r.final_loss) for r in result.rows)
 
 
+def test_matrix_optimizers_race_in_the_chooser():
+    names = ["soap", "shampoo", "kron"]
+    assert set(names) <= set(optxform.optimizer_names())
+    loss_fn, params, data = optxform.get_problem("mlp_spirals").load()
+    result = optxform.choose(loss_fn, params, data, names, [1e-2], 3)
+    assert sorted({r.optimizer for r in result.rows}) == sorted(names)
+    # Each trained: a finite final loss at or below the loss at the start.
+    assert all(np.isfinite(r.final_loss) and not r.diverged for r in result.rows), result.rows
+
+
 def test_schedule_free_runs_are_judged_at_their_evaluation_point():
     loss_fn = lambda p: jnp.sum((p["w"] - jnp.array([1.0, -2.0])) ** 2)  # noqa: E731
     params = {"w": jnp.zeros(2)}

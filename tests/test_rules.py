@@ -81,6 +81,8 @@ SETTINGS = {
     "mars": ({}, {"learning_rate": _schedule, "b1": 0.5, "gamma": 0.1, "lr_1d": 1e-3,
                   "weight_decay": 0.1, "weight_decay_1d": 0.0, "mars_type": "lion",
                   "cautious": True, "maximize": True}),
+    "kron": ({}, {"learning_rate": _schedule, "b1": 0.5, "weight_decay": 0.1,
+                  "precond_lr": 0.2, "preconditioner_update_probability": 0.5}),
 }
 
 
@@ -304,6 +306,9 @@ def test_packed_equals_the_plain_optimizer(name):
     else:
         case = next(c for c in DEFAULT_CASES if c.alias == name)
         make, problem = case.build, case.problem
+        if name == "kron":  # packing renames the leaves, whose key paths key Kron's probes
+            make = lambda: optxform.kron(**case.kwargs,  # noqa: E731
+                                         preconditioner_update_probability=0.0)
     params = _params(problem)
     plain, _ = _steps(make(), params, make().init(params), 8, problem)
     tx = optxform.packed(make())
@@ -328,14 +333,15 @@ def test_overflowing_gradients_give_the_same_outcome_eagerly_and_under_jit(case)
     """A step that overflows is non-finite both ways (``apply_if_finite`` sees the same)."""
     problem = case.problem
     params = _params(problem)
+    tx = case.build()
+    state = tx.init(params)
+    update = jax.jit(tx.update)  # compiled once for the three gradients
     for big in (3e37, 1e38, np.inf):
         grads = jax.tree.map(
             lambda p: jnp.zeros_like(p).at[(0,) * p.ndim].set(big).at[(-1,) * p.ndim]
             .set(-0.5), params)
-        tx = case.build()
-        state = tx.init(params)
         eager, _ = tx.update(grads, state, params)
-        jitted, _ = jax.jit(tx.update)(grads, state, params)
+        jitted, _ = update(grads, state, params)
         for key in params:
             np.testing.assert_array_equal(np.isfinite(np.asarray(eager[key])),
                                           np.isfinite(np.asarray(jitted[key])),

@@ -20,6 +20,7 @@ from optxform.optimizers.cautious import cautious_adamw as cautious_adamw
 from optxform.optimizers.dadapt import dadapt_adam as dadapt_adam
 from optxform.optimizers.dadapt import dadapt_sgd as dadapt_sgd
 from optxform.optimizers.dadapt import prodigy as prodigy
+from optxform.optimizers.kron import kron as kron
 from optxform.optimizers.lbfgs import lbfgs as lbfgs
 from optxform.optimizers.lion import lion as lion
 from optxform.optimizers.mars import mars as mars
@@ -28,6 +29,8 @@ from optxform.optimizers.muon import muon_with_adamw as muon_with_adamw
 from optxform.optimizers.rmsprop import rmsprop as rmsprop
 from optxform.optimizers.rprop import rprop as rprop
 from optxform.optimizers.sgd import sgd as sgd
+from optxform.optimizers.shampoo import shampoo as shampoo
+from optxform.optimizers.soap import soap as soap
 
 __all__ = [
     "adabelief",
@@ -44,6 +47,7 @@ __all__ = [
     "cautious_adamw",
     "dadapt_adam",
     "dadapt_sgd",
+    "kron",
     "lbfgs",
     "lion",
     "mars",
@@ -57,5 +61,7 @@ __all__ = [
     "schedule_free_adamw",
     "schedule_free_sgd",
     "sgd",
+    "shampoo",
+    "soap",
     "sparse_adam",
 ]

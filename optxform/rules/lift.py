@@ -137,10 +137,12 @@ def _real_dtype(dtype) -> Any:
 
 
 def _computable(buffer, dtype):
-    """A floating buffer leaf in the compute dtype; flags (bool) and ``None`` as they are."""
-    if buffer is None or not jnp.issubdtype(buffer.dtype, jnp.floating):
-        return buffer
-    return buffer.astype(dtype)
+    """A floating buffer leaf (or each array of a tuple leaf) in the compute dtype; flags
+    (bool) and ``None`` as they are."""
+    def one(b):
+        return b.astype(dtype) if jnp.issubdtype(b.dtype, jnp.floating) else b
+
+    return None if buffer is None else jax.tree.map(one, buffer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,14 +164,15 @@ class _Codec:
     def decode(self, stored: Any, like: jax.Array, dtype: Any) -> Any:
         """The stored leaf in ``dtype``, shaped and laid out for the update ``like``."""
         if self.storage is None or stored is None:
-            return _computable(stored, dtype)
+            # A buffer the rule builds itself (``make``) reaches it in its storage dtype.
+            return stored if self.buffer.make is not None else _computable(stored, dtype)
         shape = (like.shape if self.buffer.shape is None
                  else tuple(self.buffer.shape(tuple(like.shape))))
         return _laid_out_like(self.storage.decode(stored, shape, dtype), like)
 
     def encode(self, value: jax.Array, old: Any, where: str, t: jax.Array) -> Any:
-        if self.storage is None:
-            return value.astype(old.dtype)
+        if self.storage is None:  # an array, or a tuple of arrays (``make``)
+            return jax.tree.map(lambda n, o: n.astype(o.dtype), value, old)
         key = (leaf_key(where, t, self.stream) if self.storage.format == "bfloat16_sr"
                else None)
         return self.storage.encode(value, self.signed, key)
@@ -250,6 +253,8 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
                 wide = otu.at_least_float32(_real_dtype(p.dtype)) if policy else dtype
                 if b.from_params:
                     value = otu.real_view(jnp.asarray(p)).astype(wide).reshape(shape)
+                elif b.make is not None:
+                    value = b.make(shape, wide, options)
                 else:
                     value = jnp.full(shape, fill, wide)
                 if not policy:
@@ -360,17 +365,26 @@ def _leaf_groups(rule: Rule, flat_g: list, flat_mask: list) -> list[list[int]]:
     """The leaf indices the rule runs on, one list per call of its leaf math.
 
     One index per call, unless the rule batches same-shape leaves: then the leaves of one
-    shape and dtype (selected whole by the mask) share a call, in their tree order.
+    shape, dtype and explicit sharding (selected whole by the mask) share a call, in their
+    tree order.
     """
     active = [i for i, g in enumerate(flat_g) if g is not None and flat_mask[i] is not False]
     if not rule.batch_same_shapes:
         return [[i] for i in active]
     groups: dict = {}
     for i in active:
-        key = ((jnp.shape(flat_g[i]), jnp.result_type(flat_g[i])) if flat_mask[i] is True
-               else ("own", i))
+        key = ((jnp.shape(flat_g[i]), jnp.result_type(flat_g[i]), _explicit_spec(flat_g[i]))
+               if flat_mask[i] is True else ("own", i))
         groups.setdefault(key, []).append(i)
     return list(groups.values())
+
+
+def _explicit_spec(x) -> Any:
+    """The partition spec of ``x`` over explicit mesh axes (``None`` otherwise): leaves
+    laid out differently cannot be stacked into one batch."""
+    sharding = getattr(jax.typeof(x), "sharding", None)
+    spec = getattr(sharding, "spec", None)
+    return None if spec is None else tuple(spec)
 
 
 def _check_shapes(rule: Rule, params: Any, options: dict) -> None:
@@ -408,7 +422,7 @@ def _nan_where_state_overflowed(u: jax.Array, new: dict) -> jax.Array:
     first shows; the check is elementwise, so XLA fuses it into the update's own kernel.
     """
     for value in new.values():
-        if (value is not None and jnp.shape(value) == jnp.shape(u)
+        if (isinstance(value, jax.Array) and jnp.shape(value) == jnp.shape(u)
                 and jnp.issubdtype(value.dtype, jnp.floating)):
             u = jnp.where(jnp.isfinite(value), u, jnp.asarray(jnp.nan, u.dtype))
     return u
@@ -424,8 +438,7 @@ class _ScalarsByDtype:
     def __call__(self, dtype) -> dict:
         key = jnp.dtype(dtype)
         if key not in self.cast:
-            self.cast[key] = {name: None if v is None else jnp.asarray(v).astype(key)
-                              for name, v in self.scalars.items()}
+            self.cast[key] = {name: _cast_scalar(v, key) for name, v in self.scalars.items()}
         return self.cast[key]
 
 
@@ -436,6 +449,14 @@ def _initial_scalar(scalar: Scalar, values: dict) -> jax.Array:
     if callable(value):  # a schedule: its value at step 0
         value = value_at(value, zero_count())
     return jnp.asarray(value).astype(scalar.storage_dtype())
+
+
+def _cast_scalar(v, dtype):
+    """A per-step value in ``dtype``; ``None``, and integer, bool or key arrays, as they are
+    (a step's PRNG key, a counter)."""
+    if v is None or (isinstance(v, jax.Array) and not jnp.issubdtype(v.dtype, jnp.floating)):
+        return v
+    return jnp.asarray(v).astype(dtype)
 
 
 def _where(rule: Rule, path) -> str:
@@ -457,7 +478,7 @@ def _leaf_input(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: 
         buffers={name: codecs[name].decode(b, real_g, dtype) for name, b in old.items()},
         s=scalars(dtype),
         p=None if p is None else otu.real_view(jnp.asarray(p)).astype(dtype),
-        opt=options, zero=zero, dtype=real_g.dtype)
+        opt=options, zero=zero, dtype=real_g.dtype, path=tuple(path))
     return leaf, real_g
 
 

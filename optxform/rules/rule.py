@@ -91,6 +91,13 @@ class Buffer:
     D-Adaptation measures distances from). ``non_negative``: the buffer's values are never
     negative (a second moment): a storage policy of 8-bit blocks uses the unsigned map for
     it, whose 256 codes are all non-negative (the signed map otherwise).
+    ``make`` builds the buffer's initial leaf for a
+    param instead (then ``fill`` and ``shape`` do not apply): ``make(shape, dtype,
+    options)`` from the param's (real view's) shape, the storage dtype and the rule's
+    static options, returning an array or a tuple of arrays (one Kronecker
+    factor per axis, as PSGD-Kron keeps). A tuple leaf keeps its structure across updates;
+    each of its arrays is stored in the storage dtype, and reaches ``leaf`` in it (not
+    cast to the compute dtype: the rule chooses the dtype of its math).
     """
 
     name: str
@@ -101,6 +108,7 @@ class Buffer:
     shape: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None
     from_params: bool = False
     non_negative: bool = False
+    make: Callable[[tuple[int, ...], Any, dict], Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,12 +143,15 @@ class Step(NamedTuple):
 
 
 class Leaf(NamedTuple):
-    """What ``leaf`` sees for one param: every array in the compute dtype.
+    """What ``leaf`` sees for one param: every floating array in the compute dtype.
 
     The compute dtype is float32, or the param's own dtype where wider. A complex param
     arrives as its real view (a trailing axis of 2: real and imaginary parts), as torch's
     ``view_as_real`` gives it. ``dtype`` is the dtype the update arrived in (the real
     dtype of a complex one), for constants that depend on it (a dtype's machine epsilon).
+    Per-step values that ``per_step`` returns as integer, bool or PRNG-key arrays reach
+    ``s`` as they are (only floating scalars are cast). ``path`` is the param's key path
+    (the first leaf's for a batched call), for per-leaf randomness keyed by name.
     """
 
     g: jax.Array               # the incoming update
@@ -150,6 +161,7 @@ class Leaf(NamedTuple):
     opt: dict                  # static options
     zero: frozenset            # hyperparameters given as the Python number 0
     dtype: Any                 # the incoming update's (real) dtype, before the upcast
+    path: tuple = ()           # the param's key path
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,6 +39,9 @@ from optxform.transforms.dadapt import ScaleByDadaptSgdState as ScaleByDadaptSgd
 from optxform.transforms.dadapt import ScaleByProdigyState as ScaleByProdigyState
 from optxform.transforms.factored import scale_by_factored_rms as scale_by_factored_rms
 from optxform.transforms.factored import ScaleByFactoredRmsState as ScaleByFactoredRmsState
+from optxform.transforms.kron import precond_update_prob_schedule as precond_update_prob_schedule
+from optxform.transforms.kron import scale_by_kron as scale_by_kron
+from optxform.transforms.kron import ScaleByKronState as ScaleByKronState
 from optxform.transforms.mars import scale_by_mars as scale_by_mars
 from optxform.transforms.mars import ScaleByMarsState as ScaleByMarsState
 from optxform.transforms.momentum import trace as trace
@@ -64,12 +67,17 @@ from optxform.transforms.schedule_free import scale_by_schedule_free as scale_by
 from optxform.transforms.schedule_free import ScaleByBiasCorrectedRmsState as ScaleByBiasCorrectedRmsState
 from optxform.transforms.schedule_free import ScaleByScheduleFreeState as ScaleByScheduleFreeState
 from optxform.transforms.schedule_free import schedule_free_eval_params as schedule_free_eval_params
+from optxform.transforms.shampoo import scale_by_shampoo as scale_by_shampoo
+from optxform.transforms.shampoo import ShampooState as ShampooState
 from optxform.transforms.sign import scale_by_lion as scale_by_lion
 from optxform.transforms.sign import scale_by_rprop as scale_by_rprop
 from optxform.transforms.sign import ScaleByLionState as ScaleByLionState
 from optxform.transforms.sign import ScaleByRpropState as ScaleByRpropState
+from optxform.transforms.soap import scale_by_soap as scale_by_soap
+from optxform.transforms.soap import SoapState as SoapState
 from optxform.transforms.weight_decay import add_decayed_weights as add_decayed_weights
 from optxform.transforms.weight_decay import add_decoupled_weight_decay as add_decoupled_weight_decay
+from optxform.transforms.weight_decay import add_decoupled_weight_decay_after_step as add_decoupled_weight_decay_after_step
 from optxform.transforms.weight_decay import add_proximal_weight_decay as add_proximal_weight_decay
 from optxform.transforms.weight_decay import DecoupledWeightDecayState as DecoupledWeightDecayState
 from optxform.transforms.weight_decay import ProximalWeightDecayState as ProximalWeightDecayState
@@ -78,6 +86,7 @@ from optxform.tree.masks import resolve_mask as resolve_mask
 __all__ = [
     "add_decayed_weights",
     "add_decoupled_weight_decay",
+    "add_decoupled_weight_decay_after_step",
     "add_proximal_weight_decay",
     "asgd_average",
     "asgd_averaging",
@@ -91,6 +100,7 @@ __all__ = [
     "EmaMomentumState",
     "keep_params_nonnegative",
     "orthogonalize_by_newton_schulz",
+    "precond_update_prob_schedule",
     "ProximalWeightDecayState",
     "resolve_mask",
     "scale",
@@ -107,6 +117,7 @@ __all__ = [
     "scale_by_dadapt_sgd",
     "scale_by_ema_momentum",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_mars",
@@ -118,6 +129,8 @@ __all__ = [
     "scale_by_rprop",
     "scale_by_schedule",
     "scale_by_schedule_free",
+    "scale_by_shampoo",
+    "scale_by_soap",
     "scale_by_sparse_adam",
     "scale_by_transformers_adam",
     "ScaleByAdadeltaState",
@@ -133,6 +146,7 @@ __all__ = [
     "ScaleByDadaptAdamState",
     "ScaleByDadaptSgdState",
     "ScaleByFactoredRmsState",
+    "ScaleByKronState",
     "ScaleByLearningRateState",
     "ScaleByLionState",
     "ScaleByMarsState",
@@ -146,6 +160,8 @@ __all__ = [
     "ScaleBySparseAdamState",
     "ScaleByTransformersAdamState",
     "schedule_free_eval_params",
+    "ShampooState",
+    "SoapState",
     "trace",
     "TraceState",
     "zero_nans",

@@ -14,7 +14,6 @@ from typing import Any, Literal, NamedTuple, Sequence, cast
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import NamedSharding, PartitionSpec
 from jax.typing import ArrayLike, DTypeLike
 
 from optxform.core import GradientTransformation, chain
@@ -22,6 +21,7 @@ from optxform.core.validation import (check_dtype, check_flag, check_integer,
                                       check_non_negative, check_one_of)
 from optxform.rules import Buffer, Hyperparameter, Leaf, Rule, Step, lift
 from optxform.tree.numerics import lerp, one_minus
+from optxform.tree.sharding import gathered, resharded
 
 __all__ = ["EmaMomentumState", "POLAR_EXPRESS_COEFFICIENTS", "QUINTIC_COEFFICIENTS",
            "orthogonalize_by_newton_schulz", "scale_by_ema_momentum", "scale_by_muon"]
@@ -191,21 +191,9 @@ def _newton_schulz(x: jax.Array, coefficients: tuple[Coefficients, ...], eps: An
     return x
 
 
-def _gathered(a: jax.Array) -> tuple[jax.Array, Any]:
-    """``a`` replicated, and its sharding, where it is sharded over explicit mesh axes.
-
-    Newton-Schulz multiplies whole matrices, so a matrix sharded over an explicit mesh axis
-    is gathered first (under automatic sharding XLA places the collectives itself).
-    """
-    sharding = jax.typeof(a).sharding
-    if not isinstance(sharding, NamedSharding) or all(s is None for s in sharding.spec):
-        return a, None
-    return jax.sharding.reshard(a, NamedSharding(sharding.mesh, PartitionSpec())), sharding
-
-
 def _orthogonalize_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     opt = x.opt
-    g, sharding = _gathered(x.g)
+    g, sharding = gathered(x.g)
     shape = g.shape
     view = _matrix_view(shape, opt["batch_dims"], opt["flatten"])
     rows, cols = view[-2:]
@@ -223,7 +211,7 @@ def _orthogonalize_leaf(x: Leaf) -> tuple[jax.Array, dict]:
     # that matrix's update is zero rather than a NaN that would reach the params.
     finite = jnp.all(jnp.isfinite(o), axis=(-2, -1), keepdims=True)
     u = jnp.where(finite, o, 0.0).reshape(shape)
-    return (u if sharding is None else jax.sharding.reshard(u, sharding)), {}
+    return resharded(u, sharding), {}
 
 
 class OrthogonalizeState(NamedTuple):

@@ -1,7 +1,7 @@
 """Weight decay: coupled (``u + wd * params``), decoupled, torch's way (``params * (1 - lr wd)``),
 and proximal (``(params + step) / (1 + lr wd)``, Adan's).
 
-Both are declared rules that read the params and take a mask (a bool pytree matching the
+All are declared rules that read the params and take a mask (a bool pytree matching the
 params or a prefix of it, or a function of params returning one; see
 ``optxform/tree/masks.py``). Where the mask is False the update passes unchanged.
 """
@@ -11,15 +11,17 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from optxform.core import EmptyState, GradientTransformation, ScalarOrSchedule
-from optxform.core.validation import check_non_negative
+from optxform.core.validation import check_integer, check_non_negative
 from optxform.rules import Hyperparameter, Leaf, Rule, Step, lift
 from optxform.tree.numerics import as_f32, divide, is_number
 
 __all__ = ["DecoupledWeightDecayState", "ProximalWeightDecayState", "add_decayed_weights",
-           "add_decoupled_weight_decay", "add_proximal_weight_decay"]
+           "add_decoupled_weight_decay", "add_decoupled_weight_decay_after_step",
+           "add_proximal_weight_decay"]
 
 
 def _add_decayed_weights_leaf(x: Leaf) -> tuple[jax.Array, dict]:
@@ -90,13 +92,13 @@ def _lr_times_decay(st: Step) -> float | jax.Array:
     return as_f32(lr) * as_f32(wd)
 
 
-def _decay_rule(name: str, state: type, per_step, leaf) -> Rule:
+def _decay_rule(name: str, state: type, per_step, leaf, options: tuple[str, ...] = ()) -> Rule:
     """A decay applied after the learning rate: it reads the params and takes a mask."""
     return Rule(
         name=name, kind="elementwise", state=state,
         hyperparameters=(Hyperparameter("weight_decay", check_non_negative),
                          Hyperparameter("learning_rate", check_non_negative, schedule=True)),
-        reads_params=True, masked=True, neutral_when_zero="weight_decay",
+        options=options, reads_params=True, masked=True, neutral_when_zero="weight_decay",
         per_step=per_step, leaf=leaf)
 
 
@@ -165,6 +167,67 @@ def add_decoupled_weight_decay(weight_decay: ArrayLike, learning_rate: ScalarOrS
     """
     return lift(DECOUPLED_WEIGHT_DECAY, weight_decay=weight_decay,
                 learning_rate=learning_rate, mask=mask)
+
+
+def _after_step_step(st: Step) -> tuple[dict, dict]:
+    scalars, _ = _decoupled_step(st)
+    return {**scalars, "active": st.t >= st.opt["first_step"]}, {}
+
+
+def _after_step_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    p = x.p
+    assert p is not None  # the rule reads params
+    moved = p + x.g                      # the params after the step so far
+    shrink = 1.0 - x.s["factor"]
+    decayed = (moved - moved * shrink) - p
+    return jnp.where(x.s["active"].astype(bool), decayed, x.g), {}
+
+
+DECOUPLED_WEIGHT_DECAY_AFTER_STEP = _decay_rule(
+    "add_decoupled_weight_decay_after_step", DecoupledWeightDecayState,
+    _after_step_step, _after_step_leaf, options=("first_step",))
+
+
+def add_decoupled_weight_decay_after_step(
+        weight_decay: ArrayLike, learning_rate: ScalarOrSchedule = 1.0, first_step: int = 1,
+        mask: Any | Callable[[Any], Any] | None = None) -> GradientTransformation:
+    r"""Shrink the params *after* the step: :math:`\theta \leftarrow (\theta + u)(1 - \eta_t\lambda)`.
+
+    .. math::
+
+        u \leftarrow \operatorname{fl}\bigl((\theta + u)(1 - \eta_t \lambda)\bigr) - \theta
+        \quad (t \ge \text{first\_step}), \qquad u \text{ unchanged before}
+
+    Unlike :func:`add_decoupled_weight_decay` (torch's AdamW: ``param.mul_`` before the
+    step is added) the decay also shrinks the step itself, by :math:`\eta_t\lambda u`: the
+    order of ``pytorch_optimizer.SOAP``, which calls ``p.mul_(1 - lr * wd)`` after
+    ``p.add_(update)``, and skips both on its first step (``first_step=2``).
+
+    Args:
+      weight_decay: :math:`\lambda \ge 0`.
+      learning_rate: :math:`\eta`, a number or a schedule (the chain's learning rate).
+      first_step: the first update (counting from 1) that decays.
+      mask: which params decay: a bool pytree (a prefix of params) or a function of params.
+
+    Returns:
+      A :class:`GradientTransformation` whose state is a :class:`DecoupledWeightDecayState`.
+      Its ``update`` needs ``params``.
+
+    Equivalent: the weight decay of ``pytorch_optimizer.SOAP``; in exact arithmetic
+    :func:`scale` by :math:`1 - \eta\lambda` followed by :func:`add_decoupled_weight_decay`.
+
+    Example::
+
+        >>> import jax.numpy as jnp, optxform
+        >>> tx = optxform.add_decoupled_weight_decay_after_step(0.5, learning_rate=0.5)
+        >>> params = {"w": jnp.array([2.0, -4.0])}
+        >>> updates, _ = tx.update({"w": jnp.array([2.0, 0.0])}, tx.init(params), params)
+        >>> updates["w"]  # (params + u) * 0.75 - params
+        Array([1., 1.], dtype=float32)
+    """
+    check_integer("first_step", first_step, minimum=1)
+    return lift(DECOUPLED_WEIGHT_DECAY_AFTER_STEP, weight_decay=weight_decay,
+                learning_rate=learning_rate, first_step=first_step, mask=mask)
 
 
 class ProximalWeightDecayState(NamedTuple):
