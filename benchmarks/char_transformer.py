@@ -1,13 +1,14 @@
 """Matrix optimizers on a small real workload: a character-level transformer.
 
-A GPT-style transformer of about 0.86M parameters (4 layers, width 128, 4 heads, context
-64, byte vocabulary) learns to predict the next byte of Python's own standard-library
-sources: a fixed, sorted list of ``.py`` files under ``sysconfig.get_paths()["stdlib"]``,
-split by file into train and validation text. The script prints every file and its byte
-count (and a SHA-256 of each split), so the run is reproducible on any machine with the
-same Python.
+A GPT-style transformer of 863,488 parameters (6 layers, width 128, 4 heads, MLP width
+256, context 64, byte vocabulary) learns to predict the next byte of Python's own
+standard-library sources: a fixed, sorted list of ``.py`` files under
+``sysconfig.get_paths()["stdlib"]``, split by file into train and validation text. The
+script prints every file and its byte count (and a SHA-256 of each split), so the run is
+reproducible on any machine with the same Python.
 
-It compares four optimizers, each with its defaults apart from the learning rate:
+It compares four optimizers, each with its defaults apart from the learning rate (and
+Shampoo's ``preconditioning_compute_steps``, see ``Config``):
 
 * ``adamw``            ``optxform.adamw`` (torch's AdamW defaults)
 * ``muon_with_adamw``  ``optxform.muon_with_adamw``: Muon on the hidden matrices, AdamW
@@ -16,28 +17,38 @@ It compares four optimizers, each with its defaults apart from the learning rate
 * ``soap``             ``optxform.soap``
 * ``shampoo``          ``optxform.shampoo``
 
-Protocol: each optimizer runs every learning rate of its 3-value grid with seed 0; the rate
-with the lowest final validation loss is its best, and runs again with seeds 1-4 (a seed
-sets the initial params and the order of the minibatches). Reported per optimizer: steps
-to the target validation loss (median and range over the 5 seeds; validation loss is
-measured every ``eval_every`` steps), final validation loss, the median time of one
-training step (over every step of the 5 seeds, after compilation, evaluation excluded) and
-the compile time of that step (one compiled step per optimizer: the learning rate is
-injected as an array, see ``optxform.inject_hyperparams``).
+Protocol: 150 steps of 8 windows of 64 bytes at a constant learning rate. Each optimizer
+runs every learning rate of its 3-value grid with seed 0; the rate with the lowest final
+validation loss is its best, and runs again with seeds 1-4 (a seed sets the initial params
+and the order of the minibatches). Reported per optimizer: steps to the target validation
+loss (median and range over the 5 seeds; validation loss is measured every ``eval_every``
+steps), final validation loss, the median and the mean time of one training step (over
+every step of the 5 seeds, after compilation, evaluation excluded; the mean includes the
+steps that refresh SOAP's and Shampoo's preconditioners) and the compile time of that step
+(one compiled step per optimizer: the learning rate is injected as an array, see
+``optxform.inject_hyperparams``).
 
 Outputs: a table on stdout, ``benchmarks/results/char_transformer.json`` (every number and
 curve, the machine, the data), ``benchmarks/results/char_transformer.md`` (the table that
 docs/optimizers.md quotes) and ``docs/figures/char_transformer.png`` (validation loss
 against step, median over the seeds).
 
-Run from the repository root (about 40 minutes on a shared 2-core CPU; needs the ``bench``
-extra for the plot)::
+Run from the repository root (needs the ``bench`` extra for the plot)::
 
-    python benchmarks/char_transformer.py            # the benchmark
-    python benchmarks/char_transformer.py --quick --out /tmp/ct   # a tiny model, seconds
+    python benchmarks/char_transformer.py           # the benchmark, in one process
+    python benchmarks/char_transformer.py --quick --out /tmp/ct   # a tiny model
 
-``--quick`` trains a tiny model for a few steps (2 learning rates, 2 seeds) and writes its
-outputs under ``--out``; the test suite runs it.
+The committed numbers ran as three processes side by side, joined afterwards (on a
+shared 2-core CPU, about 40 minutes)::
+
+    python benchmarks/char_transformer.py --optimizers adamw muon_with_adamw --out /tmp/a
+    python benchmarks/char_transformer.py --optimizers soap --out /tmp/b
+    python benchmarks/char_transformer.py --optimizers shampoo --out /tmp/c
+    python benchmarks/char_transformer.py --merge /tmp/{a,b,c}/char_transformer.json
+
+``--rescore JSON --target X`` recomputes the steps to another target from the stored
+curves. ``--quick`` trains a tiny model for a few steps (2 learning rates, 2 seeds) and
+writes its outputs under ``--out``; the test suite runs it.
 """
 
 from __future__ import annotations
@@ -81,10 +92,6 @@ TRAIN_FILES = ("argparse.py", "ast.py", "base64.py", "calendar.py", "configparse
 VAL_FILES = ("pprint.py", "traceback.py")
 
 OPTIMIZERS = ("adamw", "muon_with_adamw", "soap", "shampoo")
-# Arguments other than the learning rate that differ from the optimizer's defaults. Shampoo's
-# default recomputes every inverse root (one SVD per axis of every param) at every step,
-# seconds per step on this CPU; every 10 steps matches SOAP's default refresh period.
-OPTIONS: dict[str, dict[str, Any]] = {"shampoo": {"preconditioning_compute_steps": 10}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,32 +99,49 @@ class Config:
     """Model, data and protocol sizes. ``Config()`` is the benchmark; ``Config.quick()`` the
     tiny smoke-test version."""
 
-    layers: int = 4
+    layers: int = 6
     width: int = 128
     heads: int = 4
+    mlp: int = 2
     context: int = 64
-    batch: int = 16
-    steps: int = 300
+    batch: int = 8
+    steps: int = 150
     eval_every: int = 10
-    val_windows: int = 64
+    val_windows: int = 32
     seeds: int = 5
     target: float = 2.0
+    # Shampoo's one argument besides the learning rate that is not its default: the default
+    # (pytorch-optimizer's, 1) recomputes every inverse root (one SVD per axis of every
+    # param, about 100 here) at every step, seconds per step on this CPU; every 20 steps is
+    # between SOAP's default refresh period (10) and Distributed Shampoo's (100).
+    shampoo_compute_steps: int = 20
+    # XLA options of every compilation (the quick mode compiles without LLVM's costly
+    # optimisations: its compile times are then not the benchmark's).
+    compiler_options: tuple[tuple[str, Any], ...] = ()
     grids: tuple[tuple[str, tuple[float, ...]], ...] = (
-        ("adamw", (1e-3, 3e-3, 1e-2)),
+        ("adamw", (3e-4, 1e-3, 3e-3)),
         ("muon_with_adamw", (0.01, 0.02, 0.05)),
         ("soap", (1e-3, 3e-3, 1e-2)),
-        ("shampoo", (3e-3, 1e-2, 3e-2)))
+        ("shampoo", (1e-2, 3e-2, 1e-1)))
 
     @classmethod
     def quick(cls) -> "Config":
         """One layer of width 32, context 16, 20 steps, 2 learning rates, 2 seeds."""
         return cls(layers=1, width=32, heads=2, context=16, batch=8, steps=20, eval_every=5,
-                   val_windows=8, seeds=2, target=5.0,
+                   val_windows=8, seeds=2, target=5.0, shampoo_compute_steps=5,
+                   compiler_options=(("xla_backend_optimization_level", 0),
+                                     ("xla_llvm_disable_expensive_passes", True)),
                    grids=(("adamw", (3e-3, 1e-2)), ("muon_with_adamw", (0.02, 0.05)),
                           ("soap", (3e-3, 1e-2)), ("shampoo", (1e-2, 3e-2))))
 
     def grid(self, name: str) -> tuple[float, ...]:
         return dict(self.grids)[name]
+
+    def options(self, name: str) -> dict[str, Any]:
+        """``name``'s arguments besides the learning rate that are not its defaults."""
+        if name == "shampoo":
+            return {"preconditioning_compute_steps": self.shampoo_compute_steps}
+        return {}
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -167,8 +191,8 @@ def init_params(cfg: Config, key: jax.Array) -> dict:
     resid = 0.02 / math.sqrt(2 * cfg.layers)
     blocks = {str(i): {"ln1": norm(), "attn": {"qkv": normal((d, 3 * d)),
                                                 "proj": normal((d, d), resid)},
-                       "ln2": norm(), "mlp": {"up": normal((d, 4 * d)),
-                                              "down": normal((4 * d, d), resid)}}
+                       "ln2": norm(), "mlp": {"up": normal((d, cfg.mlp * d)),
+                                              "down": normal((cfg.mlp * d, d), resid)}}
               for i in range(cfg.layers)}
     return {"wte": normal((VOCAB, d)), "wpe": normal((cfg.context, d)), "blocks": blocks,
             "ln_f": norm(), "lm_head": {"kernel": normal((d, VOCAB))}}
@@ -177,14 +201,14 @@ def init_params(cfg: Config, key: jax.Array) -> dict:
 def _layer_norm(x: jax.Array, p: dict) -> jax.Array:
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + 1e-5) * p["scale"] + p["bias"]
+    return (x - mean) * jax.lax.rsqrt(var + 1e-5) * p["scale"][None, None] + p["bias"][None, None]
 
 
 def logits_fn(params: dict, tokens: jax.Array, heads: int) -> jax.Array:
     """Next-byte logits ``(batch, time, 256)`` of a pre-norm causal transformer."""
     b, t = tokens.shape
-    x = params["wte"][tokens] + params["wpe"][:t]
-    mask = jnp.tril(jnp.ones((t, t), bool))
+    x = params["wte"][tokens] + params["wpe"][None, :t]
+    mask = jnp.tril(jnp.ones((t, t), bool))[None, None]
     for i in range(len(params["blocks"])):
         blk = params["blocks"][str(i)]
         q, k, v = jnp.split(_layer_norm(x, blk["ln1"]) @ blk["attn"]["qkv"], 3, axis=-1)
@@ -231,14 +255,11 @@ def factory(name: str) -> Callable[..., optxform.GradientTransformation]:
     return fn
 
 
-def build(name: str, learning_rate: float, adamw_lr: float | None = None
+def build(name: str, learning_rate: float, options: dict[str, Any]
           ) -> optxform.GradientTransformation:
     """The optimizer with its defaults, the learning rate injected (an array in the state,
     so one compiled step serves every rate); every other argument stays static."""
     fn = factory(name)
-    options = dict(OPTIONS.get(name, {}))
-    if adamw_lr is not None:
-        options["adamw_learning_rate"] = adamw_lr
     static = [p for p in inspect.signature(fn).parameters if p != "learning_rate"]
     return optxform.inject_hyperparams(fn, static_args=static)(learning_rate=learning_rate,
                                                                **options)
@@ -267,7 +288,10 @@ class Trainer:
         self.cfg, self.name, self.adamw_lr = cfg, name, adamw_lr
         self.train = jnp.asarray(train)
         self.val = jnp.asarray(val_windows(val, cfg))
-        tx = build(name, cfg.grid(name)[0], adamw_lr)
+        self.options = cfg.options(name)
+        if adamw_lr is not None:
+            self.options["adamw_learning_rate"] = adamw_lr
+        tx = build(name, cfg.grid(name)[0], self.options)
 
         def step(params, state, key):
             batch = sample_batch(self.train, key, cfg)
@@ -277,18 +301,19 @@ class Trainer:
 
         params = init_params(cfg, jax.random.PRNGKey(0))
         state = tx.init(params)
+        options = dict(cfg.compiler_options) or None
         start = time.perf_counter()
         self.step = jax.jit(step, donate_argnums=(0, 1)).lower(
-            params, state, jax.random.PRNGKey(0)).compile()
+            params, state, jax.random.PRNGKey(0)).compile(options)
         self.compile_s = time.perf_counter() - start
         self.evaluate = jax.jit(lambda p: loss_fn(p, self.val, cfg.heads)).lower(
-            params).compile()
+            params).compile(options)
 
     def run(self, lr: float, seed: int) -> Run:
         cfg = self.cfg
         init_key, data_key = jax.random.split(jax.random.PRNGKey(seed))
         params = init_params(cfg, init_key)
-        state = build(self.name, lr, self.adamw_lr).init(params)
+        state = build(self.name, lr, self.options).init(params)
         evals, losses, times = [0], [float(self.evaluate(params))], []
         for t in range(1, cfg.steps + 1):
             start = time.perf_counter()
@@ -309,8 +334,9 @@ def _pick_best(runs: list[Run]) -> Run:
     return min(runs, key=key)
 
 
-def benchmark(cfg: Config, log: Callable[[str], None] = print) -> dict:
-    """Run the whole protocol; returns the results (see the module docstring)."""
+def benchmark(cfg: Config, names: tuple[str, ...] = OPTIMIZERS,
+              log: Callable[[str], None] = print) -> dict:
+    """Run the protocol for ``names``; returns the results (see the module docstring)."""
     text = load_text()
     train = np.frombuffer(text["train"], np.uint8)
     val = np.frombuffer(text["val"], np.uint8)
@@ -323,9 +349,10 @@ def benchmark(cfg: Config, log: Callable[[str], None] = print) -> dict:
     log(f"model: {n_params:,d} params; {cfg.steps} steps of {cfg.batch} x {cfg.context} "
         f"bytes; target validation loss {cfg.target}")
 
+    host = machine()
     results: dict[str, Any] = {}
     adamw_lr = None
-    for name in OPTIMIZERS:
+    for name in names:
         trainer = Trainer(cfg, name, train, val,
                           adamw_lr if name == "muon_with_adamw" else None)
         log(f"{name}: compiled in {trainer.compile_s:.2f} s")
@@ -337,36 +364,41 @@ def benchmark(cfg: Config, log: Callable[[str], None] = print) -> dict:
         runs = [best] + [trainer.run(best.lr, seed) for seed in range(1, cfg.seeds)]
         if name == "adamw":
             adamw_lr = best.lr
-        results[name] = summarize(cfg, name, trainer, grid, runs)
+        results[name] = summarize(name, trainer, grid, runs)
         log(f"  best lr {best.lr:g}: " + ", ".join(
             f"seed {r.seed} {r.val_loss[-1]:.4f}" for r in runs))
     return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": machine(), "config": dataclasses.asdict(cfg), "params": n_params,
+            "machine": host, "config": dataclasses.asdict(cfg), "params": n_params,
             "data": {k: text[k] for k in ("stdlib", "files", "sha256")},
-            "target": cfg.target, "optimizers": results}
+            "optimizers": results}
 
 
-def summarize(cfg: Config, name: str, trainer: Trainer, grid: list[Run], runs: list[Run]
-              ) -> dict:
-    reached = [r.steps_to(cfg.target) for r in runs]
+def score(results: dict, target: float) -> dict:
+    """Set ``target`` and each optimizer's ``steps_to_target`` (per seed: the first evaluated
+    step whose validation loss is at most ``target``, or None) from the stored curves."""
+    results["target"] = target
+    for r in results["optimizers"].values():
+        r["steps_to_target"] = [next((s for s, v in zip(r["eval_steps"], curve) if v <= target),
+                                     None) for curve in r["val_loss"]]
+    return results
+
+
+def summarize(name: str, trainer: Trainer, grid: list[Run], runs: list[Run]) -> dict:
     finals = [r.val_loss[-1] for r in runs]
     step_ms = [1e3 * s for r in runs for s in r.step_s[1:]]
     curves = np.asarray([r.val_loss for r in runs])
-    options = {"learning_rate": runs[0].lr}
-    if trainer.adamw_lr is not None:
-        options["adamw_learning_rate"] = trainer.adamw_lr
-    options.update(OPTIONS.get(name, {}))
+    options = {"learning_rate": runs[0].lr, **trainer.options}
     return {
         "options": options,
         "grid": {f"{r.lr:g}": r.val_loss[-1] for r in grid},
         "best_lr": runs[0].lr,
         "seeds": [r.seed for r in runs],
-        "steps_to_target": reached,
         "final_val_loss": finals,
         "eval_steps": runs[0].eval_steps,
         "val_loss": curves.tolist(),
         "median_val_loss": np.median(curves, axis=0).tolist(),
         "step_ms": statistics.median(step_ms),
+        "step_ms_mean": statistics.fmean(step_ms),
         "compile_s": trainer.compile_s,
     }
 
@@ -379,8 +411,8 @@ def machine() -> dict:
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_avg": [round(x, 2) for x in
-                                                               os.getloadavg()],
+    return {"cpu": cpu, "cores": os.cpu_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "load_avg_start": [round(x, 2) for x in os.getloadavg()],
             "python": platform.python_version(), "jax": jax.__version__,
             "platform": platform.platform()}
 
@@ -400,7 +432,7 @@ def markdown_table(results: dict) -> str:
     """The comparison table, as docs/optimizers.md quotes it."""
     lines = ["| optimizer | lr grid | best lr | steps to val loss "
              f"{results['target']:g}: median (range) | reached | final val loss: median "
-             "(range) | step (ms) | compile (s) |",
+             "(range) | step (ms): median, mean | compile (s) |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in results["optimizers"].items():
         steps, reached = _steps_cell(r["steps_to_target"])
@@ -408,15 +440,19 @@ def markdown_table(results: dict) -> str:
         grid = ", ".join(r["grid"])
         lines.append(f"| {name} | {grid} | {r['best_lr']:g} | {steps} | {reached} | "
                      f"{statistics.median(finals):.3f} ({min(finals):.3f}-{max(finals):.3f}) "
-                     f"| {r['step_ms']:.1f} | {r['compile_s']:.1f} |")
+                     f"| {r['step_ms']:.0f}, {r['step_ms_mean']:.0f} | {r['compile_s']:.1f} |")
     return "\n".join(lines)
 
 
 def stamp(results: dict) -> str:
     """When and where the numbers were measured."""
     m, c = results["machine"], results["config"]
+    threads = ", one XLA thread" if "intra_op_parallelism_threads=1" in m["xla_flags"] else ""
+    if m.get("processes", 1) > 1:
+        threads += f" per process, {m['processes']} processes in parallel"
     return (f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, shared; load "
-            f"average {m['load_avg'][0]:g} at the end), Python {m['python']}, jax {m['jax']}: "
+            f"average {m['load_avg_start'][0]:g} at the start, {m['load_avg_end'][0]:g} at "
+            f"the end), Python {m['python']}, jax {m['jax']}{threads}: "
             f"{results['params']:,d} params, {c['steps']} steps of {c['batch']} x "
             f"{c['context']} bytes, {c['seeds']} seeds at the best learning rate.")
 
@@ -443,21 +479,10 @@ def plot(results: dict, path: pathlib.Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a tiny model, a few steps")
-    parser.add_argument("--out", type=pathlib.Path, default=None,
-                        help="folder for the JSON, markdown and plot (default: "
-                        "benchmarks/results and docs/figures; required with --quick)")
-    args = parser.parse_args(argv)
-    if args.quick and args.out is None:
-        parser.error("--quick writes its outputs under --out (a folder)")
-    cfg = Config.quick() if args.quick else Config()
-    results = benchmark(cfg, log=lambda s: print(s, flush=True))
-    results["machine"]["load_avg"] = [round(x, 2) for x in os.getloadavg()]
-    table = markdown_table(results)
-    results["table_md"] = table
-    out = args.out
+def write_outputs(results: dict, out: pathlib.Path | None) -> None:
+    """The JSON, the markdown table and the plot, under ``out`` (default: the repository's
+    benchmarks/results and docs/figures)."""
+    results["table_md"] = table = markdown_table(results)
     json_path = (out or ROOT / "benchmarks" / "results") / "char_transformer.json"
     md_path = (out or ROOT / "benchmarks" / "results") / "char_transformer.md"
     png_path = (out or ROOT / "docs" / "figures") / "char_transformer.png"
@@ -465,11 +490,52 @@ def main(argv: list[str] | None = None) -> None:
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     md_path.write_text(stamp(results) + "\n\n" + table + "\n")
     plot(results, png_path)
-    print()
-    print(stamp(results))
-    print()
-    print(table)
-    print(f"\nwrote {json_path}, {md_path}, {png_path}")
+    print(f"\n{stamp(results)}\n\n{table}\n\nwrote {json_path}, {md_path}, {png_path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny model, a few steps")
+    parser.add_argument("--out", type=pathlib.Path, default=None,
+                        help="folder for the JSON, markdown and plot (default: "
+                        "benchmarks/results and docs/figures; required with --quick)")
+    parser.add_argument("--target", type=float, default=None,
+                        help="the target validation loss (default: the config's)")
+    parser.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS, default=OPTIMIZERS,
+                        help="run only these (muon_with_adamw needs adamw before it); "
+                        "join the parts with --merge")
+    parser.add_argument("--merge", type=pathlib.Path, nargs="+", default=None, metavar="JSON",
+                        help="train nothing: join the results JSONs of runs of "
+                        "--optimizers subsets (the first gives the machine and config)")
+    parser.add_argument("--rescore", type=pathlib.Path, default=None, metavar="JSON",
+                        help="train nothing: recompute steps to --target from a results "
+                        "JSON's curves and rewrite the outputs")
+    args = parser.parse_args(argv)
+    if args.quick and args.out is None:
+        parser.error("--quick writes its outputs under --out (a folder)")
+    cfg = Config.quick() if args.quick else Config()
+    if args.merge is not None:
+        parts = [json.loads(path.read_text()) for path in args.merge]
+        results = parts[0]
+        found = {k: v for part in parts for k, v in part["optimizers"].items()}
+        results["optimizers"] = {k: found[k] for k in OPTIMIZERS if k in found}
+        results["date"] = max(part["date"] for part in parts)
+        results["machine"]["load_avg_end"] = max(
+            (part["machine"]["load_avg_end"] for part in parts), key=lambda x: x[0])
+        results["machine"]["processes"] = len(parts)
+        target = results["target"] if args.target is None else args.target
+    elif args.rescore is not None:
+        results = json.loads(args.rescore.read_text())
+        target = results["target"] if args.target is None else args.target
+    else:
+        if "muon_with_adamw" in args.optimizers and "adamw" not in args.optimizers:
+            parser.error("muon_with_adamw runs its AdamW groups at AdamW's best learning "
+                         "rate: list adamw before it")
+        names = tuple(n for n in OPTIMIZERS if n in args.optimizers)
+        results = benchmark(cfg, names, log=lambda s: print(s, flush=True))
+        results["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+        target = cfg.target if args.target is None else args.target
+    write_outputs(score(results, target), args.out)
 
 
 if __name__ == "__main__":
