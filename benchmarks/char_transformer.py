@@ -74,12 +74,18 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # override.
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
                       "intra_op_parallelism_threads=1")
+# One OpenBLAS thread too, a precaution: a SOAP run (eigh and QR call LAPACK) hung here
+# twice on a loaded machine, its threads waiting on each other and using no CPU.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import optxform  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the benchmarks' helpers
+from common import cpu_name  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -122,7 +128,7 @@ class Config:
         ("adamw", (3e-4, 1e-3, 3e-3)),
         ("muon_with_adamw", (0.01, 0.02, 0.05)),
         ("soap", (1e-3, 3e-3, 1e-2)),
-        ("shampoo", (1e-2, 3e-2, 1e-1)))
+        ("shampoo", (1e-3, 3e-3, 1e-2)))
 
     @classmethod
     def quick(cls) -> "Config":
@@ -404,14 +410,7 @@ def summarize(name: str, trainer: Trainer, grid: list[Run], runs: list[Run]) -> 
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "load_avg_start": [round(x, 2) for x in os.getloadavg()],
             "python": platform.python_version(), "jax": jax.__version__,
             "platform": platform.platform()}
@@ -468,7 +467,7 @@ def plot(results: dict, path: pathlib.Path) -> None:
     ax.axhline(results["target"], color="gray", ls="--", lw=0.8, label="target")
     ax.set_xlabel("step")
     ax.set_ylabel("validation loss (nats/byte)")
-    ax.set_ylim(top=min(ax.get_ylim()[1], 3.5))
+    ax.set_ylim(top=min(ax.get_ylim()[1], 4.0))
     ax.set_title(f"char transformer, {results['params']:,d} params: median of "
                  f"{results['config']['seeds']} seeds")
     ax.legend()
@@ -504,6 +503,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS, default=OPTIMIZERS,
                         help="run only these (muon_with_adamw needs adamw before it); "
                         "join the parts with --merge")
+    parser.add_argument("--grid", type=float, nargs="+", default=None, metavar="LR",
+                        help="with one name in --optimizers: its learning-rate grid instead "
+                        "of the config's")
     parser.add_argument("--merge", type=pathlib.Path, nargs="+", default=None, metavar="JSON",
                         help="train nothing: join the results JSONs of runs of "
                         "--optimizers subsets (the first gives the machine and config)")
@@ -514,6 +516,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick and args.out is None:
         parser.error("--quick writes its outputs under --out (a folder)")
     cfg = Config.quick() if args.quick else Config()
+    if args.grid is not None:
+        if len(args.optimizers) != 1:
+            parser.error("--grid needs exactly one name in --optimizers")
+        grids = dict(cfg.grids, **{args.optimizers[0]: tuple(args.grid)})
+        cfg = dataclasses.replace(cfg, grids=tuple(grids.items()))
     if args.merge is not None:
         parts = [json.loads(path.read_text()) for path in args.merge]
         results = parts[0]
