@@ -384,6 +384,9 @@ def score(results: dict, target: float) -> dict:
     step whose validation loss is at most ``target``, or None) from the stored curves."""
     results["target"] = target
     for r in results["optimizers"].values():
+        finite = [c for c in r["val_loss"] if all(map(math.isfinite, c))]
+        # the median curve of the seeds that stayed finite (a diverged seed is counted apart)
+        r["median_val_loss"] = np.median(np.asarray(finite), axis=0).tolist() if finite else []
         r["steps_to_target"] = [next((s for s, v in zip(r["eval_steps"], curve) if v <= target),
                                      None) for curve in r["val_loss"]]
     return results
@@ -392,7 +395,6 @@ def score(results: dict, target: float) -> dict:
 def summarize(name: str, trainer: Trainer, grid: list[Run], runs: list[Run]) -> dict:
     finals = [r.val_loss[-1] for r in runs]
     step_ms = [1e3 * s for r in runs for s in r.step_s[1:]]
-    curves = np.asarray([r.val_loss for r in runs])
     options = {"learning_rate": runs[0].lr, **trainer.options}
     return {
         "options": options,
@@ -401,8 +403,7 @@ def summarize(name: str, trainer: Trainer, grid: list[Run], runs: list[Run]) -> 
         "seeds": [r.seed for r in runs],
         "final_val_loss": finals,
         "eval_steps": runs[0].eval_steps,
-        "val_loss": curves.tolist(),
-        "median_val_loss": np.median(curves, axis=0).tolist(),
+        "val_loss": [r.val_loss for r in runs],
         "step_ms": statistics.median(step_ms),
         "step_ms_mean": statistics.fmean(step_ms),
         "compile_s": trainer.compile_s,
@@ -435,10 +436,14 @@ def markdown_table(results: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for name, r in results["optimizers"].items():
         steps, reached = _steps_cell(r["steps_to_target"])
-        finals = r["final_val_loss"]
+        finals = [x for x in r["final_val_loss"] if math.isfinite(x)]
+        diverged = len(r["final_val_loss"]) - len(finals)
+        if diverged:
+            reached += f" ({diverged} diverged)"
+        final = (f"{statistics.median(finals):.3f} ({min(finals):.3f}-{max(finals):.3f})"
+                 if finals else "diverged")
         grid = ", ".join(r["grid"])
-        lines.append(f"| {name} | {grid} | {r['best_lr']:g} | {steps} | {reached} | "
-                     f"{statistics.median(finals):.3f} ({min(finals):.3f}-{max(finals):.3f}) "
+        lines.append(f"| {name} | {grid} | {r['best_lr']:g} | {steps} | {reached} | {final} "
                      f"| {r['step_ms']:.0f}, {r['step_ms_mean']:.0f} | {r['compile_s']:.1f} |")
     return "\n".join(lines)
 
@@ -448,7 +453,7 @@ def stamp(results: dict) -> str:
     m, c = results["machine"], results["config"]
     threads = ", one XLA thread" if "intra_op_parallelism_threads=1" in m["xla_flags"] else ""
     if m.get("processes", 1) > 1:
-        threads += f" per process, {m['processes']} processes in parallel"
+        threads += " per process, optimizers in parallel processes"
     return (f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, shared; load "
             f"average {m['load_avg_start'][0]:g} at the start, {m['load_avg_end'][0]:g} at "
             f"the end), Python {m['python']}, jax {m['jax']}{threads}: "
@@ -463,13 +468,14 @@ def plot(results: dict, path: pathlib.Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
     for name, r in results["optimizers"].items():
-        ax.plot(r["eval_steps"], r["median_val_loss"], label=f"{name} (lr {r['best_lr']:g})")
+        if r["median_val_loss"]:
+            ax.plot(r["eval_steps"], r["median_val_loss"], label=f"{name} (lr {r['best_lr']:g})")
     ax.axhline(results["target"], color="gray", ls="--", lw=0.8, label="target")
     ax.set_xlabel("step")
     ax.set_ylabel("validation loss (nats/byte)")
     ax.set_ylim(top=min(ax.get_ylim()[1], 4.0))
-    ax.set_title(f"char transformer, {results['params']:,d} params: median of "
-                 f"{results['config']['seeds']} seeds")
+    ax.set_title(f"char transformer, {results['params']:,d} params: median over seeds "
+                 "(finite runs)")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
