@@ -38,8 +38,9 @@ Run from the repository root (needs the ``bench`` extra for the plot)::
     python benchmarks/char_transformer.py           # the benchmark, in one process
     python benchmarks/char_transformer.py --quick --out /tmp/ct   # a tiny model
 
-The committed numbers ran as three processes side by side, joined afterwards (on a
-shared 2-core CPU, about 40 minutes)::
+The committed numbers ran as separate processes, joined afterwards (on a shared 2-core
+CPU, 25 minutes for AdamW and Muon, 13 for Shampoo; the SOAP runs hung, see
+docs/optimizers.md)::
 
     python benchmarks/char_transformer.py --optimizers adamw muon_with_adamw --out /tmp/a
     python benchmarks/char_transformer.py --optimizers soap --out /tmp/b
