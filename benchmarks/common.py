@@ -53,19 +53,24 @@ def machine_info() -> dict:
         torch_version = torch.__version__
     except ImportError:  # torch is optional for the JAX-only parts
         torch_version = None
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "cpu": cpu_name(), "cores": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
         "uptime": _uptime(), "jax": jax.__version__, "optax": optax.__version__,
         "torch": torch_version, "backend": jax.default_backend(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (else ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        if names:
+            return names[0]
+    except OSError:
+        pass
+    return platform.processor() or ""
 
 
 def _uptime() -> str:
