@@ -83,6 +83,11 @@ SETTINGS = {
                   "cautious": True, "maximize": True}),
     "kron": ({}, {"learning_rate": _schedule, "b1": 0.5, "weight_decay": 0.1,
                   "precond_lr": 0.2, "preconditioner_update_probability": 0.5}),
+    "soap": ({}, {"learning_rate": _schedule, "b1": 0.5, "b2": 0.9, "shampoo_beta": 0.8,
+                  "weight_decay": 0.1, "eps": 1e-6, "maximize": True}),
+    "shampoo": ({"momentum": 0.9}, {"learning_rate": _schedule, "momentum": 0.5,
+                                    "weight_decay": 0.1, "matrix_eps": 1e-4,
+                                    "maximize": True}),
 }
 
 
@@ -108,7 +113,8 @@ def test_settings_cover_every_alias_with_options():
 @pytest.mark.parametrize("alias", sorted(SETTINGS))
 def test_a_checkpoint_loads_after_a_scalar_hyperparameter_changes(alias, tmp_path):
     first, second = SETTINGS[alias]
-    problem = {"sparse_adam": "embedding", "muon": "matrices"}.get(alias, "mlp")
+    problem = {"sparse_adam": "embedding", "muon": "matrices", "soap": "square",
+               "shampoo": "matrices"}.get(alias, "mlp")
     params = _params(problem)
     tx_a = getattr(optxform, alias)(**first)
     tx_b = getattr(optxform, alias)(**second)
