@@ -22,7 +22,8 @@ from optxform.core.validation import check_flag, check_integer, check_one_of
 from optxform.rules import Buffer, Leaf, Rule, Step, beta, lift, non_negative
 from optxform.transforms.kronecker import (axis_gram, identity_like, keep_if_not_finite,
                                            pack, packed_size, unpack)
-from optxform.tree.numerics import bias_correction, ema_of_square, lerp, one_minus
+from optxform.tree.numerics import (bias_correction, ema_of_square, lerp, one_matrix_per_call,
+                                     one_minus)
 from optxform.tree.sharding import gathered, resharded
 
 __all__ = ["ShampooState", "scale_by_shampoo"]
@@ -57,12 +58,14 @@ def _factor_shape(shape: tuple[int, ...]) -> tuple[int]:
     return packed_size(shape)
 
 
+_svd = one_matrix_per_call(lambda a: jnp.linalg.svd(a, full_matrices=False))
+
+
 def _inverse_root(factor: jax.Array, power: int) -> jax.Array:
     r""":math:`U \Sigma^{-1/p} V^\top` from the SVD, as the reference's ``compute_power_svd``;
     NaN for a non-finite ``factor`` (which never reaches the SVD: LAPACK may not return)."""
     finite = jnp.all(jnp.isfinite(factor))
-    u, s, vh = jnp.linalg.svd(jnp.where(finite, factor, identity_like(factor)),
-                              full_matrices=False)
+    u, s, vh = _svd(jnp.where(finite, factor, identity_like(factor)))
     return jnp.where(finite, (u * s[None, :] ** (-1.0 / power)) @ vh, jnp.nan)
 
 

@@ -22,7 +22,8 @@ from optxform.core.validation import check_flag, check_integer, check_one_of
 from optxform.rules import Buffer, Leaf, Rule, Step, beta, lift, non_negative
 from optxform.transforms.kronecker import (axis_gram, identity_like, keep_if_not_finite,
                                            pack, packed_size, unpack)
-from optxform.tree.numerics import bias_correction, lerp, one_minus, step_dtype
+from optxform.tree.numerics import (bias_correction, lerp, one_matrix_per_call, one_minus,
+                                     step_dtype)
 from optxform.tree.sharding import gathered, resharded
 
 __all__ = ["SoapState", "scale_by_soap"]
@@ -127,11 +128,15 @@ def _rotate(x: jax.Array, bases: list, back: bool = False) -> jax.Array:
     return x
 
 
+_eigh = one_matrix_per_call(lambda a: jnp.linalg.eigh(a, UPLO="L", symmetrize_input=False))
+_orthonormal_factor = one_matrix_per_call(lambda a: jnp.linalg.qr(a)[0])
+
+
 def _eigenbasis(factor: jax.Array, old: jax.Array) -> jax.Array:
     """Eigenvectors of ``factor``, largest eigenvalue first (the reference's ``eigh`` of
     ``factor + 1e-30 I``, lower triangle); ``old`` if they are not finite."""
     tiny = jnp.asarray(1e-30, factor.dtype) * identity_like(factor)
-    _, q = jnp.linalg.eigh(factor + tiny, UPLO="L", symmetrize_input=False)
+    _, q = _eigh(factor + tiny)
     return keep_if_not_finite(jnp.flip(q, axis=1), old)
 
 
@@ -141,7 +146,7 @@ def _power_iteration(factor: jax.Array, q: jax.Array, v: jax.Array, k: int):
     ``k`` follows the new order. ``q`` and ``v`` unchanged if the QR is not finite."""
     product = factor @ q
     order = jnp.argsort(jnp.sum(q * product, axis=0), descending=True, stable=True)
-    new, _ = jnp.linalg.qr(jnp.take(product, order, axis=1).astype(jnp.float32))
+    new = _orthonormal_factor(jnp.take(product, order, axis=1).astype(jnp.float32))
     new = new.astype(q.dtype)
     ok = jnp.all(jnp.isfinite(new))
     order = jnp.where(ok, order, jnp.arange(order.shape[0]))

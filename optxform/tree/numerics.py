@@ -144,3 +144,23 @@ def divide(x: jax.Array, scalar: jax.Array) -> jax.Array:
     depend on ``x`` (a select that returns it either way) keeps a true division.
     """
     return x / jnp.where(x == x, scalar, scalar)
+
+
+def one_matrix_per_call(decomposition):
+    """``decomposition`` (a LAPACK-backed ``jnp.linalg`` function of one matrix), made to
+    take one matrix per call when vmapped: a batch runs as a loop of unbatched calls.
+
+    A rule that batches same-shape leaves vmaps its math, which hands LAPACK a batch of
+    matrices; jaxlib's CPU kernels then split the batch over XLA's intra-op thread pool
+    and wait for it from a thread of that same pool, which can deadlock (seen with
+    batched QR inside SOAP's basis refresh, on 2 cores). One matrix per call never waits
+    on the pool. The results are those of the batched call, bit for bit.
+
+    Example::
+
+        >>> import jax, jax.numpy as jnp
+        >>> qr = one_matrix_per_call(lambda a: jnp.linalg.qr(a)[0])
+        >>> jax.vmap(qr)(jnp.stack([jnp.eye(2), 2 * jnp.eye(2)])).shape
+        (2, 2, 2)
+    """
+    return jax.custom_batching.sequential_vmap(decomposition)
