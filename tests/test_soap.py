@@ -12,6 +12,7 @@ reference's own float32-vs-float64 spread.
 from __future__ import annotations
 
 import contextlib
+import re
 
 import jax
 import jax.numpy as jnp
@@ -185,3 +186,16 @@ def test_sharded_soap_keeps_moment_layouts_and_matches_one_device(kind):
     grads = second
     counts = sharded_train.compiled_collectives(step, sharded, new_state, grads)
     assert counts["all-gather"] + counts["all-reduce"] > 0, counts
+
+
+@pytest.mark.parametrize("alias", ["soap", "shampoo"])
+def test_decompositions_take_one_matrix_per_call(alias):
+    """Same-shape leaves are batched, but every LAPACK call gets one matrix: jaxlib's CPU
+    kernels split a batch over XLA's thread pool and wait for it from a pool thread, which
+    deadlocked SOAP's basis refresh."""
+    params = {"a": jnp.eye(4) + 0.1, "b": 2 * jnp.eye(4), "c": jnp.ones((4, 4))}
+    tx = getattr(optxform, alias)(0.01)
+    text = jax.jit(tx.update).lower(params, tx.init(params), params).as_text()
+    operands = re.findall(r"custom_call @lapack_\w+\(.*?\) .*?: \((tensor<[^>]*>)", text)
+    assert operands, "no LAPACK call found"
+    assert set(operands) == {"tensor<4x4xf32>"}, operands
