@@ -123,16 +123,12 @@ AS_USERS_COMPILE = {"xla_backend_optimization_level": 3}
 
 
 @functools.lru_cache(maxsize=None)
-def grad_fn(problem: str):
+def grad_fn(problem: str, as_users_compile: bool = False):
+    """The jit-compiled gradient of a problem's loss; ``as_users_compile`` for the
+    gradients the oracles are fed."""
     _, loss = PROBLEMS[problem]
-    return jax.jit(jax.grad(loss))
-
-
-@functools.lru_cache(maxsize=None)
-def _oracle_grad_fn(problem: str):
-    """``grad_fn`` compiled as users compile: the gradients the oracles are fed."""
-    _, loss = PROBLEMS[problem]
-    return jax.jit(jax.grad(loss), compiler_options=AS_USERS_COMPILE)
+    return jax.jit(jax.grad(loss),
+                   compiler_options=AS_USERS_COMPILE if as_users_compile else None)
 
 
 def optxform_trajectory(tx, problem: str, steps: int, params=None) -> list[dict]:
@@ -166,7 +162,7 @@ def torch_trajectory(torch_cls: str, torch_kwargs: dict, problem: str, steps: in
     names = sorted(init)
     tparams = {n: torch.tensor(init[n], requires_grad=True) for n in names}
     opt = getattr(torch.optim, torch_cls)([tparams[n] for n in names], **torch_kwargs)
-    grad = _oracle_grad_fn(problem)
+    grad = grad_fn(problem, as_users_compile=True)
     sparse = torch_cls == "SparseAdam"
     out = []
     for t in range(steps):
@@ -204,7 +200,7 @@ def reference_trajectory(reference: str, kwargs: dict, problem: str, steps: int,
     opt = reference_optimizer(reference)([tparams[n] for n in names], **kwargs)
     if hasattr(opt, "train"):
         opt.train()
-    grad = _oracle_grad_fn(problem)
+    grad = grad_fn(problem, as_users_compile=True)
     out = []
     for t in range(steps):
         current = {n: jnp.asarray(tparams[n].detach().numpy()) for n in names}
