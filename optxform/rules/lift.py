@@ -36,6 +36,7 @@ from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from optxform import tree as otu
 from optxform.core import GradientTransformation
@@ -424,7 +425,7 @@ def _nan_where_state_overflowed(u: jax.Array, new: dict) -> jax.Array:
     for value in new.values():
         if (isinstance(value, jax.Array) and jnp.shape(value) == jnp.shape(u)
                 and jnp.issubdtype(value.dtype, jnp.floating)):
-            u = jnp.where(jnp.isfinite(value), u, jnp.asarray(jnp.nan, u.dtype))
+            u = jax.lax.select(jnp.isfinite(value), u, jax.lax.full_like(u, jnp.nan))
     return u
 
 
@@ -456,6 +457,11 @@ def _cast_scalar(v, dtype):
     (a step's PRNG key, a counter)."""
     if v is None or (isinstance(v, jax.Array) and not jnp.issubdtype(v.dtype, jnp.floating)):
         return v
+    if isinstance(v, (int, float, np.number, np.ndarray)) and not isinstance(v, bool):
+        # a known value stays known (numpy, not traced): the leaf math can branch on it
+        # while tracing, and each use is a constant rather than a traced cast
+        with np.errstate(over="ignore"):  # a number beyond the dtype's range is inf, as in jnp
+            return np.asarray(v, dtype)
     return jnp.asarray(v).astype(dtype)
 
 

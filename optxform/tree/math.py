@@ -174,7 +174,8 @@ def unfused(x: jax.Array) -> jax.Array:
     that the compiler cannot see through; NaN stays NaN, -0.0 stays -0.0.)
     """
     x = jnp.asarray(x)
-    return jnp.where(x == x, x, jnp.asarray(jnp.nan, x.dtype))
+    # lax rather than jnp.where: one traced select, not an inlined jnp function per use
+    return jax.lax.select(jax.lax.eq(x, x), x, jax.lax.full_like(x, jnp.nan))
 
 
 def at_least_float32(dtype) -> Any:

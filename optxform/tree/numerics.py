@@ -27,6 +27,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from optxform.tree.math import unfused
 
@@ -91,8 +92,14 @@ def lerp(start: jax.Array, end: jax.Array, weight: jax.Array) -> jax.Array:
     """torch's ``start.lerp_(end, weight)`` for a scalar ``weight`` of ``start``'s dtype.
 
     ``start + w (end - start)`` for ``|w| < 0.5``, else ``end - (end - start)(1 - w)``
-    (so ``w = 1`` gives ``end`` exactly): one multiply-add either way.
+    (so ``w = 1`` gives ``end`` exactly): one multiply-add either way. A known weight (a
+    number, or an array that is not traced) picks its branch while tracing, so the step
+    holds one formula rather than both and a select per leaf.
     """
+    if not isinstance(weight, jax.core.Tracer):
+        w = np.asarray(weight)
+        coeff = w if abs(float(w)) < 0.5 else w - w.dtype.type(1)
+        return (start if abs(float(w)) < 0.5 else end) + coeff * (end - start)
     small = jnp.abs(weight) < 0.5
     coeff = jnp.where(small, weight, weight - 1)
     base = jnp.where(small, start, end)
