@@ -4,7 +4,8 @@ Run: ``PYTHONPATH=. python benchmarks/low_memory.py`` (CPU, a few minutes).
 Writes ``benchmarks/results/low_memory.json`` and prints a markdown table.
 
 AdamW with its two moments stored as float32 (the baseline), bfloat16 rounded to nearest,
-bfloat16 with stochastic rounding, and 8-bit block-wise codes (block 256), on
+bfloat16 with stochastic rounding, and 8-bit block-wise codes (block 256) rounded to the
+nearest code (as bitsandbytes) or stochastically, on
 
 * the chooser's training problems that need nothing beyond optxform's dependencies
   (``logreg_spirals``, ``mlp_spirals``; the scikit-learn datasets run too where
@@ -36,7 +37,7 @@ import optxform  # noqa: E402
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                        "low_memory.json")
 POLICIES = {"float32": None, "bfloat16": jnp.bfloat16, "bfloat16_sr": "bfloat16_sr",
-            "int8_blockwise": "int8_blockwise"}
+            "int8_blockwise": "int8_blockwise", "int8_blockwise_sr": "int8_blockwise_sr"}
 SEEDS = 5
 
 

@@ -96,6 +96,75 @@ def test_blockwise_quantization_matches_the_numpy_reference(signed, block_size):
     assert np.all(err <= scale * 0.0071)  # the map's largest half gap is 0.0070
 
 
+def test_stochastic_8bit_codes_are_the_two_neighbours_drawn_without_bias():
+    n_blocks, block_size = 4000, 256
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((n_blocks, block_size)) * 10.0 ** rng.uniform(
+        -3, 0, (n_blocks, block_size))).astype(np.float32)
+    x[:, 0] = 2.0  # every block's absmax: the normalized values are x / 2
+    x[1, :] = 0.0  # a block of zeros keeps the code of zero
+    x[2, 1:9] = 1e-5  # below the smallest positive code once squared (1e-10 / 4)
+    for signed in (True, False):
+        values = x if signed else x * x
+        quantize = jax.jit(lambda v, k, signed=signed: quantize_blockwise(v, signed, 256, k))
+        q = quantize(jnp.asarray(values), jax.random.key(5))
+        table = reference_map(signed)
+        scales = np.asarray(q.scales)[:, None]
+        normalized = values / np.where(scales > 0, scales, 1.0)
+        low = np.clip(np.searchsorted(table, normalized, side="right") - 1, 0, 254)
+        position = np.asarray(q.codes).astype(np.int64) + (128 if signed else 0)
+        # always one of the two codes around the value (the nearest one or the other)
+        assert np.all((position == low) | (position == low + 1))
+        if not signed:  # a positive second moment is never stored as 0
+            assert np.all(position[values > 0] > 0) and np.all(position[values == 0] == 0)
+            assert np.all(position[2, 1:9] == 1)  # rounded up: unbiased only above it
+        on_a_code = table[low] == normalized
+        assert np.all(position[on_a_code] == low[on_a_code])  # exact codes stay put
+        # unbiased: the mean decoding error is within 3 standard errors of zero
+        above = normalized >= table[1] if not signed else np.ones(values.shape, bool)
+        back = np.asarray(dequantize_blockwise(q, values.shape), np.float64)
+        err = (back - values)[above]
+        assert abs(err.mean()) <= 3 * err.std() / np.sqrt(err.size)
+        # the nearest code is closer on average: the draws are not the nearest codes
+        nearest = np.asarray(dequantize_blockwise(
+            quantize_blockwise(jnp.asarray(values), signed, 256), values.shape), np.float64)
+        assert np.mean(np.abs(nearest - values)[above]) < np.mean(np.abs(err))
+        # keyed: the same key draws the same codes, another key other codes
+        same = quantize(jnp.asarray(values), jax.random.key(5))
+        assert np.array_equal(np.asarray(same.codes), np.asarray(q.codes))
+        other = quantize(jnp.asarray(values), jax.random.key(6))
+        assert not np.array_equal(np.asarray(other.codes), np.asarray(q.codes))
+
+
+def test_stochastic_8bit_second_moment_keeps_following_smaller_gradients():
+    # One element sets each block's scale; the others' gradient halves at step 200, so
+    # their second moment should decay by 1% a step towards a quarter of its value. The
+    # codes near 1% of the scale are ~14% apart: rounded to the nearest code the moment
+    # never leaves it; drawn stochastically it follows float32 on average.
+    g_before = jnp.full((2, 256), 0.1).at[:, 0].set(1.0)
+    g_after = jnp.full((2, 256), 0.05).at[:, 0].set(1.0)
+    params = {"w": jnp.zeros((2, 256))}
+
+    def second_moment(policy):
+        tx = optxform.adam(1e-3, b2=0.99, nu_dtype=policy)
+
+        def one(state, t):
+            g = {"w": jnp.where(t < 200, g_before, g_after)}
+            return tx.update(g, state, params)[1], None
+
+        final = jax.jit(lambda s: jax.lax.scan(one, s, jnp.arange(400))[0])(tx.init(params))
+        return np.asarray(optxform.float32_state(final, params)["adam"].nu["w"][:, 1:])
+
+    want = second_moment(None)
+    decayed = 0.99 ** 200
+    np.testing.assert_allclose(want, 0.0025 + (0.01 * (1 - decayed) - 0.0025) * decayed,
+                               rtol=1e-4)
+    stuck = second_moment("int8_blockwise")
+    assert np.all(stuck > 2.5 * want)  # left at the code it had before the change
+    drawn = second_moment("int8_blockwise_sr")
+    assert abs(drawn.mean() / want.mean() - 1) < 0.05
+
+
 def test_stochastic_rounding_is_unbiased_and_keyed():
     n = 1_000_000
     jitted = jax.jit(stochastic_round_bfloat16)
@@ -139,7 +208,7 @@ def test_storage_policy_validation():
 
 # --- the policies inside optimizers ----------------------------------------------------
 
-POLICIES = ["bfloat16", "bfloat16_sr", "int8_blockwise"]
+POLICIES = ["bfloat16", "bfloat16_sr", "int8_blockwise", "int8_blockwise_sr"]
 PARAMS = {"w": jnp.zeros((24, 40))}  # 960 elements: 4 blocks, the last one padded
 TARGET = jax.random.normal(jax.random.key(3), (24, 40))
 
@@ -202,7 +271,10 @@ def test_each_policy_trains_each_alias_under_jit(policy, float32_losses):
     for name, p in final.items():
         got, want = float(loss(p)), float32_losses[name]
         assert got < 0.5 * start, (name, got, start)
-        assert abs(got - want) <= 0.05 * want + 1e-3, (name, got, want)
+        # Drawn codes add noise to a momentum whose sign (lion) or direction (muon) is the
+        # step: here they end 2-11% above float32 (six targets); nearest codes within 5%.
+        slack = 0.15 if policy == "int8_blockwise_sr" and name in ("lion", "muon") else 0.05
+        assert abs(got - want) <= slack * want + 1e-3, (name, got, want)
     assert (jax.tree.structure(final_states) == jax.tree.structure(states))
 
 
@@ -231,7 +303,7 @@ def test_state_bytes_per_param():
     assert mixed.init(params)["adam"].mu["w"].dtype == jnp.bfloat16
 
 
-@pytest.mark.parametrize("policy", ["bfloat16_sr", "int8_blockwise"])
+@pytest.mark.parametrize("policy", ["bfloat16_sr", "int8_blockwise", "int8_blockwise_sr"])
 def test_checkpoint_round_trip_and_bit_identical_resume(policy, tmp_path):
     txs = {"adamw": optxform.adamw(0.05, mu_dtype=policy, nu_dtype=policy)}
     params = {"adamw": PARAMS}
@@ -240,7 +312,7 @@ def test_checkpoint_round_trip_and_bit_identical_resume(policy, tmp_path):
     half_p, half_s = run(txs, states, params, 3)
     # state_dict / load_state_dict, and save_state / load_state, keep the stored form
     d = optxform.state_dict(half_s)
-    assert any(v.dtype in (np.uint8, np.int8) for v in d.values()) == (policy != "bfloat16_sr")
+    assert any(v.dtype in (np.uint8, np.int8) for v in d.values()) == policy.startswith("int8")
     loaded = optxform.load_state_dict(states, d)
     assert _bits(loaded) == _bits(half_s)
     optxform.save_state(tmp_path / "state.npz", half_s)

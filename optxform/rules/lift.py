@@ -174,8 +174,7 @@ class _Codec:
     def encode(self, value: jax.Array, old: Any, where: str, t: jax.Array) -> Any:
         if self.storage is None:  # an array, or a tuple of arrays (``make``)
             return jax.tree.map(lambda n, o: n.astype(o.dtype), value, old)
-        key = (leaf_key(where, t, self.stream) if self.storage.format == "bfloat16_sr"
-               else None)
+        key = leaf_key(where, t, self.stream) if self.storage.stochastic else None
         return self.storage.encode(value, self.signed, key)
 
 

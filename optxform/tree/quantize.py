@@ -16,7 +16,9 @@ Two encodings of a float32 array, used by the storage policies of
   of the code nearest to ``x / absmax`` in a 256-value *dynamic tree* map
   (:func:`dynamic_map`): the signed map for first moments (codes stored as int8), the
   unsigned map for second moments (codes stored as uint8), so the stored dtype says
-  which map decodes it.
+  which map decodes it. The code is the nearest one (as in bitsandbytes), or, with a
+  key, one of the two codes around the value, drawn so that the decoded value is
+  unbiased (:func:`quantize_blockwise`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import dataclasses
 import functools
 import math
 import zlib
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -127,7 +129,36 @@ def _nearest_code(normalized: jax.Array, table: np.ndarray) -> jax.Array:
     return below
 
 
-def quantize_blockwise(x: jax.Array, signed: bool, block_size: int = 256) -> QuantizedBlocks:
+def _code_below(normalized: jax.Array, table: np.ndarray) -> jax.Array:
+    """The position of the largest code not above each value (0 below the first code),
+    found by a binary search of 8 halvings over the 256 codes, elementwise."""
+    codes = jnp.asarray(table)
+    below = jnp.zeros(normalized.shape, jnp.int32)
+    for half in (128, 64, 32, 16, 8, 4, 2, 1):
+        candidate = below + half
+        below = jnp.where(_lookup(codes, candidate) <= normalized, candidate, below)
+    return below
+
+
+def _stochastic_code(normalized: jax.Array, table: np.ndarray, key: jax.Array) -> jax.Array:
+    """One of the two codes around each value, the upper with probability equal to the
+    value's distance from the lower over their gap: the decoded value is unbiased.
+
+    In the unsigned map (second moments) a positive value below the smallest positive
+    code takes that code, never 0: a second moment stored as 0 under a nonzero first
+    moment would divide the step by ``eps`` alone (the "zero-point problem" of Li et al.
+    2023, "Memory Efficient Optimizers with 4-bit States")."""
+    codes = jnp.asarray(table)
+    low = jnp.minimum(_code_below(normalized, table), len(table) - 2)
+    a, b = _lookup(codes, low), _lookup(codes, low + 1)
+    up = jax.random.uniform(key, normalized.shape) < (normalized - a) / (b - a)
+    if table[0] == 0.0:  # the unsigned map
+        up = up | ((low == 0) & (normalized > 0))
+    return low + up.astype(jnp.int32)
+
+
+def quantize_blockwise(x: jax.Array, signed: bool, block_size: int = 256,
+                       key: jax.Array | None = None) -> QuantizedBlocks:
     r"""Block-wise dynamic quantization of ``x`` (any shape, read as float32).
 
     .. math::
@@ -138,11 +169,21 @@ def quantize_blockwise(x: jax.Array, signed: bool, block_size: int = 256) -> Qua
     with :math:`q` the :func:`dynamic_map` (a block of zeros keeps :math:`s_b = 0` and the
     code of 0). The elements are taken in row-major order; the last block is padded.
 
+    With a ``key``, the code is drawn instead (stochastic rounding): between the
+    neighbouring codes :math:`q_j \le x_i / s_b < q_{j+1}` it is :math:`q_{j+1}` with
+    probability :math:`(x_i / s_b - q_j) / (q_{j+1} - q_j)`, so
+    :math:`E[q_{c_i} s_b] = x_i`. A moment whose per-step change is below half the gap
+    between its codes then still moves in expectation, where the nearest code would keep
+    it where it is. With the unsigned map, a positive value below the smallest positive
+    code is stored as that code, never as 0 (unbiased above it, rounded up below it).
+
     Args:
       x: the array to store.
       signed: use the signed map (values of both signs) or the unsigned one (values
         :math:`\ge 0`; a negative value is stored as 0).
       block_size: elements per block (bitsandbytes' 8-bit optimizers use 256).
+      key: ``None`` for the nearest code, or the ``jax.random`` key of the draw (see
+        :func:`leaf_key`).
 
     Returns:
       :class:`QuantizedBlocks` with ``n_blocks = ceil(x.size / block_size)`` (at least 1).
@@ -164,7 +205,10 @@ def quantize_blockwise(x: jax.Array, signed: bool, block_size: int = 256) -> Qua
     x = jnp.pad(x, (0, n_blocks * block_size - x.size)).reshape(n_blocks, block_size)
     scales = jnp.max(jnp.abs(x), axis=1)
     normalized = x / jnp.where(scales > 0, scales, 1.0)[:, None]
-    codes = _nearest_code(normalized, dynamic_map(signed))
+    if key is None:
+        codes = _nearest_code(normalized, dynamic_map(signed))
+    else:
+        codes = _stochastic_code(normalized, dynamic_map(signed), key)
     if signed:
         return QuantizedBlocks((codes - 128).astype(jnp.int8), scales)
     return QuantizedBlocks(codes.astype(jnp.uint8), scales)
@@ -264,7 +308,8 @@ def stochastic_round_bfloat16(x: jax.Array, key: jax.Array) -> jax.Array:
     return jnp.where(jnp.isfinite(x), out, x).astype(jnp.bfloat16)
 
 
-Format = Literal["bfloat16_sr", "int8_blockwise"]
+Format = Literal["bfloat16_sr", "int8_blockwise", "int8_blockwise_sr"]
+FORMATS = ("bfloat16_sr", "int8_blockwise", "int8_blockwise_sr")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,21 +317,26 @@ class StateStorage:
     """A storage policy for an optimizer-state buffer beyond a plain dtype.
 
     Moment buffers (``mu_dtype``/``nu_dtype`` of the Adam family, Lion's and Muon's
-    ``mu_dtype``, ...) take a dtype, the strings ``"bfloat16_sr"`` and
-    ``"int8_blockwise"``, or one of these objects:
+    ``mu_dtype``, ...) take a dtype, the strings ``"bfloat16_sr"``, ``"int8_blockwise"``
+    and ``"int8_blockwise_sr"``, or one of these objects:
 
     * ``StateStorage("bfloat16_sr")``: bfloat16, written with stochastic rounding keyed
       by the step and the leaf's path (2 bytes per element);
     * ``StateStorage("int8_blockwise", block_size=256)``: 8-bit dynamic codes plus a
       float32 scale per block (:class:`QuantizedBlocks`, :math:`1 + 4/\\text{block\\_size}`
       bytes per element); the signed map for buffers of both signs, the unsigned map for
-      buffers declared non-negative (second moments).
+      buffers declared non-negative (second moments). Each element takes the nearest
+      code, as in bitsandbytes;
+    * ``StateStorage("int8_blockwise_sr", block_size=256)``: the same codes, drawn by
+      stochastic rounding keyed by the step and the leaf's path (unbiased: an
+      exponential average whose per-step change is smaller than its codes' spacing
+      still moves in expectation).
 
     The update decodes a buffer to float32, runs the same math, and encodes the result.
 
     Args:
-      format: ``"bfloat16_sr"`` or ``"int8_blockwise"``.
-      block_size: elements per block for ``"int8_blockwise"`` (a positive int).
+      format: ``"bfloat16_sr"``, ``"int8_blockwise"`` or ``"int8_blockwise_sr"``.
+      block_size: elements per block of the 8-bit formats (a positive int).
 
     Returns:
       The policy (a frozen dataclass), accepted wherever a moment dtype is.
@@ -305,17 +355,22 @@ class StateStorage:
     block_size: int = 256
 
     def __post_init__(self) -> None:
-        if self.format not in ("bfloat16_sr", "int8_blockwise"):
-            raise ValueError(f"Invalid storage format: {self.format!r} "
-                             "(\"bfloat16_sr\" or \"int8_blockwise\")")
+        if self.format not in FORMATS:
+            raise ValueError(f"Invalid storage format: {self.format!r} (one of "
+                             + ", ".join(f'"{f}"' for f in FORMATS) + ")")
         if (isinstance(self.block_size, bool) or not isinstance(self.block_size, int)
                 or self.block_size < 1):
             raise ValueError(f"Invalid block_size: {self.block_size!r} (a positive int)")
 
+    @property
+    def stochastic(self) -> bool:
+        """Whether writing to this storage draws random bits (stochastic rounding)."""
+        return self.format.endswith("_sr")
+
     def encode(self, x: jax.Array, signed: bool, key: jax.Array | None) -> Any:
         """``x`` in this storage (``key``: the draw of stochastic rounding)."""
-        if self.format == "int8_blockwise":
-            return quantize_blockwise(x, signed, self.block_size)
+        if self.format.startswith("int8"):
+            return quantize_blockwise(x, signed, self.block_size, key)
         if key is None:
             return jnp.asarray(x).astype(jnp.bfloat16)
         return stochastic_round_bfloat16(x, key)
@@ -341,8 +396,4 @@ def as_storage(value: Any) -> Any:
     """A :class:`StateStorage` for its string names; any other value as it is."""
     if not isinstance(value, str):
         return value
-    if value == "bfloat16_sr":
-        return StateStorage("bfloat16_sr")
-    if value == "int8_blockwise":
-        return StateStorage("int8_blockwise")
-    return value
+    return StateStorage(cast(Format, value)) if value in FORMATS else value

@@ -14,7 +14,7 @@ from optxform.tree.quantize import StateStorage, as_storage
 
 __all__ = ["low_memory"]
 
-StorageName = Literal["bfloat16_sr", "int8_blockwise"]
+StorageName = Literal["bfloat16_sr", "int8_blockwise", "int8_blockwise_sr"]
 
 
 def low_memory(factory: Callable[..., GradientTransformation],
@@ -33,7 +33,11 @@ def low_memory(factory: Callable[..., GradientTransformation],
       path: unbiased, reproducible, resumes bit-identically);
     * ``"int8_blockwise"`` or ``StateStorage("int8_blockwise", block_size)`` (8-bit
       dynamic codes and a float32 scale per block: :math:`1 + 4/256` bytes at the
-      default block size; signed map for first moments, unsigned for second).
+      default block size; signed map for first moments, unsigned for second), each
+      element rounded to the nearest code as in bitsandbytes;
+    * ``"int8_blockwise_sr"`` (the same 8-bit codes written with stochastic rounding:
+      unbiased, so small exponential-average updates are not lost; its final losses
+      track float32 moments more closely).
 
     The update decodes each buffer to float32, runs the optimizer's own math and
     encodes the result; nothing else changes. Wrap the alias before
@@ -64,7 +68,7 @@ def low_memory(factory: Callable[..., GradientTransformation],
         check_dtype("storage", storage)
         if storage is None:
             raise ValueError("Invalid storage: None (a dtype, \"bfloat16_sr\", "
-                             "\"int8_blockwise\" or a StateStorage)")
+                             "\"int8_blockwise\", \"int8_blockwise_sr\" or a StateStorage)")
 
     @functools.wraps(factory)
     def build(*args, **kwargs) -> GradientTransformation:
