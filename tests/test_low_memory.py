@@ -10,12 +10,15 @@ block-wise absmax normalisation) and bitsandbytes' documented conventions (1.0 i
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import optxform
+from optxform.rules import Buffer, Leaf, Rule, lift
 from optxform.tree.quantize import (StateStorage, dequantize_blockwise, dynamic_map,
                                     leaf_key, quantize_blockwise, stochastic_round_bfloat16)
 
@@ -388,3 +391,43 @@ def test_inject_hyperparams_and_float64_params(x64):
     # float64, and only what is stored is rounded to codes
     moved = np.asarray(u["w"])[np.asarray(params["w"]) != 0]
     np.testing.assert_allclose(moved, -0.1, rtol=0.02)
+
+
+class _MaskedSquaresState(NamedTuple):
+    nu: Any
+
+
+def _masked_squares_leaf(x: Leaf) -> tuple[jax.Array, dict]:
+    nu = 0.9 * x.buffers["nu"] + 0.1 * x.g * x.g
+    return x.g / (jnp.sqrt(nu) + 1e-3), {"nu": nu}
+
+
+MASKED_SQUARES = Rule(
+    name="masked_squares", kind="elementwise", state=_MaskedSquaresState, masked=True,
+    counts_steps=False, buffers=(Buffer("nu", "accumulator", dtype_option="nu_dtype",
+                                        non_negative=True),),
+    leaf=_masked_squares_leaf)
+
+
+@pytest.mark.parametrize("policy", ["int8_blockwise", "int8_blockwise_sr"])
+def test_a_packed_buffer_half_masked_keeps_its_unselected_elements(policy):
+    # Packing puts "a" (selected) and "b" (not) into one buffer of 8-bit blocks: the
+    # update must pass b's gradient through and leave b's stored moment at zero, while a
+    # runs the rule (its moment within the 8-bit codes' error of float32).
+    params = {"a": jnp.zeros((300,)), "b": jnp.zeros((200,))}
+    mask = {"a": True, "b": False}
+    grads = {"a": jnp.linspace(0.1, 2.0, 300), "b": jnp.linspace(-1.0, 1.0, 200)}
+    exact = lift(MASKED_SQUARES, mask=mask)
+    tx = optxform.packed(lift(MASKED_SQUARES, mask=mask, nu_dtype=policy))
+    step = jax.jit(lambda s: tx.update(grads, s, params))
+    state = tx.init(params)
+    want_state = exact.init(params)
+    for _ in range(3):
+        (u, state), (want, want_state) = step(state), exact.update(grads, want_state, params)
+    np.testing.assert_array_equal(np.asarray(u["b"]), np.asarray(grads["b"]))
+    np.testing.assert_allclose(np.asarray(u["a"]), np.asarray(want["a"]), rtol=0.03)
+    stored = jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, optxform.QuantizedBlocks))
+    codes = [x for x in stored if isinstance(x, optxform.QuantizedBlocks)]
+    assert len(codes) == 1 and codes[0].codes.dtype == jnp.uint8  # one packed buffer
+    nu = np.asarray(dequantize_blockwise(codes[0], (500,)))
+    assert np.all(nu[300:] == 0.0) and np.all(nu[:300] > 0.0)  # a first, then b
