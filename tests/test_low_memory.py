@@ -480,3 +480,46 @@ def test_a_packed_buffer_half_masked_keeps_its_unselected_elements(policy):
     assert len(codes) == 1 and codes[0].codes.dtype == jnp.uint8  # one packed buffer
     nu = np.asarray(dequantize_blockwise(codes[0], (500,)))
     assert np.all(nu[300:] == 0.0) and np.all(nu[:300] > 0.0)  # a first, then b
+
+
+def test_8bit_adam_follows_float32_adam_at_least_as_closely_as_bitsandbytes():
+    """50 steps of Adam on 64 x 128 params whose gradient scales span three decades:
+    our 8-bit moments (either rounding) against bitsandbytes' ``Adam8bit`` (its CPU
+    kernels), each measured by its distance from float32 Adam's trajectory (measured:
+    largest 0.32 nearest, 0.22 drawn, 0.48 bitsandbytes; with a zero code for tiny
+    second moments, ours jumped 1.65 away in one step)."""
+    import bitsandbytes as bnb
+    import torch
+
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal((64, 128)).astype(np.float32)
+    target = 2 * rng.standard_normal((64, 128)).astype(np.float32)
+    scale = (10.0 ** rng.uniform(-3, 0, (64, 128))).astype(np.float32)
+
+    def grad(p, sin):
+        return scale * (p - target) + 0.1 * sin(3 * p)
+
+    param = torch.nn.Parameter(torch.tensor(p0))
+    adam8bit = bnb.optim.Adam8bit([param], lr=1e-2, betas=(0.9, 0.999), eps=1e-8)
+    for _ in range(50):
+        param.grad = torch.tensor(grad(param.detach().numpy(), np.sin))
+        adam8bit.step()
+    theirs = param.detach().numpy()
+    assert adam8bit.state[param]["state2"].dtype == torch.uint8  # really 8-bit state
+
+    def run(policy):
+        tx = optxform.adam(1e-2, mu_dtype=policy, nu_dtype=policy)
+
+        def one(carry, _):
+            p, s = carry
+            u, s = tx.update(grad(p, jnp.sin), s, p)
+            return (p + u, s), None
+
+        p = jnp.asarray(p0)
+        return np.asarray(jax.jit(lambda p: jax.lax.scan(one, (p, tx.init(p)), None, 50)[0][0])(p))
+
+    exact = run(None)
+    theirs_off = np.abs(theirs - exact)
+    for policy in ("int8_blockwise", "int8_blockwise_sr"):
+        ours_off = np.abs(run(policy) - exact)
+        assert ours_off.max() <= theirs_off.max() and ours_off.mean() <= theirs_off.mean()
