@@ -32,13 +32,13 @@ def loss_fn(model, x, y):
     return jnp.mean((jax.vmap(model)(x) - y) ** 2)
 
 
-def train(model, optim, steps: int = STEPS, jit=None):
+def train(model, optim, steps: int = STEPS, jit=None, params=eqx.is_array):
     """equinox's usual loop (as its docs write it), ``steps`` steps."""
-    opt_state = optim.init(eqx.filter(model, eqx.is_array))
+    opt_state = optim.init(eqx.filter(model, params))
 
     def make_step(model, opt_state, x, y):
         loss, grads = eqx.filter_value_and_grad(loss_fn)(model, x, y)
-        updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+        updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, params))
         return eqx.apply_updates(model, updates), opt_state, loss
 
     make_step = (jit or eqx.filter_jit(donate="all"))(make_step)
@@ -79,6 +79,23 @@ def test_the_usual_loop_on_the_packed_model_follows_the_plain_loop(name):
     diff = max_scaled_diff(arrays(packed), arrays(plain))
     assert diff <= tol, diff
     assert max_scaled_diff(arrays(packed), arrays(mlp())) > 1e-3
+
+
+def test_runtime_offsets_follow_the_plain_loop():
+    plain = train(mlp(), optxform.adamw(1e-2, weight_decay=0.1))
+    packed = optxform.pack_model(mlp(), runtime_offsets=True)
+    np.testing.assert_array_equal(jax.tree.leaves(packed.offsets),
+                                  [s.offset for s in packed.split.layout.slots])
+    packed = train(packed, optxform.adamw(1e-2, weight_decay=0.1))  # ints kept as they are
+    assert max_scaled_diff(arrays(packed), arrays(plain)) <= 1e-6
+    np.testing.assert_array_equal(jax.tree.leaves(packed.offsets),
+                                  [s.offset for s in packed.split.layout.slots])
+    # optax's Adam takes no integer params: equinox's filter for models with integer leaves
+    with jax.numpy_dtype_promotion("standard"):
+        plain = train(mlp(), optax.adam(1e-2))
+        packed = train(optxform.pack_model(mlp(), runtime_offsets=True), optax.adam(1e-2),
+                       params=eqx.is_inexact_array)
+    assert max_scaled_diff(arrays(packed), arrays(plain)) <= 1e-6
 
 
 def test_donation_and_a_plain_jax_jit_step():
