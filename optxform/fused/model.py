@@ -146,7 +146,8 @@ class PackedModel:
 
     @classmethod
     def _tree_unflatten(cls, split: ParamSplit, children: Any) -> "PackedModel":
-        return cls(*children, split)
+        buffers, frozen, offsets = children
+        return cls(buffers, frozen, offsets, split)
 
 
 jax.tree_util.register_pytree_with_keys(
