@@ -1,13 +1,9 @@
 r"""pack_model: a model whose float arrays live packed, so a training loop runs unchanged.
 
-equinox's training loop carries the model itself through the jitted step::
-
-    opt_state = optim.init(eqx.filter(model, eqx.is_array))
-    @eqx.filter_jit(donate="all")
-    def make_step(model, opt_state, x, y):
-        loss, grads = eqx.filter_value_and_grad(loss_fn)(model, x, y)
-        updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-        return eqx.apply_updates(model, updates), opt_state, loss
+equinox's training loop carries the model itself through its jitted step
+(``eqx.filter_value_and_grad`` of the model, ``optim.update`` on
+``eqx.filter(model, eqx.is_array)``, ``eqx.apply_updates``; the repository's
+examples/two_line_equinox.py is one).
 
 Adding ``model = optxform.pack_model(model)`` before it is the whole change: the
 :class:`PackedModel` is a pytree whose array leaves are a few flat buffers (one per dtype;
