@@ -68,7 +68,8 @@ class PackedModel:
 
     Checkpoints: ``packed.unpack()`` is the model (save it with
     ``eqx.tree_serialise_leaves``; pack the loaded model again). The optimizer state is
-    laid out like the buffers.
+    laid out like the buffers. Tree surgery (``eqx.tree_at``, ``eqx.nn.inference_mode``)
+    sees only the buffers: apply it to ``packed.unpack()`` and pack the result again.
 
     Equivalents: the equinox model itself (same calls, same gradients up to layout);
     torch's ``fused=True`` optimizers (one kernel for many tensors).
