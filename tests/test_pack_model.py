@@ -32,11 +32,13 @@ def loss_fn(model, x, y):
     return jnp.mean((jax.vmap(model)(x) - y) ** 2)
 
 
-def train(model, optim, steps: int = STEPS, jit=None, params=eqx.is_array):
+def train(model, optim, steps: int = STEPS, jit=None, params=eqx.is_array, traces=None):
     """equinox's usual loop (as its docs write it), ``steps`` steps."""
     opt_state = optim.init(eqx.filter(model, params))
 
     def make_step(model, opt_state, x, y):
+        if traces is not None:
+            traces.append(1)
         loss, grads = eqx.filter_value_and_grad(loss_fn)(model, x, y)
         updates, opt_state = optim.update(grads, opt_state, eqx.filter(model, params))
         return eqx.apply_updates(model, updates), opt_state, loss
@@ -101,9 +103,11 @@ def test_runtime_offsets_follow_the_plain_loop():
 def test_donation_and_a_plain_jax_jit_step():
     model = optxform.pack_model(mlp())
     buffer = model.buffers["float32"]
-    after = train(model, optxform.adam(1e-2), steps=1)
+    traces: list = []
+    after = train(model, optxform.adam(1e-2), steps=3, traces=traces)
     assert buffer.is_deleted()  # eqx.filter_jit(donate="all") reused the buffer
     assert not after.buffers["float32"].is_deleted()
+    assert len(traces) == 1  # the model that comes out of a step keeps its structure
     # the packed model's leaves are all arrays: jax.jit takes it (the plain model, with its
     # activation function as a leaf, it does not)
     jitted = train(optxform.pack_model(mlp()), optxform.adam(1e-2),
