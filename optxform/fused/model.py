@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from optxform.fused.layout import SOLO_SIZE
 from optxform.fused.split import ParamSplit, split_params
@@ -55,16 +56,11 @@ class PackedModel:
     keep the plain model for those (or use :class:`optxform.TrainState`, which runs them
     leaf by leaf).
 
-    Compile time. By default the leaves are cut out of the buffers at offsets known when
-    the step is compiled, and XLA then compiles the model's per-layer kernels once per
-    layer instead of once per distinct shape: about 40 ms of compile time per leaf on a
-    2-core CPU (a 300-leaf residual MLP: 13 s). ``runtime_offsets=True`` carries the
-    offsets as int32 scalars in the pytree (``offsets``) and the compile time stays close
-    to the model's own (the same MLP: 1 s). optxform's
-    optimizers take the integer leaves as they are (no update, no state change); optax's
-    Adam does not accept integer leaves among the params: give it
-    ``eqx.filter(model, eqx.is_inexact_array)`` in ``init`` and ``update`` instead (as any
-    equinox model with integer arrays needs).
+    Compile time. The slices are taken at offsets that XLA cannot see as constants (they
+    come out of a ``lax.cond`` whose branches both return them), so XLA compiles each of
+    the model's kernels once per distinct leaf shape, as on the tree: with offsets known
+    at compile time it would compile every layer's kernels anew (about 40 ms per leaf on a
+    2-core CPU: 7-13 s for a 300-leaf MLP, against 1 s this way).
 
     Checkpoints: ``packed.unpack()`` is the model (save it with
     ``eqx.tree_serialise_leaves``; pack the loaded model again). The optimizer state is
@@ -96,14 +92,11 @@ class PackedModel:
 
     buffers: dict[str, jax.Array]
     frozen: tuple
-    offsets: Any
     split: ParamSplit
 
-    def __init__(self, buffers: dict[str, jax.Array], frozen: tuple, offsets: Any,
-                 split: ParamSplit) -> None:
+    def __init__(self, buffers: dict[str, jax.Array], frozen: tuple, split: ParamSplit) -> None:
         object.__setattr__(self, "buffers", buffers)
         object.__setattr__(self, "frozen", frozen)
-        object.__setattr__(self, "offsets", offsets)
         object.__setattr__(self, "split", split)
 
     def unpack(self) -> Any:
@@ -112,13 +105,14 @@ class PackedModel:
         Returns:
           The model as it was given to :func:`pack_model`, with the current values.
         """
-        return self.split.join(self.buffers, self.frozen, self.offsets)
+        offsets = _opaque_offsets(self.split, self.buffers)
+        return self.split.join(self.buffers, self.frozen, offsets)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.unpack()(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("buffers", "frozen", "offsets", "split"):
+        if name.startswith("__") or name in ("buffers", "frozen", "split"):
             raise AttributeError(name)  # copy/pickle probes; fields not yet set
         return getattr(self.unpack(), name)
 
@@ -138,21 +132,42 @@ class PackedModel:
     # --- pytree ------------------------------------------------------------------------
 
     def _tree_flatten_with_keys(self) -> tuple[list, ParamSplit]:
-        names = ("buffers", "frozen", "offsets")
-        return [(jax.tree_util.GetAttrKey(n), getattr(self, n)) for n in names], self.split
+        return [(jax.tree_util.GetAttrKey("buffers"), self.buffers),
+                (jax.tree_util.GetAttrKey("frozen"), self.frozen)], self.split
 
     @classmethod
     def _tree_unflatten(cls, split: ParamSplit, children: Any) -> "PackedModel":
-        buffers, frozen, offsets = children
-        return cls(buffers, frozen, offsets, split)
+        buffers, frozen = children
+        return cls(buffers, frozen, split)
 
 
 jax.tree_util.register_pytree_with_keys(
     PackedModel, PackedModel._tree_flatten_with_keys, PackedModel._tree_unflatten)
 
 
-def pack_model(model: Any, solo_size: int | None = SOLO_SIZE,
-               runtime_offsets: bool = False) -> PackedModel:
+def _opaque_offsets(split: ParamSplit, buffers: dict[str, jax.Array]) -> Any:
+    """The layout's offsets (a tree of int32 scalars) as values XLA does not fold.
+
+    Slices at constant offsets make every consumer kernel distinct (each has its own
+    offset inside it), so XLA would compile the model's kernels once per leaf. A
+    ``lax.cond`` on a run-time predicate returns the offsets from either branch: the same
+    values whichever branch runs (the predicate is False only for a NaN), but unknown to
+    XLA when it compiles, so kernels of one shape are shared.
+    """
+    layout = split.layout
+    probe = next((b for b in buffers.values() if jnp.size(b)), None)
+    if layout is None or probe is None:
+        return None
+    first = jnp.ravel(probe)[0]
+
+    def offsets() -> tuple:
+        return tuple(jnp.asarray(slot.offset, jnp.int32) for slot in layout.slots)
+
+    return jax.tree.unflatten(layout.treedef, list(jax.lax.cond(first == first, offsets,
+                                                                offsets)))
+
+
+def pack_model(model: Any, solo_size: int | None = SOLO_SIZE) -> PackedModel:
     r"""The model with its float arrays packed into one buffer per dtype (see :class:`PackedModel`).
 
     One added line turns equinox's usual training loop into the packed one; the step, its
@@ -171,11 +186,6 @@ def pack_model(model: Any, solo_size: int | None = SOLO_SIZE,
         kept, non-array leaves static). A :class:`PackedModel` is returned as it is.
       solo_size: leaves with at least this many elements keep a buffer of their own
         (packing them would copy megabytes to save one kernel); ``None`` packs every leaf.
-      runtime_offsets: carry each leaf's offset as an int32 scalar leaf, passed to the
-        step at run time: the compile time stays flat in the number of leaves (for models
-        of more than a few dozen leaves). optax's transforms then need the params filtered
-        with ``eqx.is_inexact_array`` (see :class:`PackedModel`).
-
     Returns:
       A :class:`PackedModel`: a pytree of the buffers and the non-float arrays that calls,
         indexes and reads attributes like ``model``; ``.unpack()`` gives the model back.
@@ -194,6 +204,4 @@ def pack_model(model: Any, solo_size: int | None = SOLO_SIZE,
     if isinstance(model, PackedModel):
         return model
     buffers, frozen, split = split_params(model, solo_size=solo_size)
-    assert split.layout is not None  # packed
-    offsets = split.layout.offsets() if runtime_offsets else None
-    return PackedModel(buffers, frozen, offsets, split)
+    return PackedModel(buffers, frozen, split)
