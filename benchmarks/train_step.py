@@ -17,8 +17,7 @@ donated, written as the framework's users write it:
   across steps; the model still sees its tree). For equinox: ``optxform (TrainState)``
   (the step written against the state) and ``optxform (pack_model)`` / ``optax
   (pack_model)``: equinox's own loop, unchanged, on ``optxform.pack_model(model)`` with
-  ``optxform.adam`` / ``optax.adam``; ``optxform (pack_model, run-time offsets)``: with
-  ``pack_model(model, runtime_offsets=True)``.
+  ``optxform.adam`` / ``optax.adam``.
 * ``model only``: forward + backward without an optimizer (the tree's ``value_and_grad``):
   the part of compile and step time that no optimizer can remove.
 
@@ -237,9 +236,6 @@ def eqx_variants(depth: int = 8, batch: int = 64) -> list[C.Variant]:
                                 optxform.adam(LR), x, y))
     out.append(eqx_loop_variant("optax (pack_model)", optxform.pack_model(model()),
                                 optax.adam(LR), x, y))
-    out.append(eqx_loop_variant("optxform (pack_model, run-time offsets)",
-                                optxform.pack_model(model(), runtime_offsets=True),
-                                optxform.adam(LR), x, y))
     return out
 
 
