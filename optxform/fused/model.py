@@ -68,7 +68,7 @@ class PackedModel:
     in shared buffers uses them. Beyond that the offsets come out of a ``lax.cond`` whose
     branches both return them: XLA cannot see them as constants, so each of the model's
     kernels is compiled once per distinct leaf shape, as on the tree (the same 300-leaf
-    MLP: 1.2 s), for a fixed cost of about 0.1 ms per step.
+    MLP: 1.2-1.5 s), for a fixed cost of about 0.1 ms per step.
 
     Checkpoints: ``packed.unpack()`` is the model (save it with
     ``eqx.tree_serialise_leaves``; pack the loaded model again). The optimizer state is
