@@ -14,7 +14,10 @@ donated, written as the framework's users write it:
   ``optax.adam``: the params are a tree.
 * ``optxform (tree)``: the same loop with ``optxform.adam``.
 * ``optxform (two-line)``: the same loop with ``optxform.TrainState`` (params packed
-  across steps; the model still sees its tree).
+  across steps; the model still sees its tree). For equinox: ``optxform (TrainState)``
+  (the step written against the state) and ``optxform (pack_model)`` / ``optax
+  (pack_model)``: equinox's own loop, unchanged, on ``optxform.pack_model(model)`` with
+  ``optxform.adam`` / ``optax.adam``.
 * ``model only``: forward + backward without an optimizer (the tree's ``value_and_grad``):
   the part of compile and step time that no optimizer can remove.
 
@@ -166,41 +169,51 @@ def _eqx_loss(model, x, y):
     return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
 
 
+def eqx_loop_variant(name: str, model, tx, x, y) -> C.Variant:
+    """equinox's usual loop ``(model, opt_state)``, as its docs write it, jitted with both
+    donated. ``model`` is the plain model or ``optxform.pack_model(model)`` (the one added
+    line: the loop is the same)."""
+    opt_state = tx.init(eqx.filter(model, eqx.is_array))
+
+    def make_step(model, opt_state, x, y):
+        value, grads = eqx.filter_value_and_grad(_eqx_loss)(model, x, y)
+        updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+        return eqx.apply_updates(model, updates), opt_state, value
+
+    # eqx.filter_jit(donate="all") as jax.jit of the array part (to time the compile)
+    params, static = eqx.partition(model, eqx.is_array)
+
+    def array_step(params, opt_state, x, y):
+        model, opt_state, value = make_step(eqx.combine(params, static), opt_state, x, y)
+        return eqx.filter(model, eqx.is_array), opt_state, value
+
+    jitted = jax.jit(array_step, donate_argnums=(0, 1))
+    with jax.numpy_dtype_promotion("standard"):
+        compiled, seconds, peak = _timed_compile(jitted, params, opt_state, x, y)
+    box = [params, opt_state]
+
+    def step():
+        box[0], box[1], value = compiled(box[0], box[1], x, y)
+        jax.block_until_ready(value)
+
+    step()
+    return _with_recompile(C.Variant(name, step, seconds, peak), array_step, (0, 1),
+                           params, opt_state, x, y)
+
+
 def eqx_variants(depth: int = 8, batch: int = 64) -> list[C.Variant]:
-    """equinox's loop ``(model, opt_state)`` for optax and optxform; ``TrainState``."""
+    """equinox's loop for optax and optxform on the model and on ``pack_model(model)``;
+    ``optxform.TrainState``."""
     x = jax.random.normal(jax.random.PRNGKey(1), (batch, 64))
     y = jax.random.randint(jax.random.PRNGKey(2), (batch,), 0, 10)
-    out = []
-    for name, tx in (("optax", optax.adam(LR)), ("optxform (tree)", optxform.adam(LR))):
-        model = EqxMLP(jax.random.PRNGKey(0), depth)
-        opt_state = tx.init(eqx.filter(model, eqx.is_array))
 
-        def make_step(model, opt_state, x, y, tx=tx):
-            value, grads = eqx.filter_value_and_grad(_eqx_loss)(model, x, y)
-            updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-            return eqx.apply_updates(model, updates), opt_state, value
+    def model():
+        return EqxMLP(jax.random.PRNGKey(0), depth)
 
-        params, static = eqx.partition(model, eqx.is_array)
+    out = [eqx_loop_variant("optax", model(), optax.adam(LR), x, y),
+           eqx_loop_variant("optxform (tree)", model(), optxform.adam(LR), x, y)]
 
-        def array_step(params, opt_state, x, y, static=static, make_step=make_step):
-            model, opt_state, value = make_step(eqx.combine(params, static), opt_state, x, y)
-            return eqx.filter(model, eqx.is_array), opt_state, value
-
-        jitted = jax.jit(array_step, donate_argnums=(0, 1))
-        with jax.numpy_dtype_promotion("standard"):
-            compiled, seconds, peak = _timed_compile(jitted, params, opt_state, x, y)
-        box = [params, opt_state]
-
-        def step(box=box, compiled=compiled):
-            box[0], box[1], value = compiled(box[0], box[1], x, y)
-            jax.block_until_ready(value)
-
-        step()
-        out.append(_with_recompile(C.Variant(name, step, seconds, peak), array_step, (0, 1),
-                                   params, opt_state, x, y))
-
-    state = optxform.TrainState.create(params=EqxMLP(jax.random.PRNGKey(0), depth),
-                                       tx=optxform.adam(LR))
+    state = optxform.TrainState.create(params=model(), tx=optxform.adam(LR))
     arrays, static = eqx.partition(state, eqx.is_array)
 
     def packed_step(arrays, x, y):
@@ -217,8 +230,12 @@ def eqx_variants(depth: int = 8, batch: int = 64) -> list[C.Variant]:
         jax.block_until_ready(value)
 
     step()
-    out.append(_with_recompile(C.Variant("optxform (two-line)", step, seconds, peak),
+    out.append(_with_recompile(C.Variant("optxform (TrainState)", step, seconds, peak),
                                packed_step, 0, arrays, x, y))
+    out.append(eqx_loop_variant("optxform (pack_model)", optxform.pack_model(model()),
+                                optxform.adam(LR), x, y))
+    out.append(eqx_loop_variant("optax (pack_model)", optxform.pack_model(model()),
+                                optax.adam(LR), x, y))
     return out
 
 

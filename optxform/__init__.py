@@ -35,10 +35,12 @@ from optxform.explore import run_optimizer as run_optimizer
 from optxform.explore import trajectories as trajectories
 from optxform.explore import Trajectory as Trajectory
 from optxform.fused import label_mask as label_mask
+from optxform.fused import pack_model as pack_model
 from optxform.fused import pack_state as pack_state
 from optxform.fused import packed as packed
 from optxform.fused import packed_layout as packed_layout
 from optxform.fused import PackedLayout as PackedLayout
+from optxform.fused import PackedModel as PackedModel
 from optxform.fused import PackedState as PackedState
 from optxform.fused import unpack_state as unpack_state
 from optxform.fused import TrainState as TrainState
@@ -370,10 +372,12 @@ __all__ = [
     "OptimizerSpec",
     "orthogonalize_by_newton_schulz",
     "precond_update_prob_schedule",
+    "pack_model",
     "pack_state",
     "packed",
     "packed_layout",
     "PackedLayout",
+    "PackedModel",
     "PackedState",
     "param_labels",
     "ParamGroup",

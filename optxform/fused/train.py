@@ -25,41 +25,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from optxform.core import GradientTransformation, OptState, apply_updates
-from optxform.fused.layout import SOLO_SIZE, PackedLayout
+from optxform.fused.layout import SOLO_SIZE
+from optxform.fused.split import ParamSplit, split_params
 from optxform.fused.wrapper import keeps_shapes
 from optxform.state import load_state_dict as _load_state_dict
 from optxform.state import state_dict as _state_dict
 
 __all__ = ["TrainState"]
-
-_STATIC = object()  # marks a leaf kept in the treedef's aux data (not an array)
-
-
-class _Split:
-    """How the params' leaves divide: trained (inexact arrays), frozen arrays, static rest.
-
-    Hashable: it is part of the state's pytree aux data (so it must compare equal across
-    steps for ``jit``'s cache).
-    """
-
-    def __init__(self, treedef, kinds: tuple[str, ...], statics: tuple, layout):
-        self.treedef, self.kinds, self.statics, self.layout = treedef, kinds, statics, layout
-
-    def _key(self):
-        return (self.treedef, self.kinds, tuple(map(id, self.statics)), self.layout)
-
-    def __hash__(self):
-        return hash(self._key())
-
-    def __eq__(self, other):
-        return isinstance(other, _Split) and self._key() == other._key()
-
-
-def _kind(leaf) -> str:
-    if isinstance(leaf, (jax.Array, np.ndarray)):
-        return "train" if jnp.issubdtype(leaf.dtype, jnp.inexact) else "frozen"
-    return "static"
-
 
 class TrainState:
     r"""A train state (flax's ``TrainState`` API) that keeps the params packed across steps.
@@ -112,7 +84,7 @@ class TrainState:
 
     def __init__(self, step: jax.Array, flat: Any, offsets: Any, opt_state: OptState,
                  frozen: tuple, extras: dict, apply_fn: Callable | None,
-                 tx: GradientTransformation, split: _Split) -> None:
+                 tx: GradientTransformation, split: ParamSplit) -> None:
         object.__setattr__(self, "_fields", dict(
             step=step, flat=flat, offsets=offsets, opt_state=opt_state, frozen=frozen,
             extras=extras, apply_fn=apply_fn, tx=tx, split=split))
@@ -155,18 +127,8 @@ class TrainState:
         Returns:
           A :class:`TrainState` with ``step`` 0.
         """
-        leaves, treedef = jax.tree.flatten(params)
-        kinds = tuple(_kind(x) for x in leaves)
-        trained = [x for x, k in zip(leaves, kinds) if k == "train"]
-        frozen = tuple(x for x, k in zip(leaves, kinds) if k == "frozen")
-        statics = tuple(x for x, k in zip(leaves, kinds) if k == "static")
-        trained_tree = _trained_tree(treedef, kinds, trained)
-        layout = None
-        flat, offsets = trained_tree, None
-        if packed:
-            layout = PackedLayout.of(trained_tree, labels, solo_size, keeps_shapes(tx))
-            flat, offsets = layout.pack(trained_tree), layout.offsets()
-        split = _Split(treedef, kinds, statics, layout)
+        flat, frozen, split = split_params(params, packed, labels, solo_size, keeps_shapes(tx))
+        offsets = None if split.layout is None else split.layout.offsets()
         return cls(jnp.asarray(0, jnp.int32), flat, offsets, tx.init(flat), frozen,
                    dict(kwargs), apply_fn, tx, split)
 
@@ -191,21 +153,11 @@ class TrainState:
     @property
     def params(self) -> Any:
         """The params tree (inside ``jit``: slices of the packed buffers at run-time offsets)."""
-        layout = self.split.layout
-        trained = self.flat if layout is None else layout.unpack(self.flat, self.offsets)
-        trained = iter(jax.tree.leaves(trained))
-        frozen, statics = iter(self.frozen), iter(self.split.statics)
-        pick = {"train": trained, "frozen": frozen, "static": statics}
-        return jax.tree.unflatten(self.split.treedef, [next(pick[k]) for k in self.split.kinds])
+        return self.split.join(self.flat, self.frozen, self.offsets)
 
     def _pack(self, tree: Any) -> Any:
         """A tree like the params (grads, or new params) as ``flat``; None at untrained leaves."""
-        leaves = jax.tree.leaves(tree)
-        if len(leaves) == len(self.split.kinds):
-            leaves = [x for x, k in zip(leaves, self.split.kinds) if k == "train"]
-        trained = _trained_tree(self.split.treedef, self.split.kinds, leaves)
-        layout = self.split.layout
-        return trained if layout is None else layout.pack(trained)
+        return self.split.pack(tree)
 
     # --- the update --------------------------------------------------------------------
 
@@ -230,7 +182,7 @@ class TrainState:
         """``{"step", "params", "opt_state"}`` in the plain layout (what a tree state holds)."""
         layout = self.split.layout
         opt_state = self.opt_state if layout is None else layout.unpack_state(self.opt_state)
-        return {"step": self.step, "params": _arrays_only(self.params, self.split),
+        return {"step": self.step, "params": self.split.arrays_only(self.params),
                 "opt_state": opt_state}
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -280,16 +232,3 @@ jax.tree_util.register_pytree_with_keys(
     TrainState, TrainState.tree_flatten_with_keys,
     TrainState.tree_unflatten)
 
-
-def _trained_tree(treedef, kinds, trained: list) -> Any:
-    """The params tree with its trained leaves and ``None`` elsewhere."""
-    leaves = iter(trained)
-    return jax.tree.unflatten(treedef, [next(leaves) if k == "train" else None
-                                        for k in kinds])
-
-
-def _arrays_only(params: Any, split: _Split) -> Any:
-    """The trained and frozen leaves of ``params``; ``None`` at static (non-array) leaves."""
-    leaves = jax.tree.leaves(params)
-    return jax.tree.unflatten(split.treedef, [None if k == "static" else x
-                                              for x, k in zip(leaves, split.kinds)])
