@@ -105,7 +105,7 @@ def test_many_leaves_take_their_offsets_at_run_time(layers):
     packed = optxform.pack_model(params)
     double = jax.jit(lambda m: jax.tree.map(lambda a: 2 * a, m.unpack()))
     hlo = double.lower(packed).compile().as_text()
-    run_time = 2 * layers > optxform.fused.model.STATIC_SLICES
+    run_time = 2 * layers > optxform.fused.split.STATIC_SLICES
     assert run_time == (layers == 30)
     assert hlo.count("conditional(") == int(run_time)
     assert hlo.count("dynamic-slice(") == (2 * layers if run_time else 0)

@@ -220,3 +220,46 @@ def test_two_line_examples_train(framework, capsys, monkeypatch):
     monkeypatch.setattr(example, "digits", clusters)
     assert example.main(steps=30) > 0.7  # 10 classes: chance is 0.1
     assert "test accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("layers", [150, 10])
+def test_state_leaves_do_not_grow_with_the_params_and_donation_traces_once(layers):
+    """The state's pytree holds the packed buffers, the optimizer state on them and the
+    step: no per-leaf offsets (they are made inside the step), so a 300-leaf model passes
+    as many arrays through ``jit`` as a 20-leaf one. Beyond 32 leaves the slices take
+    run-time offsets (one ``conditional`` in the step), up to it fixed ones."""
+    params = {f"layer{i:03d}": {"w": jnp.full((4, 4), 0.1), "b": jnp.zeros(4)}
+              for i in range(layers)}
+    state = optxform.TrainState.create(params=params, tx=optxform.adam(1e-2))
+    leaves = jax.tree.leaves(state)
+    # step; flat["float32"]; adam's count, mu and nu (one buffer each); the lr's count
+    assert len(leaves) == 6
+    assert len(jax.tree.leaves(state.opt_state)) == 4
+    assert all(leaf.ndim == 1 for leaf in jax.tree.leaves((state.flat, state.opt_state))
+               if jnp.size(leaf) > 1)
+
+    traces: list = []
+
+    def loss(params, x):
+        return sum(jnp.sum(jnp.tanh(x @ v["w"] + v["b"][None])) for v in params.values())
+
+    def train_step(state, x):
+        traces.append(None)
+        return state.apply_gradients(grads=jax.grad(loss)(state.params, x))
+
+    step = jax.jit(train_step, donate_argnums=0)
+    x = jnp.ones((2, 4))
+    plain = jax.tree.map(jnp.copy, params)
+    tx = optxform.adam(1e-2)
+    opt_state = tx.init(plain)
+    hlo = step.lower(state, x).compile().as_text()
+    assert hlo.count("conditional(") == int(2 * layers > optxform.fused.split.STATIC_SLICES)
+    for _ in range(3):
+        buffer = state.flat["float32"]
+        state = step(state, x)
+        assert buffer.is_deleted()  # donated: the step reused the buffer
+        updates, opt_state = tx.update(jax.grad(loss)(plain, x), opt_state, plain)
+        plain = optxform.apply_updates(plain, updates)
+    assert len(traces) == 1  # the state out of a step has the structure it came in with
+    assert int(state.step) == 3
+    assert_close(state.params, plain, exact=False)

@@ -5,7 +5,8 @@
 ``train.py``: :class:`TrainState` (params kept packed across training steps).
 ``model.py``: :func:`pack_model` (a model whose float arrays live packed, for loops that
 carry the model itself, as equinox's do). ``split.py``: how a params tree divides into
-trained, frozen and static leaves (shared by the two).
+trained, frozen and static leaves, and the offsets its leaves are cut out at (shared by
+the two).
 See docs/performance.md for when each pays off.
 """
 

@@ -18,18 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from optxform.fused.layout import SOLO_SIZE
 from optxform.fused.split import ParamSplit, split_params
 
 __all__ = ["PackedModel", "pack_model"]
-
-#: Up to this many leaves cut out of shared buffers, the slices take offsets fixed at
-#: compile time (each slice then costs some compile time, about 20-40 ms on a 2-core CPU,
-#: and nothing at run time); beyond it the offsets are run-time values (compile time flat
-#: in the number of leaves, and a fixed cost of about 0.1 ms per step).
-STATIC_SLICES = 32
 
 
 class PackedModel:
@@ -113,8 +106,7 @@ class PackedModel:
         Returns:
           The model as it was given to :func:`pack_model`, with the current values.
         """
-        offsets = _opaque_offsets(self.split, self.buffers)
-        return self.split.join(self.buffers, self.frozen, offsets)
+        return self.split.join(self.buffers, self.frozen)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.unpack()(*args, **kwargs)
@@ -151,31 +143,6 @@ class PackedModel:
 
 jax.tree_util.register_pytree_with_keys(
     PackedModel, PackedModel._tree_flatten_with_keys, PackedModel._tree_unflatten)
-
-
-def _opaque_offsets(split: ParamSplit, buffers: dict[str, jax.Array]) -> Any:
-    """The layout's offsets (a tree of int32 scalars) as values XLA does not fold.
-
-    Slices at constant offsets make every consumer kernel distinct (each has its own
-    offset inside it), so XLA would compile the model's kernels once per leaf. A
-    ``lax.cond`` on a run-time predicate returns the offsets from either branch: the same
-    values whichever branch runs (the predicate is False only for a NaN), but unknown to
-    XLA when it compiles, so kernels of one shape are shared.
-    """
-    layout = split.layout
-    probe = next((b for b in buffers.values() if jnp.size(b)), None)
-    if layout is None or probe is None:
-        return None
-    sizes = {key: size for key, _, size in layout.groups}
-    if sum(slot.size < sizes[slot.group] for slot in layout.slots) <= STATIC_SLICES:
-        return None  # few slices: offsets fixed at compile time
-    first = jnp.ravel(probe)[0]
-
-    def offsets() -> tuple:
-        return tuple(jnp.asarray(slot.offset, jnp.int32) for slot in layout.slots)
-
-    return jax.tree.unflatten(layout.treedef, list(jax.lax.cond(first == first, offsets,
-                                                                offsets)))
 
 
 def pack_model(model: Any, solo_size: int | None = SOLO_SIZE) -> PackedModel:

@@ -41,16 +41,18 @@ class TrainState:
         \theta_{t+1} = \theta_t + \mathrm{tx}(g_t, s_t, \theta_t)
 
     on the packed buffers ``flat = layout.pack(params)`` (one 1-D buffer per dtype; leaves
-    of at least ``solo_size`` elements keep their own). ``state.params`` is
-    ``layout.unpack(flat, offsets)`` with the offsets carried in the state as run-time
-    values (so XLA compiles one slicing kernel per distinct leaf shape, not per leaf), and
-    its gradient flows back as one concatenation per buffer. For the elementwise and
+    of at least ``solo_size`` elements keep their own). ``state.params`` cuts the leaves
+    out of ``flat`` as :class:`optxform.PackedModel` does: at offsets fixed at compile time
+    up to 32 leaves in shared buffers (the fastest step), beyond at offsets XLA cannot fold
+    (so it compiles the model's kernels once per distinct leaf shape, not per leaf); the
+    offsets are made inside the step, never carried in the state. Its gradient flows back
+    as one concatenation per buffer. For the elementwise and
     global transforms (Adam, AdamW, SGD, Lion, RMSprop, weight decay, schedules,
     ``clip_by_global_norm``) the math is that of ``tx`` on the tree; a ``tx`` that reads
     each leaf's shape (Adafactor, Muon, Shampoo) is run with every leaf in its own buffer.
 
     Fields (all pytree children, so the state goes through ``jax.jit`` with donation):
-    ``step`` (int32), ``flat`` (the packed params), ``offsets``, ``opt_state`` (``tx``'s
+    ``step`` (int32), ``flat`` (the packed params), ``opt_state`` (``tx``'s
     state on ``flat``), ``frozen`` (non-float array leaves of the params, kept as they are)
     and ``extras`` (fields given to :meth:`create` by name, e.g. ``batch_stats``, read as
     attributes). ``apply_fn`` and ``tx`` are static. ``packed=False`` keeps the params as
@@ -75,18 +77,17 @@ class TrainState:
 
     step: jax.Array
     flat: Any
-    offsets: Any
     opt_state: OptState
     frozen: tuple
     extras: dict
     apply_fn: Callable | None
     tx: GradientTransformation
 
-    def __init__(self, step: jax.Array, flat: Any, offsets: Any, opt_state: OptState,
+    def __init__(self, step: jax.Array, flat: Any, opt_state: OptState,
                  frozen: tuple, extras: dict, apply_fn: Callable | None,
                  tx: GradientTransformation, split: ParamSplit) -> None:
         object.__setattr__(self, "_fields", dict(
-            step=step, flat=flat, offsets=offsets, opt_state=opt_state, frozen=frozen,
+            step=step, flat=flat, opt_state=opt_state, frozen=frozen,
             extras=extras, apply_fn=apply_fn, tx=tx, split=split))
 
     def __getattr__(self, name: str) -> Any:
@@ -128,8 +129,7 @@ class TrainState:
           A :class:`TrainState` with ``step`` 0.
         """
         flat, frozen, split = split_params(params, packed, labels, solo_size, keeps_shapes(tx))
-        offsets = None if split.layout is None else split.layout.offsets()
-        return cls(jnp.asarray(0, jnp.int32), flat, offsets, tx.init(flat), frozen,
+        return cls(jnp.asarray(0, jnp.int32), flat, tx.init(flat), frozen,
                    dict(kwargs), apply_fn, tx, split)
 
     def replace(self, **changes: Any) -> "TrainState":
@@ -152,8 +152,8 @@ class TrainState:
 
     @property
     def params(self) -> Any:
-        """The params tree (inside ``jit``: slices of the packed buffers at run-time offsets)."""
-        return self.split.join(self.flat, self.frozen, self.offsets)
+        """The params tree (inside ``jit``: slices of the packed buffers, differentiable)."""
+        return self.split.join(self.flat, self.frozen)
 
     def _pack(self, tree: Any) -> Any:
         """A tree like the params (grads, or new params) as ``flat``; None at untrained leaves."""
@@ -217,15 +217,15 @@ class TrainState:
 
     def tree_flatten_with_keys(self) -> tuple[list, tuple]:
         f = self._fields
-        names = ("step", "flat", "offsets", "opt_state", "frozen", "extras")
+        names = ("step", "flat", "opt_state", "frozen", "extras")
         children = [(jax.tree_util.GetAttrKey(n), f[n]) for n in names]
         return children, (f["apply_fn"], f["tx"], f["split"])
 
     @classmethod
     def tree_unflatten(cls, aux: tuple, children: Any) -> "TrainState":
         apply_fn, tx, split = aux
-        step, flat, offsets, opt_state, frozen, extras = children
-        return cls(step, flat, offsets, opt_state, frozen, extras, apply_fn, tx, split)
+        step, flat, opt_state, frozen, extras = children
+        return cls(step, flat, opt_state, frozen, extras, apply_fn, tx, split)
 
 
 jax.tree_util.register_pytree_with_keys(
