@@ -203,12 +203,16 @@ def section_lbfgs():
 
 # ------------------------------------------------------------------------- distributed
 
-# Runs with 8 host devices, in a process of its own (the device count is fixed when JAX
-# starts): the two examples' problems, as tests/test_parallel.py runs them.
+# Runs on 8 host devices, in a process of its own (the device count is fixed when JAX
+# starts): the two examples' problems, as tests/test_parallel.py runs them. The process
+# has 16 host devices and uses the first 8: XLA:CPU gives its host devices one worker
+# thread each, and an all-reduce holds a thread per participant while it waits for the
+# others; with only 8 threads, a participant still waiting for a thread to start on can
+# wait for ever (seen under load on 2 cores), with 16 there are threads to spare.
 _DISTRIBUTED = r"""
 import importlib.util, json, pathlib, sys
 import jax, jax.numpy as jnp, numpy as np, optxform
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 # Single-device work (batch slices, copies) runs inline, so it never waits in the thread
 # pool behind a multi-device step that is itself waiting for it.
 jax.config.update("jax_cpu_enable_async_dispatch", False)
@@ -233,7 +237,7 @@ on_1, _ = pmap_train.train_single(tx, params, x, y, steps, 64)
 out = {"pmap_steps": steps, "pmap_difference": largest_difference(on_8, on_1)}
 
 steps = 50
-mesh = sharded_train.make_mesh((8,), ("data",))
+mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Auto,), devices=jax.devices()[:8])
 params, x, y = sharded_train.make_problem()
 params = jax.device_put(params, NamedSharding(mesh, P()))
 base = sharded_train.make_optimizer(steps)
@@ -260,7 +264,7 @@ def section_distributed():
     flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "",
                    os.environ.get("XLA_FLAGS", ""))
     env = dict(os.environ, PYTHONPATH=str(ROOT),
-               XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count=8".strip())
+               XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count=16".strip())
     for attempt in range(_DISTRIBUTED_ATTEMPTS):
         proc = subprocess.run([sys.executable, "-c", _DISTRIBUTED], env=env, cwd=ROOT,
                               capture_output=True, text=True)
