@@ -378,13 +378,14 @@ def test_checkpoint_round_trip_and_bit_identical_resume(policy, tmp_path):
     assert bool(jnp.all(view.nu["w"] >= 0)) and float(jnp.max(jnp.abs(view.mu["w"]))) > 0
 
 
-def test_packed_buffers_sharded_jit_and_zero1_keep_whole_blocks():
+@pytest.mark.parametrize("policy", ["int8_blockwise", "int8_blockwise_sr"])
+def test_packed_buffers_sharded_jit_and_zero1_keep_whole_blocks(policy):
     from jax.sharding import NamedSharding, PartitionSpec as P
 
     params = {"a": jnp.zeros((64, 64)), "b": jnp.zeros((24,))}  # 16 blocks and 1 block
     target = {"a": jnp.full((64, 64), 0.5), "b": jnp.ones((24,))}
     mesh = jax.make_mesh((8,), ("data",))
-    tx = optxform.adam(0.05, mu_dtype="int8_blockwise", nu_dtype="int8_blockwise")
+    tx = optxform.adam(0.05, mu_dtype=policy, nu_dtype=policy)
     txs = {"plain": tx, "packed": optxform.packed(tx), "zero1": optxform.zero1(tx, mesh)}
     states = {"plain": tx.init(params), "packed": txs["packed"].init(params),
               "zero1": optxform.zero1_init(tx, params, mesh)}

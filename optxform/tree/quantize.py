@@ -119,27 +119,29 @@ def _lookup(table: jax.Array, index: jax.Array) -> jax.Array:
     return table.at[index].get(out_sharding=jax.typeof(index).sharding)
 
 
-def _nearest_code(normalized: jax.Array, table: np.ndarray) -> jax.Array:
-    """The position of the code nearest to each value: the number of midpoints between
-    neighbouring codes that lie below it (a tie goes to the lower code), found by a binary
-    search of 8 halvings over the 255 midpoints, elementwise."""
-    midpoints = jnp.asarray((table[1:] + table[:-1]) / 2)  # 255 = 2^8 - 1 entries
+def _count_below(normalized: jax.Array, edges: np.ndarray, or_equal: bool) -> jax.Array:
+    """How many of the 255 sorted ``edges`` lie below each value (or at it, with
+    ``or_equal``): a binary search of 8 halvings, elementwise."""
+    sorted_edges = jnp.asarray(edges)  # 255 = 2^8 - 1 entries
     below = jnp.zeros(normalized.shape, jnp.int32)
     for half in (128, 64, 32, 16, 8, 4, 2, 1):
         candidate = below + half
-        below = jnp.where(_lookup(midpoints, candidate - 1) < normalized, candidate, below)
+        edge = _lookup(sorted_edges, candidate - 1)
+        inside = edge <= normalized if or_equal else edge < normalized
+        below = jnp.where(inside, candidate, below)
     return below
+
+
+def _nearest_code(normalized: jax.Array, table: np.ndarray) -> jax.Array:
+    """The position of the code nearest to each value: the number of midpoints between
+    neighbouring codes that lie below it (a tie goes to the lower code)."""
+    return _count_below(normalized, (table[1:] + table[:-1]) / 2, or_equal=False)
 
 
 def _code_below(normalized: jax.Array, table: np.ndarray) -> jax.Array:
-    """The position of the largest code not above each value (0 below the first code),
-    found by a binary search of 8 halvings over the 256 codes, elementwise."""
-    codes = jnp.asarray(table)
-    below = jnp.zeros(normalized.shape, jnp.int32)
-    for half in (128, 64, 32, 16, 8, 4, 2, 1):
-        candidate = below + half
-        below = jnp.where(_lookup(codes, candidate) <= normalized, candidate, below)
-    return below
+    """The position of the largest code not above each value (0 below the first code):
+    the number of codes after the first that are not above it."""
+    return _count_below(normalized, table[1:], or_equal=True)
 
 
 def _stochastic_code(normalized: jax.Array, table: np.ndarray, key: jax.Array) -> jax.Array:
