@@ -97,9 +97,10 @@ def lerp(start: jax.Array, end: jax.Array, weight: jax.Array) -> jax.Array:
     holds one formula rather than both and a select per leaf.
     """
     if not isinstance(weight, jax.core.Tracer):
-        w = np.asarray(weight)
-        coeff = w if abs(float(w)) < 0.5 else w - w.dtype.type(1)
-        return (start if abs(float(w)) < 0.5 else end) + coeff * (end - start)
+        w = np.asarray(weight, jnp.result_type(start))
+        if abs(float(w)) < 0.5:
+            return start + w * (end - start)
+        return end + (w - w.dtype.type(1)) * (end - start)
     small = jnp.abs(weight) < 0.5
     coeff = jnp.where(small, weight, weight - 1)
     base = jnp.where(small, start, end)

@@ -34,7 +34,7 @@ def low_memory(factory: Callable[..., GradientTransformation],
     * ``"int8_blockwise"`` or ``StateStorage("int8_blockwise", block_size)`` (8-bit
       dynamic codes and a float32 scale per block: :math:`1 + 4/256` bytes at the
       default block size; signed map for first moments, unsigned for second), each
-      element rounded to the nearest code as in bitsandbytes;
+      element rounded to the nearest code, as in the paper;
     * ``"int8_blockwise_sr"`` (the same 8-bit codes written with stochastic rounding:
       unbiased, so small exponential-average updates are not lost; its final losses
       track float32 moments more closely).
