@@ -15,6 +15,13 @@ state)`` (update + apply_updates), blocking on the result; torch times ``opt.ste
 Rounds interleave the variants (round 1: A B C ..., round 2: A B C ...) so that a change in
 machine load hits all of them alike; each report is the median over all timed steps.
 
+Each variant is built and timed in processes of its own (:func:`isolated`: two per
+variant by default, ``--copies``; the scripts' ``--one-process`` turns this off). In one process, identical programs do not run equally
+fast: on 1,000 Adam leaves the executable compiled first ran 8-14% faster than copies of
+the same program compiled after it, and every executable ran slower beside the others than
+alone, so the variant built first (optax) was favoured. Alone in its process each variant
+is the only program there, as a training job's step is.
+
 The *floor* of a step is its compulsory memory traffic (Adam: read params, grads and two
 moments, write params and two moments: 28 bytes per float32 param) divided by the
 bandwidth of a plain elementwise copy of the same number of bytes, measured in the same run.
@@ -23,13 +30,16 @@ bandwidth of a plain elementwise copy of the same number of bytes, measured in t
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import multiprocessing
 import os
 import platform
 import statistics
 import subprocess
 import time
-from typing import Any, Callable
+import traceback
+from typing import Any, Callable, Sequence
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
@@ -175,9 +185,22 @@ class Variant:
     compile_s: float | None = None
     peak_bytes: int | None = None
     times: list[float] = dataclasses.field(default_factory=list)
+    recompile: Callable[[], float] | None = None  # a second timed compile, where offered
 
     def median_ms(self) -> float:
         return 1e3 * statistics.median(self.times)
+
+    def run(self, reps: int) -> list[float]:
+        """Seconds of each of ``reps`` steps."""
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            self.step()
+            times.append(time.perf_counter() - start)
+        return times
+
+    def close(self) -> None:
+        """Release what the variant holds (a worker process, for :func:`isolated`)."""
 
 
 def _jax_step(tx):
@@ -325,18 +348,104 @@ def interleave(variants: list[Variant], rounds: int, reps: int,
     probes = []
     for _ in range(rounds):
         for v in variants:
-            for _ in range(reps):
-                t = time.perf_counter()
-                v.step()
-                v.times.append(time.perf_counter() - t)
+            v.times += v.run(reps)
         if extra is not None:
             probes.append(extra())
     return probes
 
 
+# --- one process per variant --------------------------------------------------------------
+
+
+class _RemoteVariant(Variant):
+    """A variant living in worker processes (one or more copies of it): ``run`` and
+    ``recompile`` are requests to them."""
+
+    def __init__(self, name: str, workers: list, ready: list[dict]) -> None:
+        super().__init__(name, step=None, compile_s=min(r["compile_s"] for r in ready)
+                         if ready[0]["compile_s"] is not None else None,
+                         peak_bytes=ready[0]["peak_bytes"])
+        self._workers = workers  # (connection, process) pairs
+        if ready[0]["recompile"]:
+            self.recompile = lambda: self._ask(self._workers[0], "recompile")
+
+    @staticmethod
+    def _ask(worker: tuple, command: str, arg: Any = None) -> Any:
+        worker[0].send((command, arg))
+        return worker[0].recv()
+
+    def run(self, reps: int) -> list[float]:
+        """``reps`` steps in each copy, one copy after the other."""
+        return [t for worker in self._workers for t in self._ask(worker, "run", reps)]
+
+    def close(self) -> None:
+        for conn, process in self._workers:
+            if process.is_alive():
+                conn.send(("stop", None))
+                process.join(timeout=30)
+            conn.close()
+
+
+def isolated(module: str, key: str, names: Sequence[str], copies: int = 1,
+             settings: dict | None = None) -> list[Variant]:
+    """The variants ``names`` of workload ``key``, each built and timed in processes of its
+    own: ``module.build_variant(key, name)`` runs there (``module`` is the script's name,
+    e.g. ``"update_step"``). With ``copies`` > 1 each variant runs in that many processes
+    and its times are pooled (a process's memory layout moves its times by a few percent;
+    pooling averages that out); its compile time is the fastest copy's. Workers start one
+    after another, each once the previous one has compiled, so that no compile shares the
+    machine. A name given twice is built twice (an A/A check of the method); the second is
+    labelled ``"<name> (again)"``. ``settings`` overrides attributes of this module in the
+    workers (e.g. ``{"TORCH_THREADS": 1}``). Call :meth:`Variant.close` on each when done.
+    """
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked JAX
+    out: list[Variant] = []
+    for name in names:
+        workers, ready = [], []
+        for _ in range(copies):
+            conn, child_conn = context.Pipe()
+            process = context.Process(target=_serve, args=(module, key, name, child_conn,
+                                                           settings or {}), daemon=True)
+            process.start()
+            child_conn.close()
+            status, payload = conn.recv()
+            if status != "ready":
+                process.join(timeout=30)
+                raise RuntimeError(f"variant {name!r} of {key!r} failed in its worker:\n"
+                                   f"{payload}")
+            workers.append((conn, process))
+            ready.append(payload)
+        label = name if all(v.name != name for v in out) else f"{name} (again)"
+        out.append(_RemoteVariant(label, workers, ready))
+    return out
+
+
+def _serve(module: str, key: str, name: str, conn: Any, settings: dict) -> None:
+    """A worker of :func:`isolated`: build the variant, then answer ``run`` / ``recompile``
+    requests until ``stop``."""
+    try:
+        for attribute, value in settings.items():
+            setattr(importlib.import_module(__name__), attribute, value)
+        variant = importlib.import_module(module).build_variant(key, name)
+    except Exception:  # noqa: BLE001 - the parent raises it with the traceback
+        conn.send(("error", traceback.format_exc()))
+        return
+    conn.send(("ready", {"compile_s": variant.compile_s, "peak_bytes": variant.peak_bytes,
+                         "recompile": variant.recompile is not None}))
+    while True:
+        command, arg = conn.recv()
+        if command == "run":
+            conn.send(variant.run(arg))
+        elif command == "recompile":
+            conn.send(variant.recompile())
+        else:
+            return
+
+
 def workload_parser(doc: str, workloads: dict, quick: tuple) -> Any:
     """The scripts' shared command line: ``--quick``, ``--only NAME ...``, ``--rounds``,
-    ``--reps`` (a script adds its own options to the returned parser)."""
+    ``--reps``, ``--one-process``, ``--aa`` (a script adds its own options to the returned
+    parser)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
@@ -344,6 +453,12 @@ def workload_parser(doc: str, workloads: dict, quick: tuple) -> Any:
     parser.add_argument("--only", nargs="*", choices=sorted(workloads))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--one-process", action="store_true",
+                        help="build and time all variants in this process (see common.py)")
+    parser.add_argument("--copies", type=int, default=2,
+                        help="processes per variant, times pooled (default 2)")
+    parser.add_argument("--aa", action="store_true",
+                        help="add a second, identical optax variant (an A/A check)")
     return parser
 
 

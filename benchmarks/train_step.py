@@ -21,17 +21,21 @@ donated, written as the framework's users write it:
 * ``model only``: forward + backward without an optimizer (the tree's ``value_and_grad``):
   the part of compile and step time that no optimizer can remove.
 
-Columns: compile = trace + lower + XLA compile of the step (seconds; the faster of two
-compiles, the second pass in reverse order); step = median
-milliseconds over interleaved rounds (every variant runs ``reps`` steps per round, in
-turn); peak = XLA's own accounting of the compiled step (arguments + outputs - aliased +
-temporaries); ratios are against optax, measured in the same run.
+Columns: compile = trace + lower + XLA compile of the step (seconds; the fastest of the
+variant's compiles); step = median milliseconds over interleaved rounds (every variant runs
+``reps`` steps per round, in turn); peak = XLA's own accounting of the compiled step
+(arguments + outputs - aliased + temporaries); ratios are against optax, measured in the
+same run. Every variant is built, compiled and timed in processes of its own (``--copies``,
+default 2, each a fresh first compile; ``--one-process``: all in this one, each compiled a
+second time in reverse order; ``--aa``: a second optax variant, an A/A check). See
+benchmarks/common.py for why.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from typing import Callable
 
 import common as C  # noqa: N812 - benchmarks are scripts run from this folder
 import equinox as eqx
@@ -201,42 +205,46 @@ def eqx_loop_variant(name: str, model, tx, x, y) -> C.Variant:
                            params, opt_state, x, y)
 
 
-def eqx_variants(depth: int = 8, batch: int = 64) -> list[C.Variant]:
+def eqx_builders(depth: int = 8, batch: int = 64) -> dict[str, Callable[[], C.Variant]]:
     """equinox's loop for optax and optxform on the model and on ``pack_model(model)``;
-    ``optxform.TrainState``."""
+    ``optxform.TrainState``: each variant's builder, by name."""
     x = jax.random.normal(jax.random.PRNGKey(1), (batch, 64))
     y = jax.random.randint(jax.random.PRNGKey(2), (batch,), 0, 10)
 
     def model():
         return EqxMLP(jax.random.PRNGKey(0), depth)
 
-    out = [eqx_loop_variant("optax", model(), optax.adam(LR), x, y),
-           eqx_loop_variant("optxform (tree)", model(), optxform.adam(LR), x, y)]
+    def train_state_variant() -> C.Variant:
+        state = optxform.TrainState.create(params=model(), tx=optxform.adam(LR))
+        arrays, static = eqx.partition(state, eqx.is_array)
 
-    state = optxform.TrainState.create(params=model(), tx=optxform.adam(LR))
-    arrays, static = eqx.partition(state, eqx.is_array)
+        def packed_step(arrays, x, y):
+            state = eqx.combine(arrays, static)
+            value, grads = eqx.filter_value_and_grad(_eqx_loss)(state.params, x, y)
+            return eqx.filter(state.apply_gradients(grads=grads), eqx.is_array), value
 
-    def packed_step(arrays, x, y):
-        state = eqx.combine(arrays, static)
-        value, grads = eqx.filter_value_and_grad(_eqx_loss)(state.params, x, y)
-        return eqx.filter(state.apply_gradients(grads=grads), eqx.is_array), value
+        jitted = jax.jit(packed_step, donate_argnums=0)
+        compiled, seconds, peak = _timed_compile(jitted, arrays, x, y)
+        box = [arrays]
 
-    jitted = jax.jit(packed_step, donate_argnums=0)
-    compiled, seconds, peak = _timed_compile(jitted, arrays, x, y)
-    box = [arrays]
+        def step():
+            box[0], value = compiled(box[0], x, y)
+            jax.block_until_ready(value)
 
-    def step():
-        box[0], value = compiled(box[0], x, y)
-        jax.block_until_ready(value)
+        step()
+        return _with_recompile(C.Variant("optxform (TrainState)", step, seconds, peak),
+                               packed_step, 0, arrays, x, y)
 
-    step()
-    out.append(_with_recompile(C.Variant("optxform (TrainState)", step, seconds, peak),
-                               packed_step, 0, arrays, x, y))
-    out.append(eqx_loop_variant("optxform (pack_model)", optxform.pack_model(model()),
-                                optxform.adam(LR), x, y))
-    out.append(eqx_loop_variant("optax (pack_model)", optxform.pack_model(model()),
-                                optax.adam(LR), x, y))
-    return out
+    return {
+        "optax": lambda: eqx_loop_variant("optax", model(), optax.adam(LR), x, y),
+        "optxform (tree)": lambda: eqx_loop_variant("optxform (tree)", model(),
+                                                    optxform.adam(LR), x, y),
+        "optxform (TrainState)": train_state_variant,
+        "optxform (pack_model)": lambda: eqx_loop_variant(
+            "optxform (pack_model)", optxform.pack_model(model()), optxform.adam(LR), x, y),
+        "optax (pack_model)": lambda: eqx_loop_variant(
+            "optax (pack_model)", optxform.pack_model(model()), optax.adam(LR), x, y),
+    }
 
 
 # --- workloads ----------------------------------------------------------------------------
@@ -255,29 +263,45 @@ QUICK = ("mlp_100", "mlp_300", "cnn", "eqx_mlp")
 NO_TREE = ("mlp_3k",)
 
 
-def variants_for(key: str) -> list[C.Variant]:
+def builders_for(key: str) -> dict[str, Callable[[], C.Variant]]:
+    """The variants of a workload, each as a builder, by name (optax first)."""
     if key == "eqx_mlp":
-        return eqx_variants()
+        return eqx_builders()
     apply_fn, params, batch, loss = WORKLOADS[key][1]()
-    out = [flax_variant("optax", FlaxTrainState, optax.adam(LR), apply_fn, params, batch, loss)]
+
+    def flax(name, state_cls, tx):
+        return lambda: flax_variant(name, state_cls, tx, apply_fn, params, batch, loss)
+
+    out = {"optax": flax("optax", FlaxTrainState, optax.adam(LR))}
     if key not in NO_TREE:
-        out.append(flax_variant("optxform (tree)", FlaxTrainState, optxform.adam(LR), apply_fn,
-                                params, batch, loss))
-    out.append(flax_variant("optxform (two-line)", optxform.TrainState, optxform.adam(LR),
-                            apply_fn, params, batch, loss))
+        out["optxform (tree)"] = flax("optxform (tree)", FlaxTrainState, optxform.adam(LR))
+    out["optxform (two-line)"] = flax("optxform (two-line)", optxform.TrainState,
+                                      optxform.adam(LR))
     if key not in NO_TREE:
-        out.append(model_only_variant(apply_fn, params, batch, loss))
+        out["model only"] = lambda: model_only_variant(apply_fn, params, batch, loss)
     return out
 
 
-def run_workload(key: str, rounds: int, reps: int) -> dict:
+def build_variant(key: str, name: str) -> C.Variant:
+    """One variant of one workload (in the worker process that times it)."""
+    return builders_for(key)[name]()
+
+
+def run_workload(key: str, rounds: int, reps: int, one_process: bool = False,
+                 aa: bool = False, copies: int = 2) -> dict:
     name = WORKLOADS[key][0]
     print(f"\n### {name}", flush=True)
-    variants = variants_for(key)
-    # Compile times cannot be interleaved step by step; each variant is compiled a second
-    # time, in reverse order, after all first compiles, and the faster of the two is kept.
-    for v in reversed(variants if key not in NO_TREE else []):  # minutes each there
-        v.compile_s = min(v.compile_s, v.recompile())
+    names = list(builders_for(key)) + (["optax"] if aa else [])
+    if one_process:
+        variants = [build_variant(key, n) for n in names]
+    else:
+        variants = C.isolated("train_step", key, names, copies)
+    # Compile times cannot be interleaved step by step. In one process each variant is
+    # compiled a second time, in reverse order, after all first compiles, and the faster of
+    # the two is kept; in worker processes each copy compiles once and the fastest is kept.
+    if one_process and key not in NO_TREE:  # minutes each there
+        for v in reversed(variants):
+            v.compile_s = min(v.compile_s, v.recompile())
     C.interleave(variants, rounds, reps)
     base = variants[0]
     rows = []
@@ -286,6 +310,7 @@ def run_workload(key: str, rounds: int, reps: int) -> dict:
                      "compile_ratio": v.compile_s / base.compile_s,
                      "step_ratio": v.median_ms() / base.median_ms(),
                      "peak_mb": None if v.peak_bytes is None else v.peak_bytes / 1e6})
+        v.close()
     result = {"workload": name, "key": key, "rows": rows}
     print_table(result)
     return result
@@ -309,12 +334,14 @@ def main(argv=None) -> None:
     print(f"machine: {info['cpu']}, {info['cores']} cores, {info['uptime']}; jax {info['jax']}, "
           f"optax {info['optax']}; {info['date']}")
     start = time.perf_counter()
-    results = [run_workload(k, args.rounds, args.reps) for k in keys]
+    results = [run_workload(k, args.rounds, args.reps, args.one_process, args.aa, args.copies)
+               for k in keys]
     info_end = C.machine_info()
     suffix = "" if not args.only else "_" + "_".join(args.only)
     path = C.save_results("train_step" + suffix, {"machine": info, "uptime_end": info_end["uptime"],
                                          "seconds": time.perf_counter() - start,
-                                         "results": results})
+                                         "one_process": args.one_process,
+                                         "copies": args.copies, "results": results})
     print(f"\n{info_end['uptime']}; total {time.perf_counter() - start:.0f} s; results: {path}")
 
 

@@ -7,7 +7,9 @@ Prints one markdown table per workload and writes ``benchmarks/results/update_st
 Columns: compile = trace + lower + compile of the jitted, donated step (seconds); step =
 median milliseconds per step over interleaved rounds; GB/s = the step's compulsory traffic
 over its time; x floor = step / floor, where floor = traffic / plain-copy bandwidth measured
-in the same rounds at the same size. See benchmarks/common.py for the method.
+in the same rounds at the same size. Every variant runs in processes of its own
+(``--copies``, default 2; ``--one-process``: all in this one; ``--aa``: a second optax
+variant, an A/A check of the method). See benchmarks/common.py for the method.
 """
 
 from __future__ import annotations
@@ -33,16 +35,36 @@ WORKLOADS = {
 QUICK = ("adam_1k", "chain_1k", "gpt_30m")
 
 
-def run_workload(key: str, rounds: int, reps: int) -> dict:
+JAX_VARIANTS = ["optax", "optxform", "optxform.packed", "optxform.flat"]
+TORCH_VARIANTS = ["torch.foreach", "torch.fused"]
+
+
+def variant_names(workload: C.Workload, aa: bool = False) -> list[str]:
+    names = list(JAX_VARIANTS)
+    if workload.recipe == "chain":
+        names.insert(3, "optxform.packed(materialize)")
+    return names + (["optax"] if aa else []) + TORCH_VARIANTS
+
+
+def build_variant(key: str, name: str) -> C.Variant:
+    """One variant of one workload (in the worker process that times it)."""
+    workload = WORKLOADS[key]()
+    if name.startswith("torch."):
+        return C.torch_variants(workload, (name,))[0]
+    return C.jax_variants(workload, (name,))[0]
+
+
+def run_workload(key: str, rounds: int, reps: int, one_process: bool = False,
+                 aa: bool = False, copies: int = 2) -> dict:
     workload = WORKLOADS[key]()
     print(f"\n### {workload.name} ({workload.num_params:,} params, {workload.num_leaves:,} "
           f"leaves)", flush=True)
-    which = ["optax", "optxform", "optxform.packed", "optxform.flat"]
-    if workload.recipe == "chain":
-        which.insert(3, "optxform.packed(materialize)")
-    variants = C.jax_variants(workload, which)
-    torch_which = ("torch.foreach", "torch.fused")
-    variants += C.torch_variants(workload, torch_which)
+    names = variant_names(workload, aa)
+    if one_process:
+        variants = [build_variant(key, name) for name in names]
+    else:
+        variants = C.isolated("update_step", key, names, copies,
+                              {"TORCH_THREADS": C.TORCH_THREADS})
     traffic = workload.traffic_bytes()
     probe = C.CopyProbe(traffic // 2)
     probes = C.interleave(variants, rounds, reps, extra=lambda: probe(reps))
@@ -54,6 +76,7 @@ def run_workload(key: str, rounds: int, reps: int) -> dict:
         rows.append({"variant": v.name, "compile_s": v.compile_s, "step_ms": ms,
                      "gbs": traffic / (ms * 1e-3) / 1e9, "x_floor": ms / floor_ms,
                      "peak_bytes": v.peak_bytes})
+        v.close()
     result = {"workload": workload.name, "key": key, "params": workload.num_params,
               "leaves": workload.num_leaves, "traffic_bytes": traffic, "copy_gbs": copy_gbs,
               "floor_ms": floor_ms, "rows": rows}
@@ -83,10 +106,13 @@ def main(argv=None) -> None:
     print(f"machine: {info['cpu']}, {info['cores']} cores, load {info['load_avg']}; "
           f"jax {info['jax']}, optax {info['optax']}, torch {info['torch']} "
           f"({C.TORCH_THREADS} thread)")
-    results = [run_workload(k, args.rounds, args.reps) for k in keys]
+    results = [run_workload(k, args.rounds, args.reps, args.one_process, args.aa, args.copies)
+               for k in keys]
     info_end = C.machine_info()
     path = C.save_results("update_step", {"machine": info, "load_avg_end": info_end["load_avg"],
-                                          "torch_threads": C.TORCH_THREADS, "results": results})
+                                          "torch_threads": C.TORCH_THREADS,
+                                          "one_process": args.one_process,
+                                          "copies": args.copies, "results": results})
     print(f"\nload average at the end: {info_end['load_avg']}; results: {path}")
 
 
