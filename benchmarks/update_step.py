@@ -5,7 +5,7 @@ Run: ``.venv/bin/python benchmarks/update_step.py [--quick] [--only NAME ...]``
 Prints one markdown table per workload and writes ``benchmarks/results/update_step.json``.
 
 Columns: compile = trace + lower + compile of the jitted, donated step (seconds); step =
-median milliseconds per step over interleaved rounds; GB/s = the step's compulsory traffic
+median milliseconds per step over interleaved rounds; ratios against optax; GB/s = the step's compulsory traffic
 over its time; x floor = step / floor, where floor = traffic / plain-copy bandwidth measured
 in the same rounds at the same size. Every variant runs in processes of its own
 (``--copies``, default 2; ``--one-process``: all in this one; ``--aa``: a second optax
@@ -71,9 +71,13 @@ def run_workload(key: str, rounds: int, reps: int, one_process: bool = False,
     copy_gbs = statistics.median(probes)
     floor_ms = 1e3 * traffic / (copy_gbs * 1e9)
     rows = []
+    base = variants[0]  # optax
     for v in variants:
         ms = v.median_ms()
         rows.append({"variant": v.name, "compile_s": v.compile_s, "step_ms": ms,
+                     "compile_ratio": None if v.compile_s is None
+                     else v.compile_s / base.compile_s,
+                     "step_ratio": ms / base.median_ms(),
                      "gbs": traffic / (ms * 1e-3) / 1e9, "x_floor": ms / floor_ms,
                      "peak_bytes": v.peak_bytes})
         v.close()
@@ -87,11 +91,12 @@ def run_workload(key: str, rounds: int, reps: int, one_process: bool = False,
 def print_table(result: dict) -> None:
     print(f"floor {C.fmt_ms(result['floor_ms'])} ms ({result['traffic_bytes'] / 1e6:.1f} MB at "
           f"plain-copy {result['copy_gbs']:.1f} GB/s)")
-    print("| variant | compile (s) | step (ms) | GB/s | x floor |")
-    print("|---|---|---|---|---|")
+    print("| variant | compile (s) | step (ms) | compile / optax | step / optax | GB/s | x floor |")
+    print("|---|---|---|---|---|---|---|")
     for r in result["rows"]:
+        ratio = "—" if r["compile_ratio"] is None else f"{r['compile_ratio']:.2f}"
         print(f"| {r['variant']} | {C.fmt_s(r['compile_s'])} | {C.fmt_ms(r['step_ms'])} | "
-              f"{r['gbs']:.1f} | {r['x_floor']:.1f} |")
+              f"{ratio} | {r['step_ratio']:.2f} | {r['gbs']:.1f} | {r['x_floor']:.1f} |")
     sys.stdout.flush()
 
 
