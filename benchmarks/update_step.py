@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/update_step.py [--quick] [--only NAME ...]``
 (CPU; ~5-10 minutes for the full set, most of it optax compiling the many-leaf trees).
-Prints one markdown table per workload and writes ``benchmarks/results/update_step.json``.
+Prints one markdown table per workload and writes ``benchmarks/results/update_step.json``
+(``update_step_<names>.json`` with ``--only``).
 
 Columns: compile = trace + lower + compile of the jitted, donated step (seconds); step =
 median milliseconds per step over interleaved rounds; ratios against optax; GB/s = the step's compulsory traffic
@@ -114,7 +115,8 @@ def main(argv=None) -> None:
     results = [run_workload(k, args.rounds, args.reps, args.one_process, args.aa, args.copies)
                for k in keys]
     info_end = C.machine_info()
-    path = C.save_results("update_step", {"machine": info, "load_avg_end": info_end["load_avg"],
+    suffix = "" if not args.only else "_" + "_".join(args.only)
+    path = C.save_results("update_step" + suffix, {"machine": info, "load_avg_end": info_end["load_avg"],
                                           "torch_threads": C.TORCH_THREADS,
                                           "one_process": args.one_process,
                                           "copies": args.copies, "results": results})
