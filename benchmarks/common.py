@@ -16,11 +16,12 @@ Rounds interleave the variants (round 1: A B C ..., round 2: A B C ...) so that 
 machine load hits all of them alike; each report is the median over all timed steps.
 
 Each variant is built and timed in processes of its own (:func:`isolated`: two per
-variant by default, ``--copies``; the scripts' ``--one-process`` turns this off). In one process, identical programs do not run equally
-fast: on 1,000 Adam leaves the executable compiled first ran 8-14% faster than copies of
-the same program compiled after it, and every executable ran slower beside the others than
-alone, so the variant built first (optax) was favoured. Alone in its process each variant
-is the only program there, as a training job's step is.
+variant by default, ``--copies``; the scripts' ``--one-process`` turns this off). In one
+process, identical programs do not run equally fast: on 1,000 Adam leaves the executable
+compiled first ran 8-14% faster than copies of the same program compiled after it, and
+every executable ran slower beside the others than alone, so the variant built first
+(optax) was favoured. Alone in its process each variant is the only program there, as a
+training job's step is.
 
 The *floor* of a step is its compulsory memory traffic (Adam: read params, grads and two
 moments, write params and two moments: 28 bytes per float32 param) divided by the
@@ -363,8 +364,8 @@ class _RemoteVariant(Variant):
     ``recompile`` are requests to them."""
 
     def __init__(self, name: str, workers: list, ready: list[dict]) -> None:
-        super().__init__(name, step=None, compile_s=min(r["compile_s"] for r in ready)
-                         if ready[0]["compile_s"] is not None else None,
+        compiles = [r["compile_s"] for r in ready if r["compile_s"] is not None]
+        super().__init__(name, step=None, compile_s=min(compiles) if compiles else None,
                          peak_bytes=ready[0]["peak_bytes"])
         self._workers = workers  # (connection, process) pairs
         if ready[0]["recompile"]:
@@ -456,8 +457,8 @@ def _return_freed_memory() -> None:
 
 def workload_parser(doc: str, workloads: dict, quick: tuple) -> Any:
     """The scripts' shared command line: ``--quick``, ``--only NAME ...``, ``--rounds``,
-    ``--reps``, ``--one-process``, ``--aa`` (a script adds its own options to the returned
-    parser)."""
+    ``--reps``, ``--one-process``, ``--copies``, ``--aa`` (a script adds its own options to
+    the returned parser)."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])

@@ -1,10 +1,10 @@
 """Whole training steps (forward + backward + update): the two-line path vs optax.
 
 Run: ``python benchmarks/train_step.py [--quick] [--only NAME ...]`` from the
-``benchmarks`` folder (CPU; the default set takes 5-10 minutes on a 2-core machine, most
-of it compiling the tree variants of the 1,000-leaf model). The 3,000-leaf model runs only
-when asked for (``--only mlp_3k``): optax's tree step alone takes minutes to compile
-there. Prints one markdown table per workload and writes
+``benchmarks`` folder (CPU; the default set takes about 4 minutes on an idle 2-core
+machine, most of it compiling the tree variants of the 1,000-leaf model). The 3,000-leaf
+model runs only when asked for (``--only mlp_3k``, best with ``--copies 1``): optax's tree
+step alone takes 40 s to compile there on an idle machine, minutes on a loaded one. Prints one markdown table per workload and writes
 ``benchmarks/results/train_step[_<names>].json``.
 
 Every variant is a jitted ``train_step(state, batch) -> (state, loss)`` with the state
