@@ -6,7 +6,8 @@ Writes ``benchmarks/results/compile_time.json`` (read by ``plot_scaling.py``).
 Part 1, the optimizer step alone: Adam on L leaves of 1,000 float32 each, for optax and
 optxform on the tree, ``optxform.packed(tx)`` and params kept packed (``optxform.flat``);
 torch foreach/fused step times alongside (torch does not compile). Compile = trace + lower +
-compile of the jitted, donated ``update + apply_updates``.
+compile of the jitted, donated ``update + apply_updates``. Every variant runs in a worker
+process of its own (``--copies`` per variant, default 1; see common.py for why).
 
 Part 2 (``--model``), a whole training step (forward, backward, Adam) of a chain of L
 32x32 tanh layers: params as a tree vs params kept packed and unpacked in the loss with
@@ -30,14 +31,36 @@ import optxform
 LEAVES = (10, 100, 1_000, 10_000)
 
 
-def optimizer_scaling(max_leaves: int, rounds: int, reps: int) -> list[dict]:
+JAX_VARIANTS = ("optax", "optxform", "optxform.packed", "optxform.flat")
+TORCH_VARIANTS = ("torch.foreach", "torch.fused")
+MODEL_VARIANTS = ("tree", "flat, constant offsets", "flat, run-time offsets")
+
+
+def build_variant(key: str, name: str) -> C.Variant:
+    """One variant (in the worker process that times it): ``key`` is ``"<L>"`` for Adam on
+    L leaves of 1,000, ``"model<L>"`` for the L-layer training step."""
+    if key.startswith("model"):
+        return _model_variant(int(key[len("model"):]), name)
+    workload = C.leaves_workload(int(key), 1_000, "adam")
+    if name.startswith("torch."):
+        return C.torch_variants(workload, (name,))[0]
+    return C.jax_variants(workload, (name,))[0]
+
+
+def _timed(key: str, names: tuple, rounds: int, reps: int, copies: int) -> list[C.Variant]:
+    variants = C.isolated("compile_time", key, names, copies,
+                          {"TORCH_THREADS": C.TORCH_THREADS})
+    C.interleave(variants, rounds, reps)
+    for v in variants:
+        v.close()
+    return variants
+
+
+def optimizer_scaling(max_leaves: int, rounds: int, reps: int, copies: int) -> list[dict]:
     rows = []
     for num_leaves in [n for n in LEAVES if n <= max_leaves]:
-        workload = C.leaves_workload(num_leaves, 1_000, "adam")
         print(f"\n{num_leaves:,} leaves x 1,000", flush=True)
-        variants = C.jax_variants(workload) + C.torch_variants(workload)
-        C.interleave(variants, rounds, reps)
-        for v in variants:
+        for v in _timed(str(num_leaves), JAX_VARIANTS + TORCH_VARIANTS, rounds, reps, copies):
             row = {"leaves": num_leaves, "variant": v.name, "compile_s": v.compile_s,
                    "step_ms": v.median_ms()}
             rows.append(row)
@@ -53,51 +76,54 @@ def _model_loss(ws, x):
     return jnp.mean(h * h)
 
 
-def model_scaling(leaf_counts, rounds: int, reps: int) -> list[dict]:
-    rows = []
+def _model_variant(num_leaves: int, name: str) -> C.Variant:
+    """A training step of ``num_leaves`` tanh layers of 32x32: params as a tree, or packed
+    and cut out with constant or run-time offsets."""
     tx = optxform.adam(1e-3)
     x = jnp.ones((16, 32), jnp.float32)
+    rng = np.random.default_rng(0)
+    params = {f"w{i:05d}": jnp.asarray(0.2 * rng.standard_normal((32, 32)), jnp.float32)
+              for i in range(num_leaves)}
+    layout = optxform.packed_layout(params)
+    flat, offsets = layout.pack(params), layout.offsets()
+
+    def tree_step(p, s, _):
+        g = jax.grad(_model_loss)(p, x)
+        u, s = tx.update(g, s, p)
+        return optxform.apply_updates(p, u), s
+
+    def flat_static(f, s, _):
+        g = jax.grad(lambda f: _model_loss(layout.unpack(f), x))(f)
+        u, s = tx.update(g, s, f)
+        return optxform.apply_updates(f, u), s
+
+    def flat_dynamic(f, s, offs):
+        g = jax.grad(lambda f: _model_loss(layout.unpack(f, offs), x))(f)
+        u, s = tx.update(g, s, f)
+        return optxform.apply_updates(f, u), s
+
+    fn, p, extra = {"tree": (tree_step, params, 0),
+                    "flat, constant offsets": (flat_static, flat, 0),
+                    "flat, run-time offsets": (flat_dynamic, flat, offsets)}[name]
+    state = tx.init(p)
+    start = time.perf_counter()
+    compiled = jax.jit(fn, donate_argnums=(0, 1)).lower(p, state, extra).compile()
+    compile_s = time.perf_counter() - start
+    box = {"p": jax.tree.map(jnp.copy, p), "s": state}
+
+    def step():
+        box["p"], box["s"] = compiled(box["p"], box["s"], extra)
+        jax.block_until_ready(box["p"])
+
+    step()
+    return C.Variant(name, step, compile_s)
+
+
+def model_scaling(leaf_counts, rounds: int, reps: int, copies: int) -> list[dict]:
+    rows = []
     for num_leaves in leaf_counts:
-        rng = np.random.default_rng(0)
-        params = {f"w{i:05d}": jnp.asarray(0.2 * rng.standard_normal((32, 32)), jnp.float32)
-                  for i in range(num_leaves)}
-        layout = optxform.packed_layout(params)
-        flat, offsets = layout.pack(params), layout.offsets()
-
-        def tree_step(p, s, _):
-            g = jax.grad(_model_loss)(p, x)
-            u, s = tx.update(g, s, p)
-            return optxform.apply_updates(p, u), s
-
-        def flat_static(f, s, _):
-            g = jax.grad(lambda f: _model_loss(layout.unpack(f), x))(f)
-            u, s = tx.update(g, s, f)
-            return optxform.apply_updates(f, u), s
-
-        def flat_dynamic(f, s, offs):
-            g = jax.grad(lambda f: _model_loss(layout.unpack(f, offs), x))(f)
-            u, s = tx.update(g, s, f)
-            return optxform.apply_updates(f, u), s
-
         print(f"\nmodel with {num_leaves:,} layers", flush=True)
-        variants = []
-        for name, fn, p, extra in [("tree", tree_step, params, 0),
-                                   ("flat, constant offsets", flat_static, flat, 0),
-                                   ("flat, run-time offsets", flat_dynamic, flat, offsets)]:
-            state = tx.init(p)
-            start = time.perf_counter()
-            compiled = jax.jit(fn, donate_argnums=(0, 1)).lower(p, state, extra).compile()
-            compile_s = time.perf_counter() - start
-            box = {"p": jax.tree.map(jnp.copy, p), "s": state}
-
-            def step(compiled=compiled, box=box, extra=extra):
-                box["p"], box["s"] = compiled(box["p"], box["s"], extra)
-                jax.block_until_ready(box["p"])
-
-            step()
-            variants.append(C.Variant(name, step, compile_s))
-        C.interleave(variants, rounds, reps)
-        for v in variants:
+        for v in _timed(f"model{num_leaves}", MODEL_VARIANTS, rounds, reps, copies):
             rows.append({"layers": num_leaves, "variant": v.name, "compile_s": v.compile_s,
                          "step_ms": v.median_ms()})
             print(f"  {v.name:24s} compile {C.fmt_s(v.compile_s):>6s} s   step "
@@ -111,16 +137,19 @@ def main(argv=None) -> None:
     parser.add_argument("--model", action="store_true", help="also part 2 (training steps)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--copies", type=int, default=1,
+                        help="worker processes per variant, times pooled (see common.py)")
     parser.add_argument("--torch-threads", type=int, default=C.TORCH_THREADS,
                         help="torch intra-op threads on the CPU (default 1, see common.py)")
     args = parser.parse_args(argv)
     C.TORCH_THREADS = args.torch_threads
     info = C.machine_info()
     print(f"machine: {info['cpu']}, {info['cores']} cores, load {info['load_avg']}")
-    payload = {"machine": info, "torch_threads": C.TORCH_THREADS,
-               "optimizer": optimizer_scaling(args.max_leaves, args.rounds, args.reps)}
+    payload = {"machine": info, "torch_threads": C.TORCH_THREADS, "copies": args.copies,
+               "optimizer": optimizer_scaling(args.max_leaves, args.rounds, args.reps,
+                                              args.copies)}
     if args.model:
-        payload["model"] = model_scaling((10, 100, 300), args.rounds, args.reps)
+        payload["model"] = model_scaling((10, 100, 300), args.rounds, args.reps, args.copies)
     payload["load_avg_end"] = C.machine_info()["load_avg"]
     print(f"\nload average at the end: {payload['load_avg_end']}; results: "
           f"{C.save_results('compile_time', payload)}")
