@@ -17,11 +17,12 @@ machine load hits all of them alike; each report is the median over all timed st
 
 Each variant is built and timed in processes of its own (:func:`isolated`: two per
 variant by default, ``--copies``; the scripts' ``--one-process`` turns this off). In one
-process, identical programs do not run equally fast: on 1,000 Adam leaves the executable
-compiled first ran 8-14% faster than copies of the same program compiled after it, and
-every executable ran slower beside the others than alone, so the variant built first
-(optax) was favoured. Alone in its process each variant is the only program there, as a
-training job's step is.
+process, identical programs do not run equally fast: the executable compiled first runs
+faster than copies of the same program compiled after it, and every executable runs
+slower beside the others than alone, so the variant built first (optax) was favoured
+(``update_step.py --only adam_1k --aa --one-process``: an identical second optax variant
+took 1.17x the first one's step time; in worker processes, 0.99x). Alone in its process
+each variant is the only program there, as a training job's step is.
 
 The *floor* of a step is its compulsory memory traffic (Adam: read params, grads and two
 moments, write params and two moments: 28 bytes per float32 param) divided by the
@@ -417,9 +418,18 @@ def isolated(module: str, key: str, names: Sequence[str], copies: int = 1,
                                    f"{payload}")
             workers.append((conn, process))
             ready.append(payload)
-        label = name if all(v.name != name for v in out) else f"{name} (again)"
-        out.append(_RemoteVariant(label, workers, ready))
-    return out
+        out.append(_RemoteVariant(name, workers, ready))
+    return label_repeats(out)
+
+
+def label_repeats(variants: list[Variant]) -> list[Variant]:
+    """``variants`` with the second of two equal names labelled ``"<name> (again)"``."""
+    seen = set()
+    for v in variants:
+        if v.name in seen:
+            v.name = f"{v.name} (again)"
+        seen.add(v.name)
+    return variants
 
 
 def _serve(module: str, key: str, name: str, conn: Any, settings: dict) -> None:

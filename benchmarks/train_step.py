@@ -293,7 +293,7 @@ def run_workload(key: str, rounds: int, reps: int, one_process: bool = False,
     print(f"\n### {name}", flush=True)
     names = list(builders_for(key)) + (["optax"] if aa else [])
     if one_process:
-        variants = [build_variant(key, n) for n in names]
+        variants = C.label_repeats([build_variant(key, n) for n in names])
     else:
         variants = C.isolated("train_step", key, names, copies)
     # Compile times cannot be interleaved step by step. In one process each variant is

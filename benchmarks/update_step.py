@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python benchmarks/update_step.py [--quick] [--only NAME ...]``
 (CPU; ~5-10 minutes for the full set, most of it optax compiling the many-leaf trees).
 Prints one markdown table per workload and writes ``benchmarks/results/update_step.json``
-(``update_step_<names>.json`` with ``--only``).
+(``update_step_<names>.json`` with ``--only``, ``..._one_process.json`` with
+``--one-process``).
 
 Columns: compile = trace + lower + compile of the jitted, donated step (seconds); step =
 median milliseconds per step over interleaved rounds; ratios against optax; GB/s = the step's compulsory traffic
@@ -66,7 +67,7 @@ def run_workload(key: str, rounds: int, reps: int, one_process: bool = False,
     names = variant_names(workload, aa)
     copies = 0 if one_process else 1 if key in ONE_COPY else copies
     if one_process:
-        variants = [build_variant(key, name) for name in names]
+        variants = C.label_repeats([build_variant(key, name) for name in names])
     else:
         variants = C.isolated("update_step", key, names, copies,
                               {"TORCH_THREADS": C.TORCH_THREADS})
@@ -119,7 +120,8 @@ def main(argv=None) -> None:
     results = [run_workload(k, args.rounds, args.reps, args.one_process, args.aa, args.copies)
                for k in keys]
     info_end = C.machine_info()
-    suffix = "" if not args.only else "_" + "_".join(args.only)
+    suffix = ("" if not args.only else "_" + "_".join(args.only)) + (
+        "_one_process" if args.one_process else "")
     path = C.save_results("update_step" + suffix, {"machine": info, "load_avg_end": info_end["load_avg"],
                                           "torch_threads": C.TORCH_THREADS,
                                           "one_process": args.one_process,
