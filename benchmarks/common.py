@@ -235,8 +235,19 @@ def jax_variant(name: str, tx, params, grads, donate: bool = True) -> Variant:
     return Variant(name, step, compile_s, peak)
 
 
-def jax_variants(workload: Workload, which=("optax", "optxform", "optxform.packed",
-                                            "optxform.flat")) -> list[Variant]:
+#: The variants every optimizer-step script runs, by name.
+JAX_VARIANTS = ("optax", "optxform", "optxform.packed", "optxform.flat")
+TORCH_VARIANTS = ("torch.foreach", "torch.fused")
+
+
+def variant_of(workload: Workload, name: str) -> Variant:
+    """One JAX or torch variant of ``workload``, by name."""
+    if name.startswith("torch."):
+        return torch_variants(workload, (name,))[0]
+    return jax_variants(workload, (name,))[0]
+
+
+def jax_variants(workload: Workload, which=JAX_VARIANTS) -> list[Variant]:
     params, grads = workload.params(), workload.grads()
     out = []
     for name in which:
@@ -263,7 +274,7 @@ def jax_variants(workload: Workload, which=("optax", "optxform", "optxform.packe
 TORCH_THREADS = 1
 
 
-def torch_variants(workload: Workload, which=("torch.foreach", "torch.fused"),
+def torch_variants(workload: Workload, which=TORCH_VARIANTS,
                    device: str = "cpu", threads: int | None = None) -> list[Variant]:
     """torch.optim Adam/AdamW (+ clip_grad_norm_ and a LambdaLR schedule for ``"chain"``).
 
@@ -387,6 +398,17 @@ class _RemoteVariant(Variant):
                 conn.send(("stop", None))
                 process.join(timeout=30)
             conn.close()
+
+
+def built(module: str, key: str, names: Sequence[str], copies: int,
+          settings: dict | None = None) -> list[Variant]:
+    """The variants ``names`` of workload ``key`` from ``module.build_variant``: in worker
+    processes (:func:`isolated`, ``copies`` per variant) or, with ``copies=0``, all in this
+    process (the ``--one-process`` way)."""
+    if copies:
+        return isolated(module, key, names, copies, settings)
+    build_variant = importlib.import_module(module).build_variant
+    return label_repeats([build_variant(key, name) for name in names])
 
 
 def isolated(module: str, key: str, names: Sequence[str], copies: int = 1,

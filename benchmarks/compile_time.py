@@ -31,8 +31,6 @@ import optxform
 LEAVES = (10, 100, 1_000, 10_000)
 
 
-JAX_VARIANTS = ("optax", "optxform", "optxform.packed", "optxform.flat")
-TORCH_VARIANTS = ("torch.foreach", "torch.fused")
 MODEL_VARIANTS = ("tree", "flat, constant offsets", "flat, run-time offsets")
 
 
@@ -41,15 +39,11 @@ def build_variant(key: str, name: str) -> C.Variant:
     L leaves of 1,000, ``"model<L>"`` for the L-layer training step."""
     if key.startswith("model"):
         return _model_variant(int(key[len("model"):]), name)
-    workload = C.leaves_workload(int(key), 1_000, "adam")
-    if name.startswith("torch."):
-        return C.torch_variants(workload, (name,))[0]
-    return C.jax_variants(workload, (name,))[0]
+    return C.variant_of(C.leaves_workload(int(key), 1_000, "adam"), name)
 
 
 def _timed(key: str, names: tuple, rounds: int, reps: int, copies: int) -> list[C.Variant]:
-    variants = C.isolated("compile_time", key, names, copies,
-                          {"TORCH_THREADS": C.TORCH_THREADS})
+    variants = C.built("compile_time", key, names, copies, {"TORCH_THREADS": C.TORCH_THREADS})
     C.interleave(variants, rounds, reps)
     for v in variants:
         v.close()
@@ -60,7 +54,7 @@ def optimizer_scaling(max_leaves: int, rounds: int, reps: int, copies: int) -> l
     rows = []
     for num_leaves in [n for n in LEAVES if n <= max_leaves]:
         print(f"\n{num_leaves:,} leaves x 1,000", flush=True)
-        for v in _timed(str(num_leaves), JAX_VARIANTS + TORCH_VARIANTS, rounds, reps, copies):
+        for v in _timed(str(num_leaves), C.JAX_VARIANTS + C.TORCH_VARIANTS, rounds, reps, copies):
             row = {"leaves": num_leaves, "variant": v.name, "compile_s": v.compile_s,
                    "step_ms": v.median_ms()}
             rows.append(row)

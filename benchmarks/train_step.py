@@ -292,10 +292,7 @@ def run_workload(key: str, rounds: int, reps: int, one_process: bool = False,
     name = WORKLOADS[key][0]
     print(f"\n### {name}", flush=True)
     names = list(builders_for(key)) + (["optax"] if aa else [])
-    if one_process:
-        variants = C.label_repeats([build_variant(key, n) for n in names])
-    else:
-        variants = C.isolated("train_step", key, names, copies)
+    variants = C.built("train_step", key, names, 0 if one_process else copies)
     # Compile times cannot be interleaved step by step. In one process each variant is
     # compiled a second time, in reverse order, after all first compiles, and the faster of
     # the two is kept; in worker processes each copy compiles once and the fastest is kept.
@@ -337,7 +334,8 @@ def main(argv=None) -> None:
     results = [run_workload(k, args.rounds, args.reps, args.one_process, args.aa, args.copies)
                for k in keys]
     info_end = C.machine_info()
-    suffix = "" if not args.only else "_" + "_".join(args.only)
+    suffix = ("" if not args.only else "_" + "_".join(args.only)) + (
+        "_one_process" if args.one_process else "")
     path = C.save_results("train_step" + suffix, {"machine": info, "uptime_end": info_end["uptime"],
                                          "seconds": time.perf_counter() - start,
                                          "one_process": args.one_process,

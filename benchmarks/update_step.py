@@ -40,23 +40,16 @@ QUICK = ("adam_1k", "chain_1k", "gpt_30m")
 ONE_COPY = ("small_10k",)
 
 
-JAX_VARIANTS = ["optax", "optxform", "optxform.packed", "optxform.flat"]
-TORCH_VARIANTS = ["torch.foreach", "torch.fused"]
-
-
 def variant_names(workload: C.Workload, aa: bool = False) -> list[str]:
-    names = list(JAX_VARIANTS)
+    names = list(C.JAX_VARIANTS)
     if workload.recipe == "chain":
         names.insert(3, "optxform.packed(materialize)")
-    return names + (["optax"] if aa else []) + TORCH_VARIANTS
+    return names + (["optax"] if aa else []) + list(C.TORCH_VARIANTS)
 
 
 def build_variant(key: str, name: str) -> C.Variant:
     """One variant of one workload (in the worker process that times it)."""
-    workload = WORKLOADS[key]()
-    if name.startswith("torch."):
-        return C.torch_variants(workload, (name,))[0]
-    return C.jax_variants(workload, (name,))[0]
+    return C.variant_of(WORKLOADS[key](), name)
 
 
 def run_workload(key: str, rounds: int, reps: int, one_process: bool = False,
@@ -66,11 +59,7 @@ def run_workload(key: str, rounds: int, reps: int, one_process: bool = False,
           f"leaves)", flush=True)
     names = variant_names(workload, aa)
     copies = 0 if one_process else 1 if key in ONE_COPY else copies
-    if one_process:
-        variants = C.label_repeats([build_variant(key, name) for name in names])
-    else:
-        variants = C.isolated("update_step", key, names, copies,
-                              {"TORCH_THREADS": C.TORCH_THREADS})
+    variants = C.built("update_step", key, names, copies, {"TORCH_THREADS": C.TORCH_THREADS})
     traffic = workload.traffic_bytes()
     probe = C.CopyProbe(traffic // 2)
     probes = C.interleave(variants, rounds, reps, extra=lambda: probe(reps))
