@@ -2,11 +2,14 @@
 
 Timings do not belong in unit tests (shared, noisy machines); the program's shape does. Each
 test compiles a small step and reads XLA's optimized HLO text: a schedule is evaluated once
-per step however many leaves there are, and a global-norm clip is fused into the moment
-kernels instead of being written out. docs/performance.md has the measured effect of each.
+per step however many leaves there are, a global-norm clip is fused into the moment
+kernels instead of being written out, and a rule's math is traced once per leaf shape
+rather than once per leaf. docs/performance.md has the measured effect of each.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +18,7 @@ import pytest
 
 import optxform
 from optxform.core.schedule import value_at
+from optxform.rules import declaration_of, lift
 
 
 def compiled_text(tx, params, grads) -> str:
@@ -91,3 +95,44 @@ def test_clip_by_global_norm_still_bounds_the_norm_exactly_enough():
     direction = np.concatenate([np.ravel(x) for x in jax.tree.leaves(grads)])
     got = np.concatenate([np.ravel(x) for x in jax.tree.leaves(clipped)])
     np.testing.assert_allclose(got, direction * (2.5 / np.linalg.norm(direction)), rtol=3e-7)
+
+
+def _counting(rule, calls: list, **changes):
+    """``rule`` with its per-leaf math counting its calls (each a trace under jit)."""
+    def leaf(x):
+        calls.append(jnp.shape(x.g))
+        return rule.leaf(x)
+
+    return dataclasses.replace(rule, leaf=leaf, **changes)
+
+
+def test_a_rules_math_is_traced_once_per_leaf_shape_and_gives_the_same_step():
+    declaration = declaration_of(optxform.scale_by_adam(b1=0.8, eps=1e-6))
+    arguments = {**declaration.values, **declaration.options}
+    params = {**tree_of(30), "m": jnp.ones((8, 8), jnp.float32),
+              "n": jnp.full((8, 8), 2.0, jnp.float32), "h": jnp.ones((64,), jnp.float16)}
+    grads = jax.tree.map(lambda p: (0.1 * p + 0.05).astype(p.dtype), params)
+    shared_calls, each_calls = [], []
+    shared = lift(_counting(declaration.rule, shared_calls), **arguments)
+    # A rule that reads the leaf's path is traced leaf by leaf: the reference here.
+    each = lift(_counting(declaration.rule, each_calls, reads_path=True), **arguments)
+
+    def run(tx):
+        def steps(grads, state):
+            for k in range(3):
+                updates, state = tx.update(jax.tree.map(lambda g: g * (k + 1), grads), state)
+            return updates, state
+
+        return jax.jit(steps)(grads, tx.init(params))
+
+    got, want = run(shared), run(each)
+    # per step: once for the 30 leaves of f32[64], once for the two of f32[8, 8], once
+    # for the one f16[64] leaf (a leaf of its own signature runs inline)
+    assert len(shared_calls) == 3 * 3
+    assert len(each_calls) == 3 * len(params)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(np.asarray(a, np.float64), np.asarray(b, np.float64))
+    # eagerly (no trace to share) every leaf runs its own math
+    eager_calls = []
+    lift(_counting(declaration.rule, eager_calls), **arguments).update(grads, shared.init(params))
+    assert len(eager_calls) == len(params)

@@ -21,7 +21,10 @@
     and a global rule's ``reduce`` sees complex updates and params as real views too;
   - masks: where a masked rule's mask is False the update passes unchanged;
   - a global rule's first pass (``accumulate``), whose per-leaf sums are added over the
-    tree before ``per_step``, and whose updated buffers the second pass (``leaf``) reads.
+    tree before ``per_step``, and whose updated buffers the second pass (``leaf``) reads;
+  - tracing cost: inside a jitted step, leaves of one shape and dtype share one traced
+    copy of the math (XLA inlines it, so the compiled step is unchanged), and a tree of a
+    thousand leaves traces the math a few times rather than a thousand.
 
 The transform's ``update`` carries its declaration (:func:`declaration_of`), which
 ``packed``, ``inject_hyperparams`` and the state tools read instead of guessing.
@@ -29,10 +32,11 @@ The transform's ``update`` carries its declaration (:func:`declaration_of`), whi
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import dataclasses
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -296,16 +300,17 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
             if rule.masked and mask is not None else [True] * len(flat_g))
 
         if rule.accumulate is not None:
-            first = _ScalarsByDtype(rule.prepare(Step(t, count, h, carried, reduced, options))
-                                    if rule.prepare is not None else dict(h))
+            first_pass = _leaf_runner(
+                rule, lambda g, old, p, s, path: rule.accumulate(
+                    _leaf_input(rule, g, old, p, s, options, zero, path, codecs)[0]),
+                rule.prepare(Step(t, count, h, carried, reduced, options))
+                if rule.prepare is not None else dict(h), flat_g)
             sums = {}
             for i, g in enumerate(flat_g):
                 if g is None or flat_mask[i] is False:
                     continue
                 old = {name: leaves[i] for name, leaves in flat_buffers.items()}
-                leaf, real_g = _leaf_input(rule, g, old, flat_p[i], first, options, zero,
-                                           paths[i], codecs)
-                new, parts = rule.accumulate(leaf)
+                new, parts = first_pass(g, old, flat_p[i], paths[i])
                 for name, value in new.items():
                     flat_buffers[name][i] = codecs[name].encode(value, old[name],
                                                                 _where(rule, paths[i]), t)
@@ -320,14 +325,15 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
             scalars = dict(h)
 
         scalars_in = _ScalarsByDtype(scalars)  # each scalar cast once per compute dtype
+        one = _leaf_runner(rule, lambda g, old, p, s, path: _one_leaf(
+            rule, g, old, p, s, options, zero, path, codecs), scalars, flat_g)
         out_u, out_buffers = list(flat_g), {name: list(leaves)
                                             for name, leaves in flat_buffers.items()}
         for group in _leaf_groups(rule, flat_g, flat_mask):
             old = [{name: leaves[i] for name, leaves in flat_buffers.items()} for i in group]
             args = ([flat_g[i] for i in group], old, [flat_p[i] for i in group])
             if len(group) == 1:
-                results = [_one_leaf(rule, *(a[0] for a in args), scalars_in, options, zero,
-                                     paths[group[0]], codecs)]
+                results = [one(*(a[0] for a in args), paths[group[0]])]
             else:  # one call of the leaf math over the stacked leaves
                 stacked = [jax.tree.map(lambda *xs: jnp.stack(xs), *a) for a in args[:2]]
                 ps = None if args[2][0] is None else jnp.stack(args[2])
@@ -359,6 +365,46 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
 
     update.declaration = Declaration(rule, values, options)
     return GradientTransformation(init, update)
+
+
+def _leaf_runner(rule: Rule, math: Callable, scalars: dict, leaves: list) -> Callable:
+    """``run(g, old, p, path)``: ``math(g, old, p, s, path)`` on one of ``leaves``, ``s`` the
+    step's ``scalars`` cast to the leaf's compute dtype (a :class:`_ScalarsByDtype`).
+
+    Inside a trace (a jitted step), leaves that share their shape and dtype with another
+    share one jitted program of ``math``, unless the rule reads the leaf's path: a tree of
+    a thousand leaves of a few shapes then traces and lowers the math a few times rather
+    than a thousand. XLA inlines the calls, so the compiled step is the one a trace leaf
+    by leaf gives. Per-step scalars known as numbers stay constants of the program (the
+    math still branches on them while tracing); traced ones are its arguments. A leaf of
+    its own shape, and every leaf outside a trace, runs ``math`` inline.
+    """
+    by_dtype = _ScalarsByDtype(scalars)
+
+    def inline(g, old, p, path):
+        return math(g, old, p, by_dtype, path)
+
+    signatures = collections.Counter(jax.typeof(g) for g in leaves
+                                     if isinstance(g, jax.core.Tracer))
+    repeated = {signature for signature, n in signatures.items() if n > 1}
+    if rule.reads_path or not repeated:
+        return inline
+    dynamic = {name: v for name, v in scalars.items() if isinstance(v, jax.Array)}
+    known = {name: v for name, v in scalars.items() if name not in dynamic}
+
+    def program(g, old, p, dynamic):
+        return math(g, old, p, _ScalarsByDtype({**known, **dynamic}), ())
+
+    program.__name__ = rule.name  # the name profiles and HLO dumps show
+    shared = jax.jit(program)
+
+    def run(g, old, p, path):
+        if not isinstance(g, jax.core.Tracer) or jax.typeof(g) not in repeated:
+            return inline(g, old, p, path)
+        _check_complex(rule, g, path)  # named here: the program does not see the path
+        return shared(g, old, p, dynamic)
+
+    return run
 
 
 def _leaf_groups(rule: Rule, flat_g: list, flat_mask: list) -> list[list[int]]:
@@ -469,13 +515,18 @@ def _where(rule: Rule, path) -> str:
     return f"{rule.name}:{path_to_str(path)}"
 
 
+def _check_complex(rule: Rule, g, path) -> None:
+    """``ValueError`` naming the param where a complex leaf meets a rule that rejects them."""
+    if jnp.iscomplexobj(g) and rule.complex_params == "reject":
+        raise ValueError(f"{rule.name} does not support complex params (param "
+                         f"{path_to_str(path)!r} is {jnp.result_type(g)})")
+
+
 def _leaf_input(rule: Rule, g, old: dict, p, scalars: _ScalarsByDtype, options: dict,
                 zero: frozenset, path, codecs: dict) -> tuple[Leaf, jax.Array]:
     """The :class:`Leaf` a rule's per-leaf math sees, and the incoming update's real view."""
     g = jnp.asarray(g)
-    if jnp.iscomplexobj(g) and rule.complex_params == "reject":
-        raise ValueError(f"{rule.name} does not support complex params (param "
-                         f"{path_to_str(path)!r} is {g.dtype})")
+    _check_complex(rule, g, path)
     real_g = otu.real_view(g)
     dtype = otu.at_least_float32(real_g.dtype)
     leaf = Leaf(

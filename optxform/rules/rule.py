@@ -19,6 +19,9 @@ A :class:`Rule` says everything about an update rule that code outside its math 
 * for "matrix" rules, ``check_shape`` (which param shapes it takes: a refused param is a
   ``ValueError`` naming its path) and ``batch_same_shapes`` (leaves of one shape and dtype
   run as one batched call of ``leaf``, as Muon's Newton-Schulz of many equal matrices);
+* ``reads_path``: the per-leaf math reads ``Leaf.path`` (randomness keyed by the param's
+  name). Other rules' math is traced once per leaf shape and dtype and shared by every
+  leaf of that signature;
 * for a global rule whose reduction runs over its *updated* state (D-Adaptation's and
   Prodigy's step size ``d`` comes from sums over the new moments): ``prepare``, the
   scalars of a first pass, and ``accumulate``, that first pass over the leaves, which
@@ -195,6 +198,7 @@ class Rule:
     complex_params: Literal["real_view", "reject"] = "real_view"
     check_shape: Callable[[tuple[int, ...], dict], str | None] | None = None
     batch_same_shapes: bool = False
+    reads_path: bool = False
 
     @property
     def hyperparameter_names(self) -> tuple[str, ...]:

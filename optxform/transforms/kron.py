@@ -327,7 +327,7 @@ KRON = Rule(
     scalars=(Scalar("counter", 0.0),),
     options=("max_size_triangular", "min_ndim_triangular", "memory_save_mode",
              "momentum_into_precond_update", "precond_init_scale", "merge_dims", "seed"),
-    per_step=_kron_step, leaf=_kron_leaf)
+    per_step=_kron_step, leaf=_kron_leaf, reads_path=True)
 
 
 def scale_by_kron(b1: ArrayLike = 0.9,
