@@ -303,8 +303,8 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
             first_pass = _leaf_runner(
                 rule, lambda g, old, p, s, path: rule.accumulate(
                     _leaf_input(rule, g, old, p, s, options, zero, path, codecs)[0]),
-                rule.prepare(Step(t, count, h, carried, reduced, options))
-                if rule.prepare is not None else dict(h), flat_g)
+                _ScalarsByDtype(rule.prepare(Step(t, count, h, carried, reduced, options))
+                                if rule.prepare is not None else dict(h)), flat_g)
             sums = {}
             for i, g in enumerate(flat_g):
                 if g is None or flat_mask[i] is False:
@@ -326,7 +326,7 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
 
         scalars_in = _ScalarsByDtype(scalars)  # each scalar cast once per compute dtype
         one = _leaf_runner(rule, lambda g, old, p, s, path: _one_leaf(
-            rule, g, old, p, s, options, zero, path, codecs), scalars, flat_g)
+            rule, g, old, p, s, options, zero, path, codecs), scalars_in, flat_g)
         out_u, out_buffers = list(flat_g), {name: list(leaves)
                                             for name, leaves in flat_buffers.items()}
         for group in _leaf_groups(rule, flat_g, flat_mask):
@@ -367,9 +367,10 @@ def lift(rule: Rule, **arguments) -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
-def _leaf_runner(rule: Rule, math: Callable, scalars: dict, leaves: list) -> Callable:
-    """``run(g, old, p, path)``: ``math(g, old, p, s, path)`` on one of ``leaves``, ``s`` the
-    step's ``scalars`` cast to the leaf's compute dtype (a :class:`_ScalarsByDtype`).
+def _leaf_runner(rule: Rule, math: Callable, scalars: _ScalarsByDtype,
+                 leaves: list) -> Callable:
+    """``run(g, old, p, path)``: ``math(g, old, p, scalars, path)`` on one of ``leaves``
+    (``scalars``: the step's, cast once per compute dtype).
 
     Inside a trace (a jitted step), leaves that share their shape and dtype with another
     share one jitted program of ``math``, unless the rule reads the leaf's path: a tree of
@@ -379,18 +380,16 @@ def _leaf_runner(rule: Rule, math: Callable, scalars: dict, leaves: list) -> Cal
     math still branches on them while tracing); traced ones are its arguments. A leaf of
     its own shape, and every leaf outside a trace, runs ``math`` inline.
     """
-    by_dtype = _ScalarsByDtype(scalars)
-
     def inline(g, old, p, path):
-        return math(g, old, p, by_dtype, path)
+        return math(g, old, p, scalars, path)
 
     signatures = collections.Counter(jax.typeof(g) for g in leaves
                                      if isinstance(g, jax.core.Tracer))
     repeated = {signature for signature, n in signatures.items() if n > 1}
     if rule.reads_path or not repeated:
         return inline
-    dynamic = {name: v for name, v in scalars.items() if isinstance(v, jax.Array)}
-    known = {name: v for name, v in scalars.items() if name not in dynamic}
+    dynamic = {name: v for name, v in scalars.scalars.items() if isinstance(v, jax.Array)}
+    known = {name: v for name, v in scalars.scalars.items() if name not in dynamic}
 
     def program(g, old, p, dynamic):
         return math(g, old, p, _ScalarsByDtype({**known, **dynamic}), ())
